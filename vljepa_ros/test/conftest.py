@@ -1,0 +1,8 @@
+"""Test-wide settings: keep DDS discovery on this host and give each pytest run its own ROS domain."""
+
+import os
+
+# Discovery traffic stays on loopback, and concurrent test runs on one machine cannot hear each other.
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
