@@ -67,7 +67,9 @@ fi
 
 if ! "$PY" -m pip show -q vljepa_ros >/dev/null 2>&1; then
   log "installing vljepa_ros (editable)"
-  pip_install --no-deps --no-build-isolation -e "$ROOT/vljepa_ros"
+  # compat mode puts the source folder on sys.path, so a run from the repository root (where ./vljepa_ros is
+  # the ROS package folder, an implicit namespace package) still imports the real Python package.
+  pip_install --no-deps --no-build-isolation -e "$ROOT/vljepa_ros" --config-settings editable_mode=compat
 else
   log "vljepa_ros installed"
 fi

@@ -47,7 +47,6 @@ setup(
             "evaluate_tiny = vljepa_ros.training.evaluate:main",
             "evaluate_selective = vljepa_ros.selective_eval:main",
             "generate_world = vljepa_ros.tiny_world.cli:main",
-            "msg_smoke = vljepa_ros.msg_smoke:main",
         ],
     },
 )
