@@ -1,0 +1,71 @@
+"""Export: ONNX vs PyTorch parity (encoder, predictor), parity failure, the CLI."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from vljepa_ros.export import ParityError, check_parity, export_encoder, export_predictor, main
+from vljepa_ros.manifest import load_manifest
+from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
+from vljepa_ros.torch_models.vljepa_predictor import VLJepaPredictor, predictor_config
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+def test_encoder_parity_and_dynamic_batch(tmp_path, tiled):
+    torch.manual_seed(0)
+    cfg = encoder_config("tiny", num_frames=4, img_size=32, rope_tiled_freqs=tiled)
+    encoder = VJepa2Encoder(cfg).eval()
+    lines = []
+    exported = export_encoder(encoder, tmp_path / "enc.onnx", log=lines.append)
+    assert exported.max_abs_error < 1e-4 and lines[0].startswith("parity encoder: max abs error")
+    session = ort.InferenceSession(str(tmp_path / "enc.onnx"), providers=["CPUExecutionProvider"])
+    for batch in (1, 3):
+        x = torch.randn(batch, 3, 4, 32, 32)
+        with torch.no_grad():
+            want = encoder(x).numpy()
+        np.testing.assert_allclose(session.run(None, {"clip": x.numpy()})[0], want, atol=1e-4)
+
+
+def test_predictor_parity_with_padding(tmp_path):
+    torch.manual_seed(0)
+    predictor = VLJepaPredictor(predictor_config("tiny", visual_dim=48)).eval()
+    exported = export_predictor(predictor, tmp_path / "pred.onnx", num_tokens=32, max_tokens=8, log=lambda _: None)
+    assert exported.max_abs_error < 1e-4
+    assert [t.name for t in exported.spec.inputs] == ["visual_tokens", "query_ids", "query_mask"]
+    session = ort.InferenceSession(str(tmp_path / "pred.onnx"), providers=["CPUExecutionProvider"])
+    tokens = torch.randn(2, 32, 48)
+    ids = torch.tensor([[3, 4, 5, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]])
+    mask = (ids > 0).long()
+    with torch.no_grad():
+        want = predictor(tokens, ids, mask).numpy()
+    got = session.run(None, {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()})
+    np.testing.assert_allclose(got[0], want, atol=1e-4)
+
+
+def test_parity_check_fails_above_tolerance(tmp_path):
+    torch.manual_seed(0)
+    encoder = VJepa2Encoder(encoder_config("tiny", num_frames=2, img_size=16, depth=1)).eval()
+    export_encoder(encoder, tmp_path / "enc.onnx", log=lambda _: None)
+    clip = np.random.default_rng(0).standard_normal((1, 3, 2, 16, 16)).astype(np.float32)
+    with pytest.raises(ParityError, match="encoder: max abs error .* exceeds tolerance 0.001"):
+        check_parity(lambda x: encoder(x) + 0.01, tmp_path / "enc.onnx", {"clip": clip}, 1e-3, "encoder",
+                     log=lambda _: None)
+
+
+def test_cli_random_model_writes_a_valid_manifest(tmp_path, capsys):
+    code = main(["--out", str(tmp_path / "m"), "--encoder-preset", "tiny", "--frames", "4", "--crop", "32",
+                 "--embedding-dim", "24", "--model-id", "cli-test"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "parity encoder: max abs error" in out and "parity predictor: max abs error" in out
+    m = load_manifest(tmp_path / "m" / "manifest.yaml")
+    assert (m.model_id, m.embedding_dim, m.clip.frames, m.clip.crop_size, m.clip.resize_short) == ("cli-test", 24, 4, 32, 36)
+    assert (tmp_path / "m" / "query_vocab.txt").read_text().splitlines()[:2] == ["<pad>", "<unk>"]
+
+
+def test_cli_reports_parity_failure(tmp_path, capsys):
+    code = main(["--out", str(tmp_path / "m"), "--encoder-preset", "tiny", "--frames", "2", "--crop", "16",
+                 "--tolerance", "-1"])
+    assert code == 1
+    assert "exceeds tolerance" in capsys.readouterr().err

@@ -1,0 +1,284 @@
+"""Export: PyTorch encoder + predictor (+ optional text encoder) -> ONNX files, banks and `manifest.yaml`.
+
+Each graph is exported for one fixed clip shape with a dynamic batch dimension, then checked against PyTorch
+on random inputs with onnxruntime (CPU); the max abs error is printed and the export fails above the
+tolerance. Console script: `export_model` (see `main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from vljepa_ros.manifest import (
+    ClipSpec,
+    Manifest,
+    OnnxFileSpec,
+    QueryTokenizerSpec,
+    TensorSpec,
+    model_version,
+    sha256_of_file,
+    write_manifest,
+)
+from vljepa_ros.query_tokenizer import build_vocab, write_vocab
+from vljepa_ros.text_bank import TextBank
+from vljepa_ros.torch_models.checkpoint import load_official_encoder, load_predictor
+from vljepa_ros.torch_models.vjepa2_encoder import ENCODER_PRESETS, VJepa2Encoder, encoder_config
+from vljepa_ros.torch_models.vljepa_predictor import PREDICTOR_PRESETS, VLJepaPredictor, predictor_config
+
+DEFAULT_OPSET = 18
+DEFAULT_QUERIES = {"caption": "describe the scene", "transition": "what changed"}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ParityError(RuntimeError):
+    """onnxruntime output differs from PyTorch by more than the tolerance."""
+
+
+def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float) -> ClipSpec:
+    """The clip the encoder is exported for; resize_short = int(256/224 * crop) as in V-JEPA 2."""
+    cfg = encoder.cfg
+    return ClipSpec(frames=cfg.num_frames, frame_rate_hz=frame_rate_hz, tubelet=cfg.tubelet_size,
+                    patch=cfg.patch_size, crop_size=cfg.img_size, resize_short=int(256 / 224 * cfg.img_size),
+                    mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[TensorSpec],
+            outputs: Sequence[TensorSpec], opset: int) -> None:
+    """TorchScript-based export (fast, and exact shapes after `_pin_static_dims`), dynamic dim 0 = batch."""
+    dynamic = {t.name: {0: "batch"} for t in (*inputs, *outputs)}
+    with warnings.catch_warnings():
+        # torch 2.13 marks this exporter deprecated; it is pinned here and exports these graphs in ~1 s.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(module, args, str(path), input_names=[t.name for t in inputs],
+                          output_names=[t.name for t in outputs], opset_version=opset, dynamo=False,
+                          dynamic_axes=dynamic, do_constant_folding=True)
+    _pin_static_dims(path, outputs)
+
+
+def _pin_static_dims(path: Path, outputs: Sequence[TensorSpec]) -> None:
+    """Write the known fixed output dims into the graph (the tracer leaves some symbolic)."""
+    model = onnx.load(str(path))
+    by_name = {t.name: t for t in outputs}
+    for out in model.graph.output:
+        spec = by_name[out.name]
+        for dim, value in zip(out.type.tensor_type.shape.dim, spec.shape):
+            if isinstance(value, int):
+                dim.Clear()
+                dim.dim_value = value
+            else:
+                dim.Clear()
+                dim.dim_param = value
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def check_parity(torch_fn: Callable[..., torch.Tensor], onnx_path: Path, feeds: Mapping[str, np.ndarray],
+                 tolerance: float, label: str, log: Callable[[str], None] = print) -> float:
+    """Run the graph (onnxruntime CPU) and PyTorch on the same inputs; print and return the max abs error.
+
+    Raises ParityError above `tolerance`.
+    """
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    got = session.run(None, dict(feeds))[0].astype(np.float32)
+    with torch.no_grad():
+        want = torch_fn(*[torch.from_numpy(v) for v in feeds.values()]).float().numpy()
+    if got.shape != want.shape:
+        raise ParityError(f"{label}: onnxruntime shape {got.shape} != torch shape {want.shape}")
+    err = float(np.max(np.abs(got - want)))
+    log(f"parity {label}: max abs error {err:.3g} (tolerance {tolerance:g})")
+    if not err <= tolerance:
+        raise ParityError(f"{label}: max abs error {err:.3g} exceeds tolerance {tolerance:g}")
+    return err
+
+
+@dataclass(frozen=True)
+class ExportedGraph:
+    spec: OnnxFileSpec
+    max_abs_error: float
+
+
+def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSET, tolerance: float = 1e-4,
+                   seed: int = 0, log: Callable[[str], None] = print) -> ExportedGraph:
+    """Encoder -> ONNX: input `clip` (batch, 3, T, S, S) float32, output `tokens` (batch, N, D)."""
+    cfg = encoder.cfg
+    inputs = (TensorSpec("clip", "float32", ("batch", 3, cfg.num_frames, cfg.img_size, cfg.img_size)),)
+    outputs = (TensorSpec("tokens", "float32", ("batch", cfg.num_tokens, cfg.embed_dim)),)
+    generator = torch.Generator().manual_seed(seed)
+    example = torch.randn((1, 3, cfg.num_frames, cfg.img_size, cfg.img_size), generator=generator)
+    encoder = encoder.eval()
+    _export(encoder, (example,), path, inputs, outputs, opset)
+    check = torch.randn((2, 3, cfg.num_frames, cfg.img_size, cfg.img_size), generator=generator).numpy()
+    err = check_parity(encoder, path, {"clip": check}, tolerance, "encoder", log)
+    return ExportedGraph(OnnxFileSpec(path, sha256_of_file(path), inputs, outputs), err)
+
+
+def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, max_tokens: int,
+                     opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, seed: int = 0,
+                     log: Callable[[str], None] = print) -> ExportedGraph:
+    """Predictor -> ONNX: (visual_tokens, query_ids, query_mask) -> `embedding` (batch, E), not normalised."""
+    cfg = predictor.cfg
+    inputs = (
+        TensorSpec("visual_tokens", "float32", ("batch", num_tokens, cfg.visual_dim)),
+        TensorSpec("query_ids", "int64", ("batch", max_tokens)),
+        TensorSpec("query_mask", "int64", ("batch", max_tokens)),
+    )
+    outputs = (TensorSpec("embedding", "float32", ("batch", cfg.embedding_dim)),)
+    generator = torch.Generator().manual_seed(seed)
+
+    def example(batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tokens = torch.randn((batch, num_tokens, cfg.visual_dim), generator=generator)
+        ids = torch.randint(0, cfg.vocab_size, (batch, max_tokens), generator=generator)
+        lengths = torch.randint(1, max_tokens + 1, (batch,), generator=generator)
+        mask = (torch.arange(max_tokens)[None, :] < lengths[:, None]).long()
+        return tokens, ids * mask, mask
+
+    predictor = predictor.eval()
+    _export(predictor, example(1), path, inputs, outputs, opset)
+    tokens, ids, mask = example(3)
+    feeds = {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()}
+    err = check_parity(predictor, path, feeds, tolerance, "predictor", log)
+    return ExportedGraph(OnnxFileSpec(path, sha256_of_file(path), inputs, outputs), err)
+
+
+def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequence[str], out_dir: Path,
+                 banks: Mapping[str, TextBank] | None = None, queries: Mapping[str, str] = DEFAULT_QUERIES,
+                 model_id: str = "vljepa", frame_rate_hz: float = 4.0, max_tokens: int | None = None,
+                 opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, log: Callable[[str], None] = print) -> Path:
+    """Export encoder + predictor, vocabulary and banks into `out_dir`; returns the manifest path."""
+    if predictor.cfg.visual_dim != encoder.cfg.embed_dim:
+        raise ValueError(f"predictor visual_dim {predictor.cfg.visual_dim} != encoder width {encoder.cfg.embed_dim}")
+    if len(vocab) > predictor.cfg.vocab_size:
+        raise ValueError(f"vocabulary of {len(vocab)} tokens exceeds predictor vocab_size {predictor.cfg.vocab_size}")
+    max_tokens = max_tokens or predictor.cfg.max_query_tokens
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    enc = export_encoder(encoder, out_dir / "encoder.onnx", opset, tolerance, log=log)
+    pred = export_predictor(predictor, out_dir / "predictor.onnx", encoder.cfg.num_tokens, max_tokens, opset,
+                            tolerance, log=log)
+    vocab_path = write_vocab(vocab, out_dir / "query_vocab.txt")
+    bank_paths = {}
+    for name, bank in (banks or {}).items():
+        if bank.dim != predictor.cfg.embedding_dim:
+            raise ValueError(f"bank {name!r} has dim {bank.dim}, predictor embeds to {predictor.cfg.embedding_dim}")
+        bank_paths[name] = bank.save(out_dir / f"{name}.npz")
+    manifest = Manifest(
+        root=out_dir.resolve(), model_id=model_id, version=model_version([enc.spec.sha256, pred.spec.sha256]),
+        embedding_dim=predictor.cfg.embedding_dim, clip=clip_spec_for(encoder, frame_rate_hz),
+        encoder=enc.spec, predictor=pred.spec,
+        query_tokenizer=QueryTokenizerSpec(vocab_file=vocab_path.resolve(), max_tokens=max_tokens),
+        queries=dict(queries), banks={k: v.resolve() for k, v in bank_paths.items()}, opset=opset,
+    )
+    return write_manifest(manifest, out_dir / "manifest.yaml")
+
+
+TINY_CAPTIONS = ("a red ball rolls left", "a blue box stands still", "a green ball bounces",
+                 "the scene is empty", "a yellow box slides right")
+TINY_ACTIONS = ("push the ball", "pick up the box", "drop the box", "nothing happens")
+
+
+def export_tiny_random(out_dir: Path, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> Path:
+    """A small random-weight model (8x64x64 clips, 256 tokens, 384-d embeddings) for tests; returns manifest path.
+
+    Its caption/action banks hold random unit vectors, so retrieval results are arbitrary but deterministic.
+    """
+    torch.manual_seed(seed)
+    vocab = build_vocab([*DEFAULT_QUERIES.values(), *TINY_CAPTIONS, *TINY_ACTIONS])
+    encoder = VJepa2Encoder(encoder_config("tiny")).eval()
+    predictor = VLJepaPredictor(predictor_config("tiny", visual_dim=encoder.cfg.embed_dim, vocab_size=len(vocab),
+                                                 embedding_dim=384)).eval()
+    rng = np.random.default_rng(seed)
+    banks = {name: TextBank.from_embeddings(texts, rng.standard_normal((len(texts), 384)).astype(np.float32))
+             for name, texts in (("captions", TINY_CAPTIONS), ("actions", TINY_ACTIONS))}
+    return export_model(encoder, predictor, vocab, Path(out_dir), banks=banks, model_id="vljepa-tiny-random",
+                        log=log)
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="export_model", description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--tiny-random", action="store_true", help="export the small random-weight test model and exit")
+    p.add_argument("--encoder-checkpoint", type=Path, help="official V-JEPA 2 .pt file (default: random init)")
+    p.add_argument("--encoder-preset", default="vit_l", choices=sorted(ENCODER_PRESETS),
+                   help="architecture for random init (ignored with --encoder-checkpoint)")
+    p.add_argument("--frames", type=int, help="clip frames T (default: preset's)")
+    p.add_argument("--crop", type=int, help="crop size S (default: preset's)")
+    p.add_argument("--rope-interleaved", action="store_true",
+                   help="RoPE frequencies interleaved (V-JEPA 2.1 weights); default is the 2.0 tiled quirk")
+    p.add_argument("--predictor-checkpoint", type=Path, help="predictor file from training (default: random init)")
+    p.add_argument("--predictor-preset", default="tiny", choices=sorted(PREDICTOR_PRESETS))
+    p.add_argument("--embedding-dim", type=int, default=384, help="random predictor output dim")
+    p.add_argument("--max-tokens", type=int, help="query length (default: predictor's max_query_tokens)")
+    p.add_argument("--vocab", type=Path, help="query vocabulary file for a random predictor")
+    p.add_argument("--bank", action="append", default=[], metavar="NAME=FILE.npz", help="text bank to ship")
+    p.add_argument("--model-id", default="vljepa")
+    p.add_argument("--frame-rate", type=float, default=4.0, help="clip frame rate in Hz")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error allowed in the parity check")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def _build_encoder(args: argparse.Namespace) -> VJepa2Encoder:
+    if args.encoder_checkpoint:
+        return load_official_encoder(args.encoder_checkpoint, num_frames=args.frames or 16, img_size=args.crop or 256,
+                                     rope_tiled_freqs=not args.rope_interleaved)
+    overrides = {"rope_tiled_freqs": not args.rope_interleaved}
+    if args.frames:
+        overrides["num_frames"] = args.frames
+    if args.crop:
+        overrides["img_size"] = args.crop
+    return VJepa2Encoder(encoder_config(args.encoder_preset, **overrides)).eval()
+
+
+def _build_predictor(args: argparse.Namespace, visual_dim: int) -> tuple[VLJepaPredictor, list[str]]:
+    if args.predictor_checkpoint:
+        return load_predictor(args.predictor_checkpoint)
+    from vljepa_ros.query_tokenizer import read_vocab
+
+    vocab = list(read_vocab(args.vocab)) if args.vocab else list(build_vocab(DEFAULT_QUERIES.values()))
+    cfg = predictor_config(args.predictor_preset, visual_dim=visual_dim, embedding_dim=args.embedding_dim,
+                           vocab_size=max(len(vocab), PREDICTOR_PRESETS[args.predictor_preset].vocab_size))
+    return VLJepaPredictor(cfg).eval(), vocab
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """export_model: checkpoint(s) or random init -> encoder.onnx, predictor.onnx, manifest.yaml, query_vocab.txt."""
+    args = _parse_args(argv)
+    try:
+        if args.tiny_random:
+            path = export_tiny_random(args.out, args.seed, log=print)
+        else:
+            torch.manual_seed(args.seed)
+            encoder = _build_encoder(args)
+            predictor, vocab = _build_predictor(args, encoder.cfg.embed_dim)
+            banks = {}
+            for item in args.bank:
+                name, _, file = item.partition("=")
+                if not name or not file:
+                    raise ValueError(f"--bank: expected NAME=FILE.npz, got {item!r}")
+                banks[name] = TextBank.load(file)
+            path = export_model(encoder, predictor, vocab, args.out, banks=banks, model_id=args.model_id,
+                                frame_rate_hz=args.frame_rate, max_tokens=args.max_tokens, opset=args.opset,
+                                tolerance=args.tolerance)
+    except (ParityError, ValueError, OSError) as err:
+        print(f"export_model: error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""PyTorch reference modules for export and training only; the runtime path never imports this package."""
