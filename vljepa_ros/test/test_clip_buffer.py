@@ -172,3 +172,13 @@ def test_state_history_finds_exact_stamps_and_prunes_old_ones():
     assert h.get(1800 * MS - 1) is None and h.get(1000 * MS) is None  # older than keep_s
     h.record(50 * MS, np.zeros(2, np.float32))  # clock restarted
     assert h.get(2900 * MS) is None and h.get(50 * MS) is not None
+
+
+@pytest.mark.parametrize("camera_hz,model_hz", [(30.3, 10.0), (4.0, 4.0), (30.0, 4.0), (15.0, 7.5)])
+def test_sampled_rate_matches_the_model_rate_under_jitter(camera_hz, model_hz):
+    rng = np.random.default_rng(0)
+    buf = ClipBuffer("c", frames=1, frame_rate_hz=model_hz)
+    period = 1e9 / camera_hz
+    stamps = [int(i * period + rng.uniform(-0.1, 0.1) * period) for i in range(int(20 * camera_hz))]
+    clips, _ = _feed(buf, stamps)
+    assert len(clips) == pytest.approx(20 * model_hz, abs=1)

@@ -105,7 +105,9 @@ class ClipBuffer:
             return SAMPLE  # clock restarted; add() resets the buffer
         if stamp_ns <= newest:
             return SKIP_OUT_OF_ORDER
-        return SAMPLE if stamp_ns >= self._next_due_ns else SKIP_RATE
+        # Early by up to a quarter period still counts: a camera at (or just above) the model rate would
+        # otherwise lose every other sample to timestamp jitter. The grid itself does not move.
+        return SAMPLE if stamp_ns >= self._next_due_ns - self.period_ns // 4 else SKIP_RATE
 
     def add(self, stamp_ns: int, frame_id: str, frame: Any) -> Clip | None:
         """Store a frame that ``check`` accepted; returns a new clip when one is due, else None."""

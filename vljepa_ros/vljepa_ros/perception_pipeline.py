@@ -1,0 +1,455 @@
+"""Cameras' frames in, stamped embeddings and world-state transitions out: the perception core without ROS.
+
+Used by the perception node (frames from subscriptions, ``step`` on a worker thread), the replay tool (frames
+from a bag, ``step`` inline) and the benchmarks (``run_clips`` on hand-built clips).
+
+Flow::
+
+    offer_frame(camera, frame_id, stamp_ns, rgb)          # any thread; cheap unless the frame is sampled
+      -> ClipBuffer (per camera, model frame rate)     # sampled frames are resized+cropped once, kept uint8
+      -> ReadyQueue (keep-latest, oldest dropped and counted as drops["worker_behind"])
+    step(timeout_s) / run_clips(clips)                  # worker: ONE encoder call for every ready camera
+      -> BatchResult(embeddings=[EmbeddingResult], transitions=[TransitionResult])
+
+Each EmbeddingResult carries the stamp of the newest frame of its clip (``stamp_ns``) and of the oldest
+(``clip_start_ns``). A TransitionResult compares the clip now with the clip ``transition_horizon_s`` ago:
+cosine distance of the two visual states, the predicted embedding for the transition query on a
+WorldPrediction-style clip (before frames, then after frames), and the top-k entries of the action vocabulary.
+
+Public API (stable; the replay tool and benchmarks rely on it): PerceptionPipeline, EmbeddingResult,
+TransitionResult, BatchResult, VocabularyError, DROP_* reason strings.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from vljepa_ros.clip_buffer import SAMPLE, SKIP_OUT_OF_ORDER, Clip, ClipBuffer, ReadyQueue, StateHistory
+from vljepa_ros.image_conversion import ImageConversionError
+from vljepa_ros.perception_config import ConfigError, PipelineConfig, check_query, check_vocabulary
+from vljepa_ros.preprocessing import normalisation_constants, resize_and_crop
+from vljepa_ros.run_stats import StreamStats
+from vljepa_ros.text_bank import TextBank
+
+# Drop reasons (counted per camera in StreamStats.drops). Frames skipped to reach the model frame rate are
+# intended sub-sampling and counted separately (``frames_subsampled``), not as drops.
+DROP_WORKER_BEHIND = "worker_behind"  # a waiting clip was replaced by a newer one
+DROP_OUT_OF_ORDER = "out_of_order"  # stamp not newer than the last sampled frame
+DROP_DISABLED = "disabled"  # frame arrived while the pipeline was disabled
+DROP_INFERENCE_ERROR = "inference_error"  # the runtime raised on a batch containing the clip
+
+
+class VocabularyError(ValueError):
+    """A query or vocabulary change that cannot be applied; the previous value stays in force."""
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """The predicted embedding for ``query`` (and the pooled visual state) of one clip of one camera."""
+
+    camera: str
+    frame_id: str
+    stamp_ns: int  # newest frame of the clip
+    clip_start_ns: int  # oldest frame of the clip
+    num_frames: int
+    query: str
+    embedding: np.ndarray  # (E,) float32, L2-normalised
+    visual_state: np.ndarray | None  # (D,) float32, L2-normalised; None unless publish_visual_state
+    model_id: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    """What changed between the clip ending at ``before_stamp_ns`` and the clip ending at ``stamp_ns``."""
+
+    camera: str
+    frame_id: str
+    stamp_ns: int  # newest frame of the "after" clip
+    before_stamp_ns: int  # newest frame of the "before" clip
+    state_distance: float  # 1 - cos(visual state before, visual state after), in [0, 2]
+    query: str
+    transition_embedding: np.ndarray  # (E,) float32, L2-normalised
+    action_labels: tuple[str, ...]  # top-k of the action vocabulary, best first
+    action_scores: tuple[float, ...]
+    model_id: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """Everything one inference step produced, plus what it cost."""
+
+    embeddings: tuple[EmbeddingResult, ...]
+    transitions: tuple[TransitionResult, ...]
+    batch_size: int  # clips the encoder saw in its one call (cameras + transition and look-back clips)
+    inference_s: float  # wall time of the runtime calls
+
+
+class PerceptionPipeline:
+    """One model serving any number of cameras (cameras are added on their first frame).
+
+    ``runtime`` is a VLJepaRuntime (or anything with its API). ``text_encoder`` (texts -> (N, E) float32)
+    allows action vocabularies outside the model's action bank; without it a vocabulary must be a subset
+    of the bank. ``clock_ns`` timestamps arrivals for rate statistics (monotonic wall time by default).
+    """
+
+    def __init__(
+        self,
+        runtime,
+        config: PipelineConfig = PipelineConfig(),
+        text_encoder: Callable[[Sequence[str]], np.ndarray] | None = None,
+        clock_ns: Callable[[], int] = time.monotonic_ns,
+    ):
+        self.runtime = runtime
+        self.config = config
+        manifest = runtime.manifest
+        self.clip_spec = manifest.clip
+        self.model_id = manifest.model_id
+        self.model_version = manifest.version
+        self.frame_rate_hz = config.frame_rate_hz or manifest.clip.frame_rate_hz
+        self._text_encoder = text_encoder
+        self.clock_ns = clock_ns
+        self._query = self._initial_query("query", config.query, "caption")
+        self._transition_query = self._initial_query("transition_query", config.transition_query, "transition")
+        self._bank = runtime.load_bank("actions") if "actions" in manifest.banks else None
+        self._actions: TextBank | None = None
+        if self._bank is not None or config.action_vocabulary:
+            try:
+                self._actions = self._vocabulary_bank(config.action_vocabulary)
+            except VocabularyError as err:
+                raise ConfigError("action_vocabulary", str(err)) from None
+        self._scale, self._offset = normalisation_constants(self.clip_spec)
+        # Fused encoders take uint8 (T, H, W, 3) frames at the exported size; others the normalised crop.
+        self._fused_size = tuple(manifest.encoder.inputs[0].shape[2:4]) if manifest.encoder.fused_preprocessing else None
+        self._lock = threading.Lock()  # clip buffers and stats are shared by producer threads and the worker
+        self._buffers: dict[str, ClipBuffer] = {}
+        self._states: dict[str, StateHistory] = {}
+        self.stats: dict[str, StreamStats] = {}
+        self.frames_subsampled: dict[str, int] = {}
+        self.queue = ReadyQueue(config.queue_depth)
+        self.enabled = True
+
+    @classmethod
+    def from_manifest(cls, manifest_path: str | Path, config: PipelineConfig = PipelineConfig(), providers=("cpu",), **kwargs):
+        """Load the runtime from a manifest and build a pipeline around it."""
+        from vljepa_ros.vljepa_runtime import VLJepaRuntime
+
+        return cls(VLJepaRuntime.from_manifest(manifest_path, providers=tuple(providers)), config, **kwargs)
+
+    # ----- configuration that may change while running -------------------------------------------------
+
+    @property
+    def query(self) -> str:
+        """The query whose predicted embedding is published for every clip."""
+        return self._query
+
+    @property
+    def transition_query(self) -> str:
+        """The query the transition clip is answered with (the model's "what changed" by default)."""
+        return self._transition_query
+
+    @property
+    def action_vocabulary(self) -> tuple[str, ...]:
+        """The texts transitions are ranked against (empty when the model has no action bank)."""
+        return () if self._actions is None else self._actions.texts
+
+    def set_query(self, query: str) -> None:
+        """Use ``query`` from the next batch on; raises VocabularyError (old query kept) if it is invalid."""
+        self._query = self._checked_query("query", query)
+
+    def set_transition_query(self, query: str) -> None:
+        """Use ``query`` for transitions from the next batch on; raises VocabularyError if invalid."""
+        self._transition_query = self._checked_query("transition_query", query)
+
+    def set_action_vocabulary(self, texts: Sequence[str]) -> None:
+        """Rank transitions against ``texts`` (empty: the model's whole action bank); raises VocabularyError."""
+        try:
+            texts = check_vocabulary("action_vocabulary", texts)
+        except ConfigError as err:
+            raise VocabularyError(str(err)) from None
+        self._actions = self._vocabulary_bank(texts)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Disabled: frames are counted as drops["disabled"], buffers and waiting clips are discarded."""
+        with self._lock:
+            self.enabled = bool(enabled)
+            if not self.enabled:
+                for buffer in self._buffers.values():
+                    buffer.reset()
+                for clip in self.queue.clear():
+                    self.stats[clip.camera].drops[DROP_DISABLED] += 1
+
+    # ----- producer side ------------------------------------------------------------------------------
+
+    def offer_frame(self, camera: str, frame_id: str, stamp_ns: int, rgb: np.ndarray | Callable[[], np.ndarray]) -> str:
+        """Hand one camera frame to the pipeline; returns what happened to it.
+
+        ``rgb`` is an RGB uint8 (H, W, 3) array or a callable producing one: the callable (an image
+        conversion) only runs for frames the sampler keeps. If it raises ImageConversionError, the error
+        is counted in ``stats[camera].malformed[reason]`` and re-raised for the caller to log; the sampling
+        slot stays open so the next good frame takes it.
+        Returns "queued" (a clip became ready), "sampled", "rate" (skipped to keep the model frame rate),
+        "out_of_order" or "disabled" (the last two also counted as drops).
+        """
+        with self._lock:
+            stats = self._camera(camera)
+            stats.on_input(self.clock_ns())
+            if not self.enabled:
+                stats.drops[DROP_DISABLED] += 1
+                return DROP_DISABLED
+            buffer = self._buffers[camera]
+            verdict = buffer.check(stamp_ns)
+            if verdict == SKIP_OUT_OF_ORDER:
+                stats.drops[DROP_OUT_OF_ORDER] += 1
+                return DROP_OUT_OF_ORDER
+            if verdict != SAMPLE:
+                self.frames_subsampled[camera] += 1
+                return verdict
+            try:
+                frame = rgb() if callable(rgb) else rgb
+                prepared = self.prepare_frame(frame)
+            except ImageConversionError as err:
+                stats.malformed[err.reason] += 1
+                raise
+            clip = buffer.add(stamp_ns, frame_id, prepared)
+            if clip is None:
+                return "sampled"
+            dropped = self.queue.put(clip)
+            if dropped is not None:
+                stats.drops[DROP_WORKER_BEHIND] += 1
+            return "queued"
+
+    def stats_for(self, camera: str) -> StreamStats:
+        """The statistics of ``camera`` (empty ones for a camera that has sent nothing yet)."""
+        with self._lock:
+            return self._camera(camera)
+
+    def _camera(self, camera: str) -> StreamStats:
+        if camera not in self.stats:
+            self._buffers[camera] = ClipBuffer(
+                camera,
+                frames=self.clip_spec.frames,
+                frame_rate_hz=self.frame_rate_hz,
+                stride=self.config.stride,
+                transition_horizon_s=self.config.transition_horizon_s,
+            )
+            keep_s = self.config.transition_horizon_s + (self.clip_spec.frames + 2) / self.frame_rate_hz
+            self._states[camera] = StateHistory(keep_s)
+            self.stats[camera] = StreamStats()
+            self.frames_subsampled[camera] = 0
+        return self.stats[camera]
+
+    def prepare_frame(self, frame: np.ndarray) -> np.ndarray:
+        """The per-frame half of the manifest's preprocessing, done once per sampled frame.
+
+        Unfused: short-side resize + centre crop (S, S, 3) uint8; fused: resize to the encoder's input size
+        (as preprocessing.stack_frames does). Always an owned copy, since ``frame`` may view a message buffer.
+        Raises ImageConversionError(bad_shape) unless ``frame`` is RGB uint8 (H, W, 3).
+        """
+        if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ImageConversionError("bad_shape", f"expected an RGB uint8 (H, W, 3) frame, got {got}")
+        if self._fused_size is None:
+            return np.array(resize_and_crop(frame, self.clip_spec), dtype=np.uint8, copy=True)
+        height, width = self._fused_size
+        if frame.shape[:2] == (height, width):
+            return np.array(frame, dtype=np.uint8, copy=True)
+        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_LINEAR)
+
+    # ----- worker side -------------------------------------------------------------------------------
+
+    def step(self, timeout_s: float | None = 0.0) -> BatchResult | None:
+        """Take the ready clips (one per camera, up to max_batch) and run them; None if none came in time."""
+        clips = self.queue.take_batch(self.config.max_batch, timeout_s)
+        if not clips:
+            return None
+        try:
+            return self.run_clips(clips)
+        except Exception:
+            with self._lock:
+                for clip in clips:
+                    self.stats[clip.camera].drops[DROP_INFERENCE_ERROR] += 1
+            raise
+
+    def run_clips(self, clips: Sequence[Clip]) -> BatchResult:
+        """Run one batch: one encoder call for all clips, their look-back clips and transition clips."""
+        query, transition_query, actions = self._query, self._transition_query, self._actions
+        with_transitions = [c for c in clips if c.before is not None]
+        # Look-back states come from history; a clip dropped while the worker was behind is encoded now.
+        missing_before = [c.before for c in with_transitions if self._states[c.camera].get(c.before.stamp_ns) is None]
+        inputs = [self.clip_input(c.frames) for c in clips]
+        inputs += [self.clip_input(c.frames) for c in missing_before]
+        inputs += [self.transition_input(c.before.frames, c.frames) for c in with_transitions]
+        n, m = len(clips), len(missing_before)
+
+        start = time.perf_counter()
+        tokens = self.runtime.encode(np.stack(inputs))
+        states = self.runtime.visual_state(tokens[: n + m])
+        embeddings = self.runtime.predict(tokens[:n], query)
+        moves = self.runtime.predict(tokens[n + m :], transition_query) if with_transitions else None
+        inference_s = time.perf_counter() - start
+
+        before_states = {id(c): states[n + i] for i, c in enumerate(missing_before)}
+        results = []
+        for i, clip in enumerate(clips):
+            self._states[clip.camera].record(clip.stamp_ns, states[i])
+            results.append(
+                EmbeddingResult(
+                    camera=clip.camera,
+                    frame_id=clip.frame_id,
+                    stamp_ns=clip.stamp_ns,
+                    clip_start_ns=clip.clip_start_ns,
+                    num_frames=len(clip.frames),
+                    query=query,
+                    embedding=embeddings[i],
+                    visual_state=states[i] if self.config.publish_visual_state else None,
+                    model_id=self.model_id,
+                    model_version=self.model_version,
+                )
+            )
+        transitions = []
+        after_states = {id(c): states[i] for i, c in enumerate(clips)}
+        for j, clip in enumerate(with_transitions):
+            before = before_states.get(id(clip.before))
+            if before is None:
+                before = self._states[clip.camera].get(clip.before.stamp_ns)
+            move = moves[j]
+            ranked = actions.top_k(move, self.config.top_k) if actions is not None else []
+            transitions.append(
+                TransitionResult(
+                    camera=clip.camera,
+                    frame_id=clip.frame_id,
+                    stamp_ns=clip.stamp_ns,
+                    before_stamp_ns=clip.before.stamp_ns,
+                    state_distance=cosine_distance(before, after_states[id(clip)]),
+                    query=transition_query,
+                    transition_embedding=move,
+                    action_labels=tuple(label for label, _ in ranked),
+                    action_scores=tuple(score for _, score in ranked),
+                    model_id=self.model_id,
+                    model_version=self.model_version,
+                )
+            )
+        return BatchResult(tuple(results), tuple(transitions), len(inputs), inference_s)
+
+    def clip_input(self, frames: Sequence[np.ndarray]) -> np.ndarray:
+        """Prepared frames (see ``prepare_frame``) -> one encoder input, equal to runtime.prepare_clip(raw frames).
+
+        Unfused: (3, T, S, S) float32 with preprocess_clip's arithmetic (uint8 * scale + offset after the
+        crop); fused: (T, H, W, 3) uint8.
+        """
+        stacked = np.stack(frames)
+        if self._fused_size is not None:
+            return stacked
+        normalised = stacked.astype(np.float32) * self._scale + self._offset
+        return np.ascontiguousarray(normalised.transpose(3, 0, 1, 2))
+
+    def transition_input(self, before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> np.ndarray:
+        """WorldPrediction-style input from prepared frames, equal to runtime.transition_clip(before, after):
+        the first half of the clip shows the "before" clip, the second half the "after" clip, each sampled
+        evenly over its frames (first and last kept)."""
+        total = self.clip_spec.frames
+        half = total // 2
+        return self.clip_input(_evenly(before, half) + _evenly(after, total - half))
+
+    def close(self) -> None:
+        """Release a worker blocked in ``step``."""
+        self.queue.close()
+
+    # ----- helpers -------------------------------------------------------------------------------------
+
+    def default_query(self, kind: str) -> str:
+        """The manifest's default query of ``kind`` ("caption" or "transition")."""
+        queries = self.runtime.manifest.queries
+        if kind not in queries:
+            parameter = "query" if kind == "caption" else f"{kind}_query"
+            raise ConfigError(parameter, f"not set and the model manifest has no default queries.{kind}")
+        return queries[kind]
+
+    def _initial_query(self, parameter: str, query: str | None, kind: str) -> str:
+        try:
+            return self._checked_query(parameter, query if query is not None else self.default_query(kind))
+        except VocabularyError as err:
+            raise ConfigError(parameter, str(err)) from None
+
+    def _checked_query(self, name: str, query: str) -> str:
+        """A query the model can read: non-empty, within max_tokens, at least one known word."""
+        try:
+            query = check_query(name, query)
+            tokens = self.runtime.query_tokens(query)
+        except ConfigError as err:
+            raise VocabularyError(str(err)) from None
+        except ValueError as err:
+            raise VocabularyError(f"{name}: {err}") from None
+        if int(tokens.mask.sum()) == len(tokens.unknown_words):
+            raise VocabularyError(f"{name}: no word of {query!r} is in the model's query vocabulary")
+        return query
+
+    def _vocabulary_bank(self, texts: tuple[str, ...]) -> TextBank:
+        if not texts:
+            if self._bank is None:
+                raise VocabularyError("action_vocabulary: empty and the model has no action bank to default to")
+            return self._bank
+        if self._bank is not None and all(t in self._bank.texts for t in texts):
+            index = {t: i for i, t in enumerate(self._bank.texts)}
+            return TextBank(texts, self._bank.embeddings[[index[t] for t in texts]])
+        if self._text_encoder is None:
+            unknown = [t for t in texts if self._bank is None or t not in self._bank.texts]
+            raise VocabularyError(
+                f"action_vocabulary: {unknown[:3]!r} not in the model's action bank and no text encoder is loaded"
+            )
+        return TextBank.from_embeddings(texts, np.asarray(self._text_encoder(list(texts)), np.float32))
+
+
+def _evenly(frames: Sequence[np.ndarray], count: int) -> list[np.ndarray]:
+    """``count`` frames spaced evenly over ``frames``, first and last included (the runtime's rule)."""
+    index = np.linspace(0, len(frames) - 1, count).round().astype(int)
+    return [frames[i] for i in index]
+
+
+def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """1 - cos(a, b) for two vectors, clipped to [0, 2] (rounding can leave it just outside)."""
+    cos = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return float(np.clip(1.0 - cos, 0.0, 2.0))
+
+
+class PipelineWorker:
+    """Runs ``pipeline.step`` on a thread and hands every BatchResult to ``on_result``.
+
+    ``on_error(exc)`` receives runtime failures (the clips are already counted as drops); the worker keeps
+    going, so one bad batch cannot stop a robot's perception.
+    """
+
+    def __init__(self, pipeline: PerceptionPipeline, on_result: Callable[[BatchResult], None], on_error: Callable[[BaseException], None]):
+        self._pipeline = pipeline
+        self._on_result = on_result
+        self._on_error = on_error
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vljepa_perception_worker", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop after the batch in flight (if any) and join."""
+        self._stop.set()
+        self._pipeline.close()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                result = self._pipeline.step(timeout_s=0.2)
+                if result is not None:
+                    self._on_result(result)
+            except Exception as err:  # noqa: BLE001 - reported and counted; the worker must survive
+                self._on_error(err)
