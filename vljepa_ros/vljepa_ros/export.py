@@ -211,6 +211,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tiny-random", action="store_true", help="export the small random-weight test model and exit")
     p.add_argument("--encoder-checkpoint", type=Path, help="official V-JEPA 2 .pt file (default: random init)")
+    p.add_argument("--checkpoint-key", help="entry holding the encoder (default: target_encoder, ema_encoder, encoder)")
     p.add_argument("--encoder-preset", default="vit_l", choices=sorted(ENCODER_PRESETS),
                    help="architecture for random init (ignored with --encoder-checkpoint)")
     p.add_argument("--frames", type=int, help="clip frames T (default: preset's)")
@@ -234,7 +235,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def _build_encoder(args: argparse.Namespace) -> VJepa2Encoder:
     if args.encoder_checkpoint:
         return load_official_encoder(args.encoder_checkpoint, num_frames=args.frames or 16, img_size=args.crop or 256,
-                                     rope_tiled_freqs=not args.rope_interleaved)
+                                     rope_tiled_freqs=not args.rope_interleaved, key=args.checkpoint_key)
     overrides = {"rope_tiled_freqs": not args.rope_interleaved}
     if args.frames:
         overrides["num_frames"] = args.frames

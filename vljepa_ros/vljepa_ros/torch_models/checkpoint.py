@@ -19,6 +19,8 @@ from vljepa_ros.torch_models.vljepa_predictor import VLJepaPredictor, VLJepaPred
 
 ENCODER_KEYS = ("target_encoder", "ema_encoder", "encoder")
 STRIP_PREFIXES = ("module.", "backbone.")
+# Entries a RoPE encoder has no parameter for (a stale sin-cos table in some files); dropped on load.
+IGNORED_KEYS = ("pos_embed",)
 # Head counts of the published sizes, keyed by width (not recoverable from the weights).
 HEADS_OF_WIDTH = {768: 12, 1024: 16, 1280: 16, 1408: 22, 1664: 26}
 
@@ -41,13 +43,25 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     return out
 
 
-def select_encoder_state(checkpoint: Mapping[str, Any]) -> tuple[str, dict[str, torch.Tensor]]:
-    """(which key was used, encoder state dict with prefixes stripped) from a loaded official checkpoint."""
+def _drop_ignored(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if k not in IGNORED_KEYS}
+
+
+def select_encoder_state(checkpoint: Mapping[str, Any], key: str | None = None) -> tuple[str, dict[str, torch.Tensor]]:
+    """(which key was used, encoder state dict with prefixes stripped) from a loaded official checkpoint.
+
+    `key` forces one entry (e.g. "encoder", which the torch.hub loader uses); otherwise the first of
+    ENCODER_KEYS present is taken.
+    """
+    if key is not None:
+        if not isinstance(checkpoint.get(key), Mapping):
+            raise CheckpointError(f"no state dict under {key!r}; found keys {sorted(checkpoint)[:8]}")
+        return key, _drop_ignored(strip_prefixes(checkpoint[key]))
     for key in ENCODER_KEYS:
         if key in checkpoint and isinstance(checkpoint[key], Mapping):
-            return key, strip_prefixes(checkpoint[key])
+            return key, _drop_ignored(strip_prefixes(checkpoint[key]))
     if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        return "(flat state dict)", strip_prefixes(checkpoint)
+        return "(flat state dict)", _drop_ignored(strip_prefixes(checkpoint))
     raise CheckpointError(f"no encoder weights: expected one of {ENCODER_KEYS}, found keys {sorted(checkpoint)[:8]}")
 
 
@@ -85,13 +99,15 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
 
 
 def load_official_encoder(path: str | Path, num_frames: int = 16, img_size: int = 256,
-                          rope_tiled_freqs: bool = True, num_heads: int | None = None) -> VJepa2Encoder:
+                          rope_tiled_freqs: bool = True, num_heads: int | None = None,
+                          key: str | None = None) -> VJepa2Encoder:
     """Build a V-JEPA 2 encoder from an official checkpoint file, sized for a (num_frames, img_size) clip.
 
-    `rope_tiled_freqs=True` for 2.0 weights (the quirk they were trained with), False for 2.1.
+    `rope_tiled_freqs=True` for 2.0 weights (the quirk they were trained with), False for 2.1 (whose h/w
+    position rescaling onto a 16x16 grid is not implemented: use 2.1 weights at 256 px only).
     """
     checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
-    _, state = select_encoder_state(checkpoint)
+    _, state = select_encoder_state(checkpoint, key)
     config = encoder_config_from_state(state, num_frames, img_size, rope_tiled_freqs, num_heads)
     model = VJepa2Encoder(config)
     load_state_strict(model, state, f"{path}")
