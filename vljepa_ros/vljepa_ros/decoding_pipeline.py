@@ -66,6 +66,7 @@ class StreamStatistics:
     transients: int  # changes that did not persist through the settle period (no decode)
     rejected: dict[str, int] = field(default_factory=dict)  # embeddings refused, by reason
     last_stamp_ns: int = 0
+    last_score: float = 0.0  # the newest change score (compare with the threshold when tuning)
 
 
 @dataclass
@@ -132,15 +133,25 @@ class DecodingPipeline:
         if stream is not None:
             stream.detector = ChangeDetector(self._config)
 
+    def _stream(self, camera: str) -> _Stream:
+        stream = self._streams.get(camera)
+        if stream is None:
+            stream = self._streams[camera] = _Stream(ChangeDetector(self._config))
+        return stream
+
+    def record_rejection(self, camera: str, frame_id: str, reason: str) -> None:
+        """Count an embedding of `camera` that the caller refused before `feed` (e.g. a malformed message)."""
+        stream = self._stream(camera)
+        stream.frame_id = frame_id
+        stream.rejected[reason] += 1
+
     def feed(self, camera: str, frame_id: str, stamp_ns: int, vector) -> CaptionEvent | None:
         """Add one embedding of `camera`; return a CaptionEvent when a segment was decoded.
 
         Raises RejectedEmbedding (after counting it in the camera's statistics) for malformed vectors, a
         dimension other than the decoder's, or a stamp older than the camera's previous one.
         """
-        stream = self._streams.get(camera)
-        if stream is None:
-            stream = self._streams[camera] = _Stream(ChangeDetector(self._config))
+        stream = self._stream(camera)
         stream.frame_id = frame_id
         try:
             size = np.asarray(vector).size
@@ -195,6 +206,7 @@ class DecodingPipeline:
             transients=stream.detector.transients,
             rejected=dict(stream.rejected),
             last_stamp_ns=stream.last_ns or 0,
+            last_score=stream.detector.last_score,
         )
 
 

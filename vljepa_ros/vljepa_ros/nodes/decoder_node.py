@@ -1,0 +1,396 @@
+"""ROS 2 node `vljepa_decoder`: embedding streams in, text only when a camera's scene meaning changes.
+
+A thin shell around decoding_pipeline.DecodingPipeline:
+- subscribes to `~/embedding` (vljepa_msgs/Embedding). Remap it to the perception node's output, e.g.
+  `--ros-args -r ~/embedding:=/vljepa_perception/embedding` (the launch files and `bringup` do this);
+- keeps one change-detection stream per `camera` field and publishes vljepa_msgs/Caption on `~/caption` only
+  when a segment is decoded (first decode, change, heartbeat), stamped with an input stamp inside the segment
+  and the camera's frame_id; vljepa_msgs/DecodeStatistics per camera on `~/decode_statistics` every
+  `statistics_period_s`; one /diagnostics status per camera plus one for the node;
+- the detector parameters, `uniform_rate_hz` and `bank_path` (the candidate captions) change at runtime; an
+  invalid value is refused with a reason and the old one kept.
+
+Which embeddings are used: only KIND_PREDICTED (other kinds are counted as `ignored.kind`); with `query` set,
+only that query (others: `ignored.query`). When a camera's model_version or query changes, its stream restarts
+(vectors of different models are not comparable), counted as `stream_resets`; its next caption is a FIRST.
+A vector whose dimension differs from the bank's is rejected and counted (`rejected.dimension`), as are
+malformed vectors and stamps older than the camera's previous one; all counts are on /diagnostics.
+Decoding happens in the subscription callback: the retrieval decoder is a (N, E) matrix product (microseconds);
+a learned ONNX decoder would need a worker thread like the perception node's.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
+
+from vljepa_ros.change_detection import ChangeDetectorConfig, RejectedEmbedding
+from vljepa_ros.decoders import RetrievalDecoder
+from vljepa_ros.decoding_pipeline import CaptionEvent, DecodingPipeline, StreamStatistics
+from vljepa_ros.manifest import load_manifest
+from vljepa_ros.nodes.qos import profile_from_config
+from vljepa_ros.nodes.ros_conversions import float_array, ns_to_time, time_to_ns
+from vljepa_ros.perception_config import ConfigError, QosConfig
+from vljepa_ros.text_bank import TextBank
+
+NODE_NAME = "vljepa_decoder"
+BUNDLED_MANIFEST = Path("models") / "tinyworld" / "manifest.yaml"
+LOG_THROTTLE_S = 5.0
+_DEFAULTS = ChangeDetectorConfig()
+_DETECTOR_FIELDS = ("window", "threshold", "rearm_fraction", "settle", "min_interval_s", "max_interval_s")
+
+
+def _float_range(low: float, high: float) -> list[FloatingPointRange]:
+    return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
+
+
+# name -> (default, description, dynamic, extra descriptor fields)
+_PARAMETERS = {
+    "bank_path": ("", "Candidate captions (.npz: texts + Y-encoder embeddings); empty: the bundled model's "
+                      "captions bank. Changeable at runtime.", True, {}),
+    "window": (_DEFAULTS.window, "Embeddings averaged into the smoothed current embedding.", True,
+               {"integer_range": [IntegerRange(from_value=1, to_value=1000, step=1)]}),
+    "threshold": (_DEFAULTS.threshold, "Change score (1 - cosine of the smoothed embedding to the segment mean) "
+                                       "that declares a change.", True, {"floating_point_range": _float_range(0.0, 2.0)}),
+    "rearm_fraction": (_DEFAULTS.rearm_fraction, "Hysteresis: after a decode, re-arm once the score is below "
+                                                 "threshold * rearm_fraction (1.0: at the threshold).", True,
+                       {"floating_point_range": _float_range(0.0, 1.0)}),
+    "settle": (_DEFAULTS.settle, "Embeddings to wait after a change before decoding the new segment.", True,
+               {"integer_range": [IntegerRange(from_value=0, to_value=1000, step=1)]}),
+    "min_interval_s": (_DEFAULTS.min_interval_s, "Minimum time between two decodes of a camera (stamp time).", True, {}),
+    "max_interval_s": (_DEFAULTS.max_interval_s, "Heartbeat: decode the current segment after this long without "
+                                                 "a decode; 0 disables.", True, {}),
+    "uniform_rate_hz": (1.0, "Uniform decoding rate the decode statistics compare against.", True, {}),
+    "num_alternatives": (2, "Runner-up captions reported per decode.", False, {}),
+    "query": ("", "Only use embeddings answering this query; empty: any query (a change restarts the stream).",
+              False, {}),
+    "input_qos": ("DEFAULT", "QoS preset of ~/embedding: SENSOR_DATA|DEFAULT|SYSTEM_DEFAULT.", False, {}),
+    "input_qos_depth": (50, "History depth of ~/embedding.", False, {}),
+    "output_qos": ("DEFAULT", "QoS preset of ~/caption and ~/decode_statistics.", False, {}),
+    "output_qos_depth": (10, "History depth of the outputs.", False, {}),
+    "statistics_period_s": (5.0, "Period of ~/decode_statistics messages.", False, {}),
+    "diagnostics_period_s": (1.0, "Period of /diagnostics messages.", False, {}),
+    "stall_timeout_s": (5.0, "Warn on /diagnostics when no embedding arrived for this long.", False, {}),
+}
+
+
+def bundled_captions_path() -> Path:
+    """The captions bank of the default model: installed share/ copy first, else the source tree's."""
+    candidates = []
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            candidates.append(Path(get_package_share_directory("vljepa_ros")) / BUNDLED_MANIFEST)
+        except (PackageNotFoundError, OSError):
+            pass
+    except ImportError:
+        pass
+    candidates.append(Path(__file__).resolve().parents[2] / BUNDLED_MANIFEST)
+    for manifest_path in candidates:
+        if manifest_path.is_file():
+            banks = load_manifest(manifest_path, check_files=False).banks
+            if "captions" not in banks:
+                raise ConfigError("bank_path", f"{manifest_path} names no captions bank; set bank_path")
+            return Path(banks["captions"])
+    raise ConfigError("bank_path", f"empty and no bundled model at {candidates[-1]}; set bank_path")
+
+
+def load_bank(path_param: str) -> tuple[TextBank, str]:
+    """Bank for the `bank_path` parameter value ('' = bundled); ConfigError names the parameter."""
+    path = Path(path_param) if path_param else bundled_captions_path()
+    try:
+        return TextBank.load(path), str(path)
+    except (OSError, ValueError) as err:
+        raise ConfigError("bank_path", f"cannot load {path}: {err}") from None
+
+
+def detector_config(values: dict) -> ChangeDetectorConfig:
+    """ChangeDetectorConfig from parameter values; ConfigError names the offending parameter."""
+    try:
+        return ChangeDetectorConfig(**{name: values[name] for name in _DETECTOR_FIELDS})
+    except ValueError as err:
+        name = next((n for n in _DETECTOR_FIELDS if str(err).startswith(n)), "detector")
+        raise ConfigError(name, str(err)) from None
+
+
+def _require_positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(name, f"must be a number > 0, got {value!r}")
+
+
+def caption_msg(event: CaptionEvent, model_id: str, model_version: str) -> Caption:
+    """vljepa_msgs/Caption for one decoded segment; header stamp = an input stamp inside the segment."""
+    msg = Caption()
+    msg.header.stamp = ns_to_time(event.stamp_ns)
+    msg.header.frame_id = event.frame_id
+    msg.camera = event.camera
+    msg.model_id = model_id
+    msg.model_version = model_version
+    msg.text = event.text
+    msg.score = float(event.score)
+    msg.segment_start = ns_to_time(event.segment_start_ns)
+    msg.segment_end = ns_to_time(event.segment_end_ns)
+    msg.num_embeddings = int(event.num_embeddings)
+    msg.reason = int(event.reason)
+    msg.change_score = float(event.change_score)
+    msg.alternatives = [text for text, _ in event.alternatives]
+    msg.alternative_scores = float_array(np.asarray([s for _, s in event.alternatives], dtype=np.float32))
+    return msg
+
+
+def statistics_msg(stats: StreamStatistics) -> DecodeStatistics:
+    """vljepa_msgs/DecodeStatistics for one camera; header stamp = its newest embedding."""
+    msg = DecodeStatistics()
+    msg.header.stamp = ns_to_time(stats.last_stamp_ns)
+    msg.header.frame_id = stats.frame_id
+    msg.camera = stats.camera
+    msg.embeddings_seen = stats.embeddings_seen
+    msg.decodes = stats.decodes
+    msg.stream_seconds = stats.stream_seconds
+    msg.decodes_per_minute = stats.decodes_per_minute
+    msg.uniform_rate_hz = stats.uniform_rate_hz
+    msg.uniform_decodes = stats.uniform_decodes
+    msg.reduction_factor = stats.reduction_factor
+    return msg
+
+
+@dataclass
+class _CameraInfo:
+    """Node-side facts about one camera's input that the pipeline does not hold."""
+
+    model_id: str = ""
+    model_version: str = ""
+    query: str = ""
+    decodable_seen: bool = False  # a KIND_PREDICTED embedding of the wanted query arrived
+    last_receive_ns: int = 0
+    stream_resets: int = 0
+    ignored: Counter = field(default_factory=Counter)
+    last_caption: str = ""
+
+
+class DecoderNode(Node):
+    """The selective decoding node. ``kwargs`` go to rclpy Node (tests pass ``parameter_overrides``).
+
+    Raises ConfigError from the constructor for an invalid parameter or an unreadable bank; ``main`` turns it
+    into one line and exit code 2.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        for name, (default, description, dynamic, extra) in _PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description,
+                                                                      read_only=not dynamic, **extra))
+        p = self._param
+        bank, source = load_bank(p("bank_path"))
+        num_alternatives = p("num_alternatives")
+        if isinstance(num_alternatives, bool) or not isinstance(num_alternatives, int) or num_alternatives < 0:
+            raise ConfigError("num_alternatives", f"must be an integer >= 0, got {num_alternatives!r}")
+        self._decoder = RetrievalDecoder(bank, num_alternatives=num_alternatives, source=source)
+        for name in ("uniform_rate_hz", "statistics_period_s", "diagnostics_period_s", "stall_timeout_s"):
+            _require_positive(name, p(name))
+        self.pipeline = DecodingPipeline(self._decoder, detector_config(self._values()), p("uniform_rate_hz"))
+        self._query_filter = str(p("query"))
+        self._cameras: dict[str, _CameraInfo] = {}
+        self._ignored_without_camera = Counter()
+        self._caption_count = 0
+
+        in_qos = profile_from_config(QosConfig.parse("input_qos", p("input_qos"), p("input_qos_depth")))
+        out_qos = profile_from_config(QosConfig.parse("output_qos", p("output_qos"), p("output_qos_depth")))
+        self._caption_pub = self.create_publisher(Caption, "~/caption", out_qos)
+        self._statistics_pub = self.create_publisher(DecodeStatistics, "~/decode_statistics", out_qos)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._subscription = self.create_subscription(Embedding, "~/embedding", self._on_embedding, in_qos)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(p("statistics_period_s"), self._publish_statistics)
+        self.create_timer(p("diagnostics_period_s"), self._publish_diagnostics)
+        cfg = self.pipeline.config
+        self.get_logger().info(
+            f"listening on {self._subscription.topic_name}; bank {source} ({len(bank)} captions, dim {bank.dim}); "
+            f"window {cfg.window}, threshold {cfg.threshold:g}, settle {cfg.settle}, "
+            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s"
+        )
+
+    # ----- configuration ------------------------------------------------------------------------------
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    def _values(self, changes: dict | None = None) -> dict:
+        values = {name: self._param(name) for name in _DETECTOR_FIELDS}
+        values.update(changes or {})
+        return values
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """Validate the whole change first, then apply it (all-or-nothing)."""
+        changes = {param.name: param.value for param in params}
+        try:
+            config = None
+            if set(changes) & set(_DETECTOR_FIELDS):
+                config = detector_config(self._values(changes))
+            rate = changes.get("uniform_rate_hz")
+            if rate is not None:
+                _require_positive("uniform_rate_hz", rate)
+            bank = load_bank(changes["bank_path"]) if "bank_path" in changes else None
+        except ConfigError as err:
+            self.get_logger().warning(f"parameter change refused: {err}")
+            return SetParametersResult(successful=False, reason=str(err))
+        if config is not None:
+            self.pipeline.set_config(config)
+        if rate is not None:
+            self.pipeline.set_uniform_rate_hz(float(rate))
+        if bank is not None:
+            new_bank, source = bank
+            if new_bank.dim != self._decoder.embedding_dim:
+                self._decoder = RetrievalDecoder(new_bank, self._param("num_alternatives"), source)
+                self.pipeline.set_decoder(self._decoder)  # streams restart: old vectors do not fit
+            else:
+                self._decoder.replace_bank(new_bank, source)
+            self.get_logger().info(f"caption bank now {source} ({len(new_bank)} captions, dim {new_bank.dim})")
+        for name, value in changes.items():
+            self.get_logger().info(f"{name} set to {value!r}")
+        return SetParametersResult(successful=True)
+
+    # ----- input --------------------------------------------------------------------------------------
+
+    def _on_embedding(self, msg: Embedding) -> None:
+        camera = msg.camera
+        info = self._cameras.get(camera)
+        if info is None:
+            info = self._cameras[camera] = _CameraInfo()
+        info.last_receive_ns = self.get_clock().now().nanoseconds
+        if msg.kind != Embedding.KIND_PREDICTED:
+            info.ignored["kind"] += 1
+            self.get_logger().warning(
+                f"camera {camera!r}: ignoring Embedding of kind {msg.kind} (only KIND_PREDICTED is decoded); is "
+                f"{self._subscription.topic_name} remapped to the right topic?", throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        if self._query_filter and msg.query != self._query_filter:
+            info.ignored["query"] += 1
+            return
+        if info.decodable_seen and (info.model_version, info.query) != (msg.model_version, msg.query):
+            info.stream_resets += 1
+            self.pipeline.reset_stream(camera)
+            self.get_logger().info(
+                f"camera {camera!r}: model {info.model_version!r} query {info.query!r} -> {msg.model_version!r} "
+                f"{msg.query!r}; restarting its stream")
+        info.model_id, info.model_version, info.query = msg.model_id, msg.model_version, msg.query
+        info.decodable_seen = True
+        vector = np.frombuffer(msg.data, dtype=np.float32)
+        try:
+            if int(np.prod(msg.shape)) != vector.size:
+                self.pipeline.record_rejection(camera, msg.header.frame_id, "shape")
+                raise RejectedEmbedding("shape", f"shape {list(msg.shape)} does not match {vector.size} values")
+            event = self.pipeline.feed(camera, msg.header.frame_id, time_to_ns(msg.header.stamp), vector)
+        except RejectedEmbedding as err:
+            self.get_logger().warning(f"camera {camera!r}: rejected an embedding ({err.reason}): {err}",
+                                   throttle_duration_sec=LOG_THROTTLE_S)
+            return
+        if event is None:
+            return
+        self._caption_pub.publish(caption_msg(event, info.model_id, info.model_version))
+        self._caption_count += 1
+        info.last_caption = event.text
+        self.get_logger().info(
+            f"[{camera}] {event.text!r} ({event.reason.name.lower()}, score {event.score:.3f}, change "
+            f"{event.change_score:.3f}, {event.num_embeddings} embeddings)")
+
+    # ----- output -------------------------------------------------------------------------------------
+
+    def _publish_statistics(self) -> None:
+        for camera in self.pipeline.cameras:
+            self._statistics_pub.publish(statistics_msg(self.pipeline.statistics(camera)))
+
+    def _publish_diagnostics(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        out = DiagnosticArray()
+        out.header.stamp = self.get_clock().now().to_msg()
+        out.status.append(self._node_status(now_ns))
+        for camera in sorted(self._cameras):
+            out.status.append(self._camera_status(camera, now_ns))
+        self._diagnostics_pub.publish(out)
+
+    def _node_status(self, now_ns: int) -> DiagnosticStatus:
+        cfg = self.pipeline.config
+        last = max((c.last_receive_ns for c in self._cameras.values()), default=None)
+        silent_s = None if last is None else (now_ns - last) / 1e9
+        stall = self._param("stall_timeout_s")
+        values = {
+            "input_topic": self._subscription.topic_name,
+            "bank": self._decoder.source,
+            "bank_size": str(len(self._decoder.bank)),
+            "embedding_dim": str(self._decoder.embedding_dim),
+            "captions_published": str(self._caption_count),
+            "cameras": str(len(self._cameras)),
+            **{name: f"{getattr(cfg, name):g}" for name in _DETECTOR_FIELDS},
+        }
+        if silent_s is None or silent_s > stall:
+            waited = "no embedding yet" if silent_s is None else f"no embedding for {silent_s:.1f} s"
+            level, message = DiagnosticStatus.WARN, f"{waited} on {self._subscription.topic_name}"
+        else:
+            level, message = DiagnosticStatus.OK, "ok"
+        return DiagnosticStatus(level=level, name=f"{self.get_name()}: decoder", message=message,
+                                hardware_id=self._subscription.topic_name,
+                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+    def _camera_status(self, camera: str, now_ns: int) -> DiagnosticStatus:
+        info = self._cameras[camera]
+        values = {"model": f"{info.model_id} ({info.model_version})", "query": info.query,
+                  "stream_resets": str(info.stream_resets), "last_caption": info.last_caption,
+                  "seconds_since_last_embedding": f"{(now_ns - info.last_receive_ns) / 1e9:.2f}"}
+        values.update({f"ignored.{k}": str(n) for k, n in sorted(info.ignored.items())})
+        problems = []
+        if camera in self.pipeline.cameras:
+            stats = self.pipeline.statistics(camera)
+            values.update({
+                "embeddings_seen": str(stats.embeddings_seen), "decodes": str(stats.decodes),
+                "decodes_per_minute": f"{stats.decodes_per_minute:.2f}", "stream_seconds": f"{stats.stream_seconds:.1f}",
+                "uniform_decodes": str(stats.uniform_decodes), "reduction_factor": f"{stats.reduction_factor:.2f}",
+                "transients": str(stats.transients),
+                "last_change_score": f"{stats.last_score:.4f}",
+            })
+            values.update({f"rejected.{k}": str(n) for k, n in sorted(stats.rejected.items())})
+            if stats.rejected:
+                problems.append(f"rejected embeddings: {dict(stats.rejected)}")
+        if info.ignored:
+            problems.append(f"ignored embeddings: {dict(info.ignored)}")
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        return DiagnosticStatus(level=level, name=f"{self.get_name()}: camera {camera}",
+                                message="; ".join(problems) or "ok", hardware_id=camera,
+                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+
+
+def main(args=None) -> int:
+    """Console script `decoder_node`: spin until shutdown; exit 2 with one line if start-up is refused."""
+    rclpy.init(args=args)
+    try:
+        node = DecoderNode()
+    except Exception as err:  # noqa: BLE001 - any start-up failure becomes one clear line, not a traceback
+        print(f"{NODE_NAME}: refusing to start: {err}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
