@@ -107,17 +107,18 @@ def validate_embedding(vector, expected_dim: int | None) -> np.ndarray:
     if expected_dim is not None and arr.shape[0] != expected_dim:
         raise RejectedEmbedding("dimension", f"embedding has {arr.shape[0]} values, stream has {expected_dim}")
     arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
+    squared = float(np.dot(arr, arr))  # NaN or inf here iff a value is (one reduction instead of two)
+    if not math.isfinite(squared):
         raise RejectedEmbedding("non_finite", "embedding contains NaN or infinite values")
-    norm = float(np.linalg.norm(arr))
-    if norm < 1e-12:
+    if squared < 1e-24:
         raise RejectedEmbedding("zero_norm", "embedding has zero norm")
-    return arr / norm
+    arr /= math.sqrt(squared)
+    return arr
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     """1 - cosine similarity of two non-zero vectors, in [0, 2]."""
-    return float(1.0 - np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return float(1.0 - np.dot(a, b) / math.sqrt(np.dot(a, a) * np.dot(b, b)))
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -134,7 +135,7 @@ class _Segment:
     end_ns: int
 
     def add(self, stamp_ns: int, vec: np.ndarray) -> None:
-        self.total = self.total + vec
+        self.total += vec
         self.count += 1
         self.end_ns = stamp_ns
 
@@ -148,6 +149,7 @@ class ChangeDetector:
     def __init__(self, config: ChangeDetectorConfig):
         self._config = config
         self._window: deque[tuple[int, np.ndarray]] = deque(maxlen=config.window)
+        self._window_total: np.ndarray | None = None  # running sum of the window's vectors
         self._dim: int | None = None
         self._segment: _Segment | None = None
         self._previous: _Segment | None = None  # kept while a change settles, for the transient check
@@ -168,6 +170,7 @@ class ChangeDetector:
         """Switch operating point, keeping the stream's state (the newest embeddings stay in the window)."""
         self._config = config
         self._window = deque(self._window, maxlen=config.window)
+        self._window_total = np.sum([v for _, v in self._window], axis=0) if self._window else None
         if self._pending_reason is not None:
             self._pending_left = min(self._pending_left, config.settle)
 
@@ -184,7 +187,12 @@ class ChangeDetector:
             )
         self._dim = vec.shape[0]
         self._last_stamp_ns = stamp_ns
+        if self._window_total is None:
+            self._window_total = np.zeros_like(vec)
+        if len(self._window) == self._window.maxlen:
+            self._window_total -= self._window[0][1]
         self._window.append((stamp_ns, vec))
+        self._window_total += vec
 
         if self._segment is None:
             self._segment = _Segment(vec.copy(), 1, stamp_ns, stamp_ns)
@@ -228,12 +236,16 @@ class ChangeDetector:
         in_segment = min(len(self._window), seg.count)
         if seg.count == in_segment:
             return None
-        recent = list(self._window)[-in_segment:]
-        older_total = seg.total - np.sum([v for _, v in recent], axis=0)
-        smoothed = np.sum([v for _, v in self._window], axis=0)
-        if np.linalg.norm(older_total) < 1e-12 or np.linalg.norm(smoothed) < 1e-12:
+        older_total = seg.total - self._newest_sum(in_segment)
+        if np.dot(older_total, older_total) < 1e-24 or np.dot(self._window_total, self._window_total) < 1e-24:
             return None
-        return cosine_distance(smoothed, older_total)
+        return cosine_distance(self._window_total, older_total)
+
+    def _newest_sum(self, count: int) -> np.ndarray:
+        """Sum of the `count` newest window vectors (the running total when that is the whole window)."""
+        if count == len(self._window) and self._window_total is not None:
+            return self._window_total
+        return np.sum([v for _, v in list(self._window)[-count:]], axis=0)
 
     def _split_at_change_point(self) -> None:
         """Move the window's newest embeddings that look like the new state into a new segment.
@@ -244,8 +256,8 @@ class ChangeDetector:
         seg = self._segment
         in_segment = min(len(self._window), seg.count)
         recent = list(self._window)[-in_segment:]
-        smoothed = _unit(np.sum([v for _, v in self._window], axis=0))
-        older = _unit(seg.total - np.sum([v for _, v in recent], axis=0))
+        smoothed = _unit(self._window_total)
+        older = _unit(seg.total - self._newest_sum(in_segment))
         moved = 1
         for _, v in reversed(recent[:-1]):
             if np.dot(v, smoothed) > np.dot(v, older):
@@ -271,8 +283,7 @@ class ChangeDetector:
         reason, score = self._pending_reason, self._pending_score
         self._pending_reason = None
         previous, self._previous = self._previous, None
-        smoothed = np.sum([v for _, v in self._window], axis=0)
-        if previous is not None and cosine_distance(smoothed, previous.total) < self._config.threshold:
+        if previous is not None and cosine_distance(self._window_total, previous.total) < self._config.threshold:
             # The change did not persist: the stream is back at the old state, so merge back without decoding.
             self.transients += 1
             merged = _Segment(previous.total + self._segment.total, previous.count + self._segment.count,

@@ -35,6 +35,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
 
+from vljepa_ros.bundled_model import bundled_manifest_path
 from vljepa_ros.change_detection import ChangeDetectorConfig, RejectedEmbedding
 from vljepa_ros.decoders import RetrievalDecoder
 from vljepa_ros.decoding_pipeline import CaptionEvent, DecodingPipeline, StreamStatistics
@@ -45,7 +46,6 @@ from vljepa_ros.perception_config import ConfigError, QosConfig
 from vljepa_ros.text_bank import TextBank
 
 NODE_NAME = "vljepa_decoder"
-BUNDLED_MANIFEST = Path("models") / "tinyworld" / "manifest.yaml"
 LOG_THROTTLE_S = 5.0
 _DEFAULTS = ChangeDetectorConfig()
 _DETECTOR_FIELDS = ("window", "threshold", "rearm_fraction", "settle", "min_interval_s", "max_interval_s")
@@ -86,25 +86,14 @@ _PARAMETERS = {
 
 
 def bundled_captions_path() -> Path:
-    """The captions bank of the default model: installed share/ copy first, else the source tree's."""
-    candidates = []
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        try:
-            candidates.append(Path(get_package_share_directory("vljepa_ros")) / BUNDLED_MANIFEST)
-        except (PackageNotFoundError, OSError):
-            pass
-    except ImportError:
-        pass
-    candidates.append(Path(__file__).resolve().parents[2] / BUNDLED_MANIFEST)
-    for manifest_path in candidates:
-        if manifest_path.is_file():
-            banks = load_manifest(manifest_path, check_files=False).banks
-            if "captions" not in banks:
-                raise ConfigError("bank_path", f"{manifest_path} names no captions bank; set bank_path")
-            return Path(banks["captions"])
-    raise ConfigError("bank_path", f"empty and no bundled model at {candidates[-1]}; set bank_path")
+    """The captions bank named by the bundled model's manifest."""
+    manifest_path = bundled_manifest_path()
+    if not manifest_path.is_file():
+        raise ConfigError("bank_path", f"empty and no bundled model at {manifest_path}; set bank_path")
+    banks = load_manifest(manifest_path, check_files=False).banks
+    if "captions" not in banks:
+        raise ConfigError("bank_path", f"{manifest_path} names no captions bank; set bank_path")
+    return Path(banks["captions"])
 
 
 def load_bank(path_param: str) -> tuple[TextBank, str]:
