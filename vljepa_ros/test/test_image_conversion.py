@@ -167,6 +167,7 @@ def test_bayer16_demosaics_and_keeps_the_top_byte(bigendian):
         (("rgb16", H, W, W * 6, False, bytes(H * W * 6)), ic.UNKNOWN_ENCODING),
         (("rgb8", 0, W, W * 3, False, b""), ic.ZERO_SIZE),
         (("rgb8", H, 0, 0, False, b""), ic.ZERO_SIZE),
+        (("", 0, 0, 0, False, b""), ic.ZERO_SIZE),
         (("rgb8", H, W, W * 3 - 1, False, bytes(H * W * 3)), ic.BAD_STEP),
         (("mono16", H, W, W, False, bytes(H * W * 2)), ic.BAD_STEP),
         (("rgb8", H, W, W * 3, False, bytes(H * W * 3 - 1)), ic.TRUNCATED),
@@ -178,6 +179,14 @@ def test_malformed_images_raise_one_error_type_with_a_reason(args, reason):
     with pytest.raises(ImageConversionError) as info:
         image_to_rgb(*args)
     assert info.value.reason == reason and reason in ic.REASONS
+    with pytest.raises(ImageConversionError) as info:
+        ic.check_image(*args[:5], len(args[5]))  # the O(1) check finds the same problem without the pixels
+    assert info.value.reason == reason
+
+
+def test_check_image_accepts_what_converts():
+    ic.check_image("yuv422", H, W, W * 2 + 3, False, (W * 2 + 3) * H)
+    ic.check_image("32FC1", H, W, W * 4, True, W * 4 * H)
 
 
 def test_last_row_without_trailing_padding_is_accepted():
@@ -222,6 +231,10 @@ def test_bad_compressed_images_raise_with_a_reason(fmt, data, reason):
     with pytest.raises(ImageConversionError) as info:
         compressed_to_rgb(fmt, data)
     assert info.value.reason == reason
+    if reason != ic.CORRUPT_COMPRESSED:  # only decoding finds a corrupt payload
+        with pytest.raises(ImageConversionError) as info:
+            ic.check_compressed(fmt, len(data))
+        assert info.value.reason == reason
 
 
 def test_truncated_jpeg_is_reported_corrupt():

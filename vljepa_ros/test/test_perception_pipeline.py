@@ -267,3 +267,15 @@ def test_camera_parameters():
         QosConfig.parse("input_qos", "DEFAULT", 0)
     with pytest.raises(ConfigError, match="'output_qos'"):
         QosConfig.parse("output_qos", "BEST", 5)
+
+
+def test_validation_runs_for_frames_the_sampler_skips(runtime):
+    pipeline = _pipeline(runtime)
+    pipeline.offer_frame("c", "c", 0, moving_frame(0))
+
+    def bad_step():
+        raise ImageConversionError("bad_step", "step 10")
+
+    with pytest.raises(ImageConversionError):
+        pipeline.offer_frame("c", "c", CAMERA_PERIOD_NS, moving_frame(0), validate=bad_step)  # not due yet
+    assert pipeline.stats["c"].malformed["bad_step"] == 1

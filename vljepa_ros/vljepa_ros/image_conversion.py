@@ -98,41 +98,50 @@ def _as_byte_buffer(data) -> memoryview:
     return view
 
 
+def check_image(encoding: str, height: int, width: int, step: int, is_bigendian: bool, data_len: int) -> None:
+    """Validate sensor_msgs/Image fields without touching the pixels (O(1): cheap enough for every frame).
+
+    Raises ImageConversionError with reason unknown_encoding, zero_size, bad_step (step smaller than a row),
+    bad_shape (odd width for 4:2:2 YUV) or truncated (fewer bytes than the rows need).
+    """
+    _checked_layout(encoding, int(height), int(width), int(step), bool(is_bigendian), int(data_len))
+
+
+def _checked_layout(encoding, height, width, step, is_bigendian, data_len) -> tuple[_Layout, np.dtype]:
+    # An empty image (e.g. a default-constructed message) is reported as such, whatever its encoding says.
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(ZERO_SIZE, f"image is {width}x{height}")
+    layout = _LAYOUTS.get(encoding)
+    if layout is None:
+        raise ImageConversionError(UNKNOWN_ENCODING, f"encoding {encoding!r} is not one of {', '.join(_LAYOUTS)}")
+    dtype = np.dtype(("<" if not is_bigendian else ">") + layout.dtype)
+    if layout.kind in ("uyvy", "yuyv") and width % 2:
+        raise ImageConversionError(BAD_SHAPE, f"{encoding} needs an even width, got {width}")
+    pixel_bytes = layout.channels * dtype.itemsize
+    row_bytes = width * pixel_bytes
+    if step < row_bytes:
+        raise ImageConversionError(BAD_STEP, f"step {step} < width {width} x {pixel_bytes} bytes per pixel")
+    # The last row needs no padding after it (some drivers omit it).
+    needed = step * (height - 1) + row_bytes
+    if data_len < needed:
+        raise ImageConversionError(TRUNCATED, f"{data_len} bytes, {encoding} {width}x{height} step {step} needs {needed}")
+    return layout, dtype
+
+
 def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian: bool, data) -> np.ndarray:
     """Convert sensor_msgs/Image fields to an RGB uint8 array of shape (height, width, 3).
 
     The result may be a read-only view into ``data`` (rgb8 without padding); callers that keep it beyond the
     lifetime of the message need nothing extra, the view holds a reference to the buffer.
 
-    Raises ImageConversionError with reason unknown_encoding, zero_size, bad_step (step smaller than a row),
-    bad_shape (odd width for 4:2:2 YUV) or truncated (fewer bytes than ``step * height``).
+    Raises ImageConversionError for the reasons listed in ``check_image``.
     """
-    layout = _LAYOUTS.get(encoding)
-    if layout is None:
-        raise ImageConversionError(UNKNOWN_ENCODING, f"encoding {encoding!r} is not one of {', '.join(_LAYOUTS)}")
-    height, width, step = int(height), int(width), int(step)
-    if height <= 0 or width <= 0:
-        raise ImageConversionError(ZERO_SIZE, f"image is {width}x{height}")
-    dtype = np.dtype(("<" if not is_bigendian else ">") + layout.dtype)
-    if layout.kind in ("uyvy", "yuyv"):
-        if width % 2:
-            raise ImageConversionError(BAD_SHAPE, f"{encoding} needs an even width, got {width}")
-        pixel_bytes = 2
-    else:
-        pixel_bytes = layout.channels * dtype.itemsize
-    row_bytes = width * pixel_bytes
-    if step < row_bytes:
-        raise ImageConversionError(BAD_STEP, f"step {step} < width {width} x {pixel_bytes} bytes per pixel")
     buf = _as_byte_buffer(data)
-    needed = step * (height - 1) + row_bytes
-    if len(buf) < needed:
-        raise ImageConversionError(TRUNCATED, f"{len(buf)} bytes, {encoding} {width}x{height} step {step} needs {needed}")
-
+    height, width, step = int(height), int(width), int(step)
+    layout, dtype = _checked_layout(encoding, height, width, step, bool(is_bigendian), len(buf))
     channels = layout.channels
     shape = (height, width, channels) if channels > 1 else (height, width)
     strides = (step, channels * dtype.itemsize, dtype.itemsize) if channels > 1 else (step, dtype.itemsize)
-    if layout.kind in ("uyvy", "yuyv"):
-        shape, strides = (height, width, 2), (step, 2, 1)
     raw = np.ndarray(shape=shape, dtype=dtype, buffer=buf, strides=strides)
     return _to_rgb(layout.kind, raw)
 
@@ -182,6 +191,17 @@ def _minmax_u8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+def check_compressed(format: str, data_len: int) -> None:  # noqa: A002
+    """Validate CompressedImage fields without decoding (empty data, unsupported container); O(1).
+
+    A corrupt payload is only found by decoding (``compressed_to_rgb``).
+    """
+    if "compresseddepth" in format.lower().replace(" ", ""):
+        raise ImageConversionError(UNKNOWN_ENCODING, f"compressed format {format!r} is not supported")
+    if data_len == 0:
+        raise ImageConversionError(ZERO_SIZE, "empty compressed data")
+
+
 def compressed_to_rgb(format: str, data) -> np.ndarray:  # noqa: A002 - the sensor_msgs field is called format
     """Decode sensor_msgs/CompressedImage fields (jpeg/png) to RGB uint8 (H, W, 3).
 
@@ -189,11 +209,8 @@ def compressed_to_rgb(format: str, data) -> np.ndarray:  # noqa: A002 - the sens
     from the data itself by OpenCV, and only ``compressedDepth`` (a different container) is refused.
     Raises ImageConversionError with reason zero_size, unknown_encoding or corrupt_compressed.
     """
-    if "compresseddepth" in format.lower().replace(" ", ""):
-        raise ImageConversionError(UNKNOWN_ENCODING, f"compressed format {format!r} is not supported")
     buf = _as_byte_buffer(data)
-    if len(buf) == 0:
-        raise ImageConversionError(ZERO_SIZE, "empty compressed data")
+    check_compressed(format, len(buf))
     decoded = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
     if decoded is None or decoded.size == 0:
         raise ImageConversionError(CORRUPT_COMPRESSED, f"{len(buf)} bytes of {format!r} did not decode")

@@ -189,19 +189,34 @@ class PerceptionPipeline:
 
     # ----- producer side ------------------------------------------------------------------------------
 
-    def offer_frame(self, camera: str, frame_id: str, stamp_ns: int, rgb: np.ndarray | Callable[[], np.ndarray]) -> str:
+    def offer_frame(
+        self,
+        camera: str,
+        frame_id: str,
+        stamp_ns: int,
+        rgb: np.ndarray | Callable[[], np.ndarray],
+        validate: Callable[[], None] | None = None,
+    ) -> str:
         """Hand one camera frame to the pipeline; returns what happened to it.
 
         ``rgb`` is an RGB uint8 (H, W, 3) array or a callable producing one: the callable (an image
-        conversion) only runs for frames the sampler keeps. If it raises ImageConversionError, the error
-        is counted in ``stats[camera].malformed[reason]`` and re-raised for the caller to log; the sampling
-        slot stays open so the next good frame takes it.
+        conversion) only runs for frames the sampler keeps. ``validate`` (e.g. image_conversion.check_image
+        bound to the message) runs for every frame, so malformed input is counted even when the sampler
+        would have skipped it. An ImageConversionError from either is counted in
+        ``stats[camera].malformed[reason]`` and re-raised for the caller to log; the sampling slot stays
+        open so the next good frame takes it.
         Returns "queued" (a clip became ready), "sampled", "rate" (skipped to keep the model frame rate),
         "out_of_order" or "disabled" (the last two also counted as drops).
         """
         with self._lock:
             stats = self._camera(camera)
             stats.on_input(self.clock_ns())
+            if validate is not None:
+                try:
+                    validate()
+                except ImageConversionError as err:
+                    stats.malformed[err.reason] += 1
+                    raise
             if not self.enabled:
                 stats.drops[DROP_DISABLED] += 1
                 return DROP_DISABLED

@@ -1,0 +1,69 @@
+"""/diagnostics statuses for the perception node: one DiagnosticStatus per camera."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from vljepa_ros.run_stats import StreamStats
+
+
+@dataclass(frozen=True)
+class CameraHealth:
+    """Node-level facts about one camera that the stream statistics do not hold."""
+
+    camera: str
+    topic: str
+    provider: str
+    model: str
+    enabled: bool
+    stall_timeout_s: float
+    incompatible_qos: int  # incompatible-QoS events seen on the input subscription
+    last_qos_problem: str
+
+
+def _fmt(value: float | None, scale: float = 1.0) -> str:
+    return "n/a" if value is None else f"{value * scale:.2f}"
+
+
+def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_ns: int) -> DiagnosticStatus:
+    """The status of one camera: WARN when no frame arrived for ``stall_timeout_s`` or the QoS is incompatible."""
+    silent_s = stats.seconds_since_input(now_ns)
+    problems = []
+    if health.enabled and (silent_s is None or silent_s > health.stall_timeout_s):
+        waited = "no frame yet" if silent_s is None else f"no frame for {silent_s:.1f} s"
+        problems.append(f"{waited} on {health.topic} (check the topic name and QoS)")
+    if health.incompatible_qos:
+        problems.append(f"incompatible QoS with a publisher on {health.topic}: {health.last_qos_problem}")
+    values = {
+        "topic": health.topic,
+        "enabled": str(health.enabled),
+        "execution_provider": health.provider,
+        "model": health.model,
+        "input_rate_hz": _fmt(stats.input_rate.rate_hz(now_ns)),
+        "output_rate_hz": _fmt(stats.output_rate.rate_hz(now_ns)),
+        "latency_p50_ms": _fmt(stats.latency.percentile(50), 1e3),
+        "latency_p95_ms": _fmt(stats.latency.percentile(95), 1e3),
+        "frames_received": str(stats.input_rate.total),
+        "clips_published": str(stats.output_rate.total),
+        "seconds_since_last_frame": _fmt(silent_s),
+        "incompatible_qos_events": str(health.incompatible_qos),
+        "drops_total": str(sum(stats.drops.values())),
+        "malformed_total": str(sum(stats.malformed.values())),
+    }
+    values.update({f"drops.{reason}": str(n) for reason, n in sorted(stats.drops.items())})
+    values.update({f"malformed.{reason}": str(n) for reason, n in sorted(stats.malformed.items())})
+    if not health.enabled:
+        level, message = DiagnosticStatus.OK, "disabled"
+    elif problems:
+        level, message = DiagnosticStatus.WARN, "; ".join(problems)
+    else:
+        level, message = DiagnosticStatus.OK, "ok"
+    return DiagnosticStatus(
+        level=level,
+        name=f"{node_name}: camera {health.camera}",
+        message=message,
+        hardware_id=health.topic,
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )

@@ -1,0 +1,109 @@
+"""ROS message <-> core types: stamps as integer nanoseconds, images as RGB arrays, results as vljepa_msgs.
+
+Float vectors go into messages as ``array.array('f')`` built from the array's bytes: assigning an ndarray to
+a sequence field takes rclpy's per-element path (~1000x slower, see docs).
+"""
+
+from __future__ import annotations
+
+import array
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from std_msgs.msg import Header
+from vljepa_msgs.msg import Embedding, WorldStateTransition
+
+from vljepa_ros.image_conversion import check_compressed, check_image, compressed_to_rgb, image_to_rgb
+from vljepa_ros.perception_pipeline import EmbeddingResult, TransitionResult
+
+NS_PER_S = 1_000_000_000
+
+
+def time_to_ns(stamp: Time) -> int:
+    """builtin_interfaces/Time -> integer nanoseconds."""
+    return stamp.sec * NS_PER_S + stamp.nanosec
+
+
+def ns_to_time(stamp_ns: int) -> Time:
+    """Integer nanoseconds -> builtin_interfaces/Time."""
+    sec, nanosec = divmod(int(stamp_ns), NS_PER_S)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def image_msg_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/Image -> RGB uint8 (H, W, 3); raises ImageConversionError."""
+    return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), msg.data)
+
+
+def check_image_msg(msg) -> None:
+    """O(1) validation of a sensor_msgs/Image (no pixel access); raises ImageConversionError."""
+    check_image(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), len(msg.data))
+
+
+def check_compressed_msg(msg) -> None:
+    """O(1) validation of a sensor_msgs/CompressedImage (corrupt payloads need decoding); raises ImageConversionError."""
+    check_compressed(msg.format, len(msg.data))
+
+
+def compressed_msg_to_rgb(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage -> RGB uint8 (H, W, 3); raises ImageConversionError."""
+    return compressed_to_rgb(msg.format, msg.data)
+
+
+def float_array(vector: np.ndarray) -> array.array:
+    """A float32 vector as the array.array('f') that sequence fields accept without per-element checks."""
+    return array.array("f", np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+
+
+def _header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
+
+
+def embedding_msg(result: EmbeddingResult, kind: int, vector: np.ndarray, query: str) -> Embedding:
+    """An Embedding message for one vector of ``result`` (``kind``: Embedding.KIND_PREDICTED or KIND_VISUAL_STATE)."""
+    msg = Embedding()
+    msg.header = _header(result.stamp_ns, result.frame_id)
+    msg.kind = kind
+    msg.camera = result.camera
+    msg.model_id = result.model_id
+    msg.model_version = result.model_version
+    msg.query = query
+    msg.clip_start = ns_to_time(result.clip_start_ns)
+    msg.num_frames = result.num_frames
+    msg.shape = array.array("I", [vector.shape[0]])
+    msg.normalized = True
+    msg.data = float_array(vector)
+    return msg
+
+
+def predicted_embedding_msg(result: EmbeddingResult) -> Embedding:
+    """The predicted embedding for the configured query."""
+    return embedding_msg(result, Embedding.KIND_PREDICTED, result.embedding, result.query)
+
+
+def visual_state_msg(result: EmbeddingResult) -> Embedding:
+    """The pooled visual state (requires ``result.visual_state``)."""
+    return embedding_msg(result, Embedding.KIND_VISUAL_STATE, result.visual_state, "")
+
+
+def transition_msg(result: TransitionResult) -> WorldStateTransition:
+    """A WorldStateTransition message; header stamp = the newest frame of the 'after' clip."""
+    msg = WorldStateTransition()
+    msg.header = _header(result.stamp_ns, result.frame_id)
+    msg.camera = result.camera
+    msg.model_id = result.model_id
+    msg.model_version = result.model_version
+    msg.before_stamp = ns_to_time(result.before_stamp_ns)
+    msg.after_stamp = ns_to_time(result.stamp_ns)
+    msg.state_distance = float(result.state_distance)
+    msg.dim = int(result.transition_embedding.shape[0])
+    msg.normalized = True
+    msg.transition_embedding = float_array(result.transition_embedding)
+    msg.action_labels = list(result.action_labels)
+    msg.action_scores = float_array(np.asarray(result.action_scores, np.float32))
+    return msg
+
+
+def embedding_from_msg(msg: Embedding) -> np.ndarray:
+    """The vector of an Embedding message as float32 (zero-copy view of the message data)."""
+    return np.frombuffer(msg.data, dtype=np.float32)
