@@ -54,16 +54,27 @@ def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float) -> ClipSpec:
 
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[TensorSpec],
-            outputs: Sequence[TensorSpec], opset: int) -> None:
-    """TorchScript-based export (fast, and exact shapes after `_pin_static_dims`), dynamic dim 0 = batch."""
-    dynamic = {t.name: {0: "batch"} for t in (*inputs, *outputs)}
+            outputs: Sequence[TensorSpec], opset: int, dynamo: bool = False) -> None:
+    """Export with the symbolic dims of `inputs` dynamic; output dims pinned to `outputs` afterwards.
+
+    The TorchScript exporter (deprecated in torch 2.13, pinned here) exports the encoder and predictor in ~1 s
+    against ~8 s for the torch.export-based one; the text encoder needs the latter (the traced BERT graph fails
+    the parity check).
+    """
+    dims = {name: torch.export.Dim(name) for t in inputs for name in t.shape if isinstance(name, str)}
     with warnings.catch_warnings():
-        # torch 2.13 marks this exporter deprecated; it is pinned here and exports these graphs in ~1 s.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(module, args, str(path), input_names=[t.name for t in inputs],
-                          output_names=[t.name for t in outputs], opset_version=opset, dynamo=False,
-                          dynamic_axes=dynamic, do_constant_folding=True)
+        warnings.filterwarnings("ignore", message=".*The axis name.*will not be used")
+        common = dict(input_names=[t.name for t in inputs], output_names=[t.name for t in outputs],
+                      opset_version=opset, dynamo=dynamo)
+        if dynamo:
+            shapes = tuple({i: dims[d] for i, d in enumerate(t.shape) if isinstance(d, str)} for t in inputs)
+            torch.onnx.export(module, args, str(path), dynamic_shapes=shapes, verbose=False, external_data=False,
+                              **common)
+        else:
+            axes = {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str)} for t in (*inputs, *outputs)}
+            torch.onnx.export(module, args, str(path), dynamic_axes=axes, do_constant_folding=True, **common)
     _pin_static_dims(path, outputs)
 
 
@@ -155,8 +166,13 @@ def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, ma
 def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequence[str], out_dir: Path,
                  banks: Mapping[str, TextBank] | None = None, queries: Mapping[str, str] = DEFAULT_QUERIES,
                  model_id: str = "vljepa", frame_rate_hz: float = 4.0, max_tokens: int | None = None,
-                 opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, log: Callable[[str], None] = print) -> Path:
-    """Export encoder + predictor, vocabulary and banks into `out_dir`; returns the manifest path."""
+                 opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, text_encoder_source=None,
+                 log: Callable[[str], None] = print) -> Path:
+    """Export encoder + predictor, vocabulary and banks into `out_dir`; returns the manifest path.
+
+    `text_encoder_source` (a `torch_models.text_encoder.TextEncoderSource`, e.g. `minilm_source()`, ~90 MB)
+    also exports a Y-encoder so the runtime can embed new vocabularies; its width must equal embedding_dim.
+    """
     if predictor.cfg.visual_dim != encoder.cfg.embed_dim:
         raise ValueError(f"predictor visual_dim {predictor.cfg.visual_dim} != encoder width {encoder.cfg.embed_dim}")
     if len(vocab) > predictor.cfg.vocab_size:
@@ -173,12 +189,23 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
         if bank.dim != predictor.cfg.embedding_dim:
             raise ValueError(f"bank {name!r} has dim {bank.dim}, predictor embeds to {predictor.cfg.embedding_dim}")
         bank_paths[name] = bank.save(out_dir / f"{name}.npz")
+    text_encoder = None
+    hashes = [enc.spec.sha256, pred.spec.sha256]
+    if text_encoder_source is not None:
+        from vljepa_ros.torch_models.text_encoder import export_text_encoder
+
+        text_encoder = export_text_encoder(out_dir, text_encoder_source, opset=opset, tolerance=tolerance, log=log)
+        if text_encoder.outputs[0].shape[-1] != predictor.cfg.embedding_dim:
+            raise ValueError(f"text encoder width {text_encoder.outputs[0].shape[-1]} != predictor embedding_dim "
+                             f"{predictor.cfg.embedding_dim}")
+        hashes.append(text_encoder.sha256)
     manifest = Manifest(
-        root=out_dir.resolve(), model_id=model_id, version=model_version([enc.spec.sha256, pred.spec.sha256]),
+        root=out_dir.resolve(), model_id=model_id, version=model_version(hashes),
         embedding_dim=predictor.cfg.embedding_dim, clip=clip_spec_for(encoder, frame_rate_hz),
         encoder=enc.spec, predictor=pred.spec,
         query_tokenizer=QueryTokenizerSpec(vocab_file=vocab_path.resolve(), max_tokens=max_tokens),
         queries=dict(queries), banks={k: v.resolve() for k, v in bank_paths.items()}, opset=opset,
+        text_encoder=text_encoder,
     )
     return write_manifest(manifest, out_dir / "manifest.yaml")
 
@@ -224,6 +251,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, help="query length (default: predictor's max_query_tokens)")
     p.add_argument("--vocab", type=Path, help="query vocabulary file for a random predictor")
     p.add_argument("--bank", action="append", default=[], metavar="NAME=FILE.npz", help="text bank to ship")
+    p.add_argument("--text-encoder", action="store_true",
+                   help="also export the all-MiniLM-L6-v2 Y-encoder (text_encoder.onnx + tokenizer.json, ~90 MB)")
     p.add_argument("--model-id", default="vljepa")
     p.add_argument("--frame-rate", type=float, default=4.0, help="clip frame rate in Hz")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
@@ -255,6 +284,14 @@ def _build_predictor(args: argparse.Namespace, visual_dim: int) -> tuple[VLJepaP
     return VLJepaPredictor(cfg).eval(), vocab
 
 
+def _text_encoder_source(args: argparse.Namespace):
+    if not args.text_encoder:
+        return None
+    from vljepa_ros.torch_models.text_encoder import minilm_source
+
+    return minilm_source()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """export_model: checkpoint(s) or random init -> encoder.onnx, predictor.onnx, manifest.yaml, query_vocab.txt."""
     args = _parse_args(argv)
@@ -273,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 banks[name] = TextBank.load(file)
             path = export_model(encoder, predictor, vocab, args.out, banks=banks, model_id=args.model_id,
                                 frame_rate_hz=args.frame_rate, max_tokens=args.max_tokens, opset=args.opset,
-                                tolerance=args.tolerance)
+                                tolerance=args.tolerance, text_encoder_source=_text_encoder_source(args))
     except (ParityError, ValueError, OSError) as err:
         print(f"export_model: error: {err}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ from vljepa_ros.manifest import Manifest, ManifestError, check_session_io, load_
 from vljepa_ros.onnx_session import OnnxModel, SessionConfig
 from vljepa_ros.query_tokenizer import QueryTokenizer, TokenizedQuery
 from vljepa_ros.text_bank import TextBank, l2_normalise
+from vljepa_ros.text_encoder_runtime import TextEncoderRuntime
 
 LOG = logging.getLogger(__name__)
 
@@ -146,6 +147,17 @@ class VLJepaRuntime:
         if name not in self.manifest.queries:
             raise KeyError(f"no default query {name!r}; the manifest has {sorted(self.manifest.queries)}")
         return self.predict(tokens, self.manifest.queries[name])
+
+    def load_text_encoder(self, providers: Sequence[str] = ("cpu",)) -> TextEncoderRuntime:
+        """The manifest's Y-encoder (to embed new vocabularies); ManifestError if the model ships none."""
+        spec = self.manifest.text_encoder
+        if spec is None:
+            raise ManifestError(f"{self.manifest.model_id}: the manifest has no text_encoder section")
+        # from_manifest already checked the file's sha256.
+        encoder = TextEncoderRuntime.from_spec(spec, SessionConfig(providers=tuple(providers)), check_sha256=False)
+        if encoder.dim != self.manifest.embedding_dim:
+            raise ManifestError(f"text_encoder: width {encoder.dim} != embedding_dim {self.manifest.embedding_dim}")
+        return encoder
 
     def load_bank(self, name: str) -> TextBank:
         """A text bank shipped with the model (e.g. "captions", "actions"); dim checked against the model."""

