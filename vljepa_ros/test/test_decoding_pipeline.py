@@ -110,3 +110,20 @@ def test_offline_segments_decode_once_per_segment_at_the_middle():
         assert abs(e.stamp_ns - middle) <= 0.5 * NS
     with pytest.raises(ValueError, match="stamp"):
         decode_segments("cam", "f", stream.stamps_ns[:-1], stream.vectors, RetrievalDecoder(BANK), n_segments=2)
+
+
+def test_changing_the_window_mid_stream_keeps_detecting_changes():
+    captions = [idx(t) for t in FRONT]
+    stream = make_stream(BANK, captions, [20.0, 15.0, 20.0], noise=0.2, seed=11)
+    pipeline = DecodingPipeline(RetrievalDecoder(BANK), ChangeDetectorConfig(window=6, threshold=0.03, settle=2))
+    events = []
+    for k, (stamp, vec) in enumerate(zip(stream.stamps_ns, stream.vectors)):
+        if k == 50:  # inside the second segment: shrink the window, keeping the stream's state
+            pipeline.set_config(ChangeDetectorConfig(window=2, threshold=0.03, settle=2))
+        if k == 90:  # grow it again
+            pipeline.set_config(ChangeDetectorConfig(window=4, threshold=0.03, settle=2))
+        event = pipeline.feed("cam", "f", int(stamp), vec)
+        if event is not None:
+            events.append(event)
+    assert [e.text for e in events] == FRONT
+    assert [e.reason for e in events] == [DecodeReason.FIRST, DecodeReason.CHANGE, DecodeReason.CHANGE]
