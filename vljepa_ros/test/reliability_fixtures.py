@@ -177,3 +177,53 @@ def mutated_compressed(rng: np.random.Generator) -> CompressedFields:
 def expected_counts(items) -> Counter:
     """Reasons -> how many of ``items`` must be reported malformed with that reason."""
     return Counter(item.expected for item in items if item.expected is not None)
+
+
+# ----- bags ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BagFrame:
+    """One camera message to write: ``fields`` is ImageFields (Image) or CompressedFields (CompressedImage)."""
+
+    topic: str
+    bag_time_ns: int
+    stamp_ns: int
+    fields: ImageFields | CompressedFields
+
+
+def rgb8_fields(rgb: np.ndarray) -> ImageFields:
+    """A well-formed rgb8 image of ``rgb``."""
+    height, width = rgb.shape[:2]
+    return ImageFields("rgb8", height, width, width * 3, False, np.ascontiguousarray(rgb).tobytes(), None)
+
+
+def jpeg_fields(rgb: np.ndarray) -> CompressedFields:
+    """A well-formed JPEG CompressedImage of ``rgb``."""
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]))
+    assert ok
+    return CompressedFields("jpeg", buf.tobytes(), None)
+
+
+def write_camera_bag(path, frames: list[BagFrame], storage: str = "mcap") -> None:
+    """Write ``frames`` (in the given order) as sensor_msgs Image / CompressedImage messages to a new bag."""
+    from rosbags.typesys import Stores, get_typestore
+
+    from vljepa_ros.bag_io import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, BagWriter, ns_to_sec_nanosec
+
+    store = get_typestore(Stores.ROS2_KILTED)
+    types = store.types
+    with BagWriter(path, storage=storage, typestore=store) as writer:
+        for frame in frames:
+            sec, nanosec = ns_to_sec_nanosec(frame.stamp_ns)
+            header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
+                                                  frame_id=frame.topic.strip("/").split("/")[0])
+            data = np.frombuffer(frame.fields.data, np.uint8)
+            if isinstance(frame.fields, ImageFields):
+                f = frame.fields
+                message = types[IMAGE_TYPE](header=header, height=f.height, width=f.width, encoding=f.encoding,
+                                            is_bigendian=int(f.is_bigendian), step=f.step, data=data)
+                writer.write(frame.topic, IMAGE_TYPE, frame.bag_time_ns, message)
+            else:
+                message = types[COMPRESSED_IMAGE_TYPE](header=header, format=frame.fields.format, data=data)
+                writer.write(frame.topic, COMPRESSED_IMAGE_TYPE, frame.bag_time_ns, message)

@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from vljepa_ros import bag_io
-from vljepa_ros.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+from vljepa_ros.image_conversion import (
+    ImageConversionError,
+    check_compressed,
+    check_image,
+    compressed_to_rgb,
+    image_to_rgb,
+)
 from vljepa_ros.params_file import node_parameters
 from vljepa_ros.perception_config import CameraConfig, ConfigError, PipelineConfig, cameras_from_parameters
 from vljepa_ros.perception_pipeline import DROP_INFERENCE_ERROR, DROP_WORKER_BEHIND, PerceptionPipeline
@@ -150,6 +156,15 @@ def _thumbnail(rgb: np.ndarray) -> np.ndarray:
         return np.array(rgb, copy=True)
     size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _validator(frame: bag_io.CameraFrame):
+    """The O(1) check the node runs on every frame, so malformed frames the sampler would skip are reported."""
+    message = frame.message
+    if frame.is_compressed:
+        return lambda: check_compressed(message.format, len(message.data))
+    return lambda: check_image(message.encoding, message.height, message.width, message.step,
+                               bool(message.is_bigendian), len(message.data))
 
 
 def _converter(frame: bag_io.CameraFrame, keep: deque):
@@ -289,7 +304,8 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
         bag_last_ns = frame.bag_time_ns
         try:
             verdict = pipeline.offer_frame(camera.name, frame.frame_id, frame.stamp_ns,
-                                           _converter(frame, thumbs_recent[camera.name]))
+                                           _converter(frame, thumbs_recent[camera.name]),
+                                           _validator(frame))
         except ImageConversionError as error:
             account.count(f"malformed.{error.reason}")
             log(f"replay: {camera.name}: malformed frame at {frame.stamp_ns} ns: {error}")
