@@ -1,0 +1,151 @@
+"""Launch files and config/vljepa.yaml refer only to executables, parameters, topics and files that exist.
+
+`launch` / `launch_ros` are not installable here, so the launch files are checked statically (ast) against
+setup.py's console scripts, the package's files, and the parameters the real nodes declare when started.
+"""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import rclpy
+
+from perception_fixtures import tiny_random_manifest
+from vljepa_ros.bringup import DECODER_INPUT_REMAP, Bringup, BringupOptions, rclpy_args
+from vljepa_ros.params_file import load_params_file
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_FILES = sorted((PACKAGE_ROOT / "launch").glob("*.launch.py"))
+CONFIG = PACKAGE_ROOT / "config" / "vljepa.yaml"
+NODE_NAMES = {"perception_node": "vljepa_perception", "decoder_node": "vljepa_decoder"}
+BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
+
+
+def _console_scripts() -> set[str]:
+    tree = ast.parse((PACKAGE_ROOT / "setup.py").read_text())
+    entries = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return {e.split("=")[0].strip() for e in entries if re.fullmatch(r"\w+ = [\w.]+:\w+", e)}
+
+
+def _constants(tree: ast.Module) -> dict[str, str]:
+    return {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+            for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+
+
+def _value(node, constants):
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in constants:
+        return constants[node.id]
+    return None
+
+
+def _calls(tree, name):
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
+
+
+def _keyword(call, name):
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _dict_keys(tree, element, constants) -> set[str]:
+    """Parameter names an element of `parameters=[...]` sets: a dict literal, or a dict variable plus its
+    subscript assignments."""
+    if isinstance(element, ast.Dict):
+        return {_value(k, constants) for k in element.keys}
+    if isinstance(element, ast.Name):
+        keys = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name) and target.id == element.id and isinstance(node.value, ast.Dict):
+                        keys |= {_value(k, constants) for k in node.value.keys}
+                    if isinstance(target, ast.Subscript) and getattr(target.value, "id", None) == element.id:
+                        keys.add(_value(target.slice, constants))
+        return keys
+    return set()
+
+
+@pytest.fixture(scope="module")
+def declared(tmp_path_factory):
+    """Parameter names and topics of the real nodes, started once with the shipped YAML."""
+    options = BringupOptions(model_manifest=str(tiny_random_manifest(tmp_path_factory)))
+    context = rclpy.Context()
+    rclpy.init(args=rclpy_args(options), context=context)
+    bringup = Bringup(options, context=context)
+    try:
+        result = {}
+        for node in bringup.nodes:
+            result[node.get_name()] = {
+                "parameters": set(node.get_parameters_by_prefix("").keys()),
+                "subscriptions": {s.topic_name for s in node.subscriptions},
+            }
+        return result
+    finally:
+        bringup.destroy()
+        rclpy.try_shutdown(context=context)
+
+
+def test_there_is_a_launch_file():
+    assert [p.name for p in LAUNCH_FILES] == ["vljepa.launch.py"]
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_references_exist(path, declared):
+    tree = ast.parse(path.read_text())
+    constants = _constants(tree)
+    scripts = _console_scripts()
+    nodes = _calls(tree, "Node")
+    assert {_value(_keyword(n, "executable"), constants) for n in nodes} == set(NODE_NAMES)
+    for node in nodes:
+        executable = _value(_keyword(node, "executable"), constants)
+        assert executable in scripts, f"{executable} is not a console script in setup.py"
+        assert _value(_keyword(node, "package"), constants) == "vljepa_ros"
+        name = _value(_keyword(node, "name"), constants)
+        assert name == NODE_NAMES[executable]
+        parameters = _keyword(node, "parameters")
+        assert isinstance(parameters, ast.List)
+        keys = set().union(*(_dict_keys(tree, e, constants) for e in parameters.elts))
+        unknown = keys - declared[name]["parameters"]
+        assert not unknown, f"{path.name}: {name} does not declare {sorted(unknown)}"
+        for pair in _keyword(node, "remappings").elts:
+            source, target = (_value(part, constants) for part in pair.elts)
+            if name == "vljepa_decoder":
+                # bringup wires the decoder the same way; its node shows the remapped (target) topic.
+                assert f"{source}:={target}" == DECODER_INPUT_REMAP
+                assert "/" + target in declared[name]["subscriptions"]
+            else:
+                assert source in declared[name]["subscriptions"], f"{name} has no subscription {source}"
+
+    # Every LaunchConfiguration is declared, and every package file a PathJoinSubstitution names exists.
+    arguments = {_value(c.args[0], constants) for c in _calls(tree, "DeclareLaunchArgument")}
+    used = {_value(c.args[0], constants) for c in _calls(tree, "LaunchConfiguration")}
+    assert used <= arguments and used
+    joins = _calls(tree, "PathJoinSubstitution")
+    assert joins
+    for join in joins:
+        first, *rest = join.args[0].elts
+        assert getattr(first.func, "id", None) == "FindPackageShare"
+        relative = Path(*[_value(part, constants) for part in rest])
+        assert relative.parts[0] in ("config", "launch", "models"), "setup.py installs only these folders"
+        assert (PACKAGE_ROOT / relative).is_file(), f"{relative} does not exist in the package"
+
+
+def test_yaml_sets_only_declared_parameters_and_documents_all(declared):
+    sections = load_params_file(CONFIG)
+    text = CONFIG.read_text()
+    assert set(sections) == set(NODE_NAMES.values())
+    for name, values in sections.items():
+        parameters = declared[name]["parameters"]
+        unknown = set(values) - parameters
+        assert not unknown, f"{name}: the YAML sets undeclared {sorted(unknown)} (rclpy would ignore them)"
+        undocumented = [p for p in parameters - BUILTIN_PARAMETERS
+                        if p not in values and not re.search(rf"^\s*# {re.escape(p)}:", text, re.M)]
+        assert not undocumented, f"{name}: {sorted(undocumented)} missing from {CONFIG.name}"
+        # Each set parameter has a comment line directly above it (or above its block of siblings).
+        lines = text.splitlines()
+        for key in values:
+            index = next(i for i, line in enumerate(lines) if re.match(rf"\s+{re.escape(key)}:", line)
+                         and i > lines.index(f"{name}:"))
+            assert any(lines[j].strip().startswith("#") for j in range(max(0, index - 3), index)), key
