@@ -133,13 +133,15 @@ def main(argv=None) -> int:
         "break_even_decoder_us": None if break_even is None else break_even * 1e6,
         "repeats": args.repeats,
     }
-    print(f"stream {stream_s:.0f} s, {len(stamps)} embeddings at {embeddings_per_s:.1f} Hz, bank {len(bank)} x {bank.dim}")
+    print(f"stream {stream_s:.0f} s, {len(stamps)} embeddings at {embeddings_per_s:.1f} Hz, "
+          f"bank {len(bank)} x {bank.dim}")
     print(f"decodes: uniform {args.uniform_rate:g} Hz {uniform_decodes}, selective {selective_decodes} "
           f"({result['reduction_factor']:.2f}x fewer)")
     print(f"detector {result['detector_us_per_embedding']:.1f} us/embedding, retrieval decode "
           f"{result['retrieval_decode_us']:.1f} us")
-    print(f"wall: selective {result['selective_wall_s'] * 1e3:.1f} ms vs uniform {result['uniform_wall_s'] * 1e3:.1f} ms "
-          f"(x{result['selective_over_uniform_wall']:.2f}); selective saves compute for decoders slower than "
+    print(f"wall: selective {result['selective_wall_s'] * 1e3:.1f} ms vs uniform "
+          f"{result['uniform_wall_s'] * 1e3:.1f} ms (x{result['selective_over_uniform_wall']:.2f}); "
+          f"selective saves compute for decoders slower than "
           f"{result['break_even_decoder_us']:.0f} us per decode")
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

@@ -420,8 +420,8 @@ def _row(name: str, r: dict) -> str:
     lat = "   -  " if r.get("latency_p50_s") is None else f"{r['latency_p50_s']:5.2f} "
     red = f"{r['reduction_factor']:5.2f}x" if "reduction_factor" in r else "  1.00x"
     return (f"{name:<40} {r['decodes']:>7} {red:>8} {r['quality_dense']:>8.3f} {r['quality_midpoints']:>8.3f} "
-            f"{r['q_stamp_dense']:>8.3f} {r['in_effect_dense']:>8.3f} {r['event_recall']:>7.3f} {r['event_recall_correct_text']:>7.3f} "
-            f"{lat:>7} {r['spurious_change_decodes']:>6}")
+            f"{r['q_stamp_dense']:>8.3f} {r['in_effect_dense']:>8.3f} {r['event_recall']:>7.3f} "
+            f"{r['event_recall_correct_text']:>7.3f} {lat:>7} {r['spurious_change_decodes']:>6}")
 
 
 def print_report(report: dict, out=print) -> None:

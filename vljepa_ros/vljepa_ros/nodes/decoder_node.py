@@ -62,13 +62,15 @@ _PARAMETERS = {
     "window": (_DEFAULTS.window, "Embeddings averaged into the smoothed current embedding.", True,
                {"integer_range": [IntegerRange(from_value=1, to_value=1000, step=1)]}),
     "threshold": (_DEFAULTS.threshold, "Change score (1 - cosine of the smoothed embedding to the segment mean) "
-                                       "that declares a change.", True, {"floating_point_range": _float_range(0.0, 2.0)}),
+                                       "that declares a change.", True,
+                  {"floating_point_range": _float_range(0.0, 2.0)}),
     "rearm_fraction": (_DEFAULTS.rearm_fraction, "Hysteresis: after a decode, re-arm once the score is below "
                                                  "threshold * rearm_fraction (1.0: at the threshold).", True,
                        {"floating_point_range": _float_range(0.0, 1.0)}),
     "settle": (_DEFAULTS.settle, "Embeddings to wait after a change before decoding the new segment.", True,
                {"integer_range": [IntegerRange(from_value=0, to_value=1000, step=1)]}),
-    "min_interval_s": (_DEFAULTS.min_interval_s, "Minimum time between two decodes of a camera (stamp time).", True, {}),
+    "min_interval_s": (_DEFAULTS.min_interval_s, "Minimum time between two decodes of a camera (stamp time).",
+                       True, {}),
     "max_interval_s": (_DEFAULTS.max_interval_s, "Heartbeat: decode the current segment after this long without "
                                                  "a decode; 0 disables.", True, {}),
     "uniform_rate_hz": (1.0, "Uniform decoding rate the decode statistics compare against.", True, {}),
@@ -344,7 +346,8 @@ class DecoderNode(Node):
             stats = self.pipeline.statistics(camera)
             values.update({
                 "embeddings_seen": str(stats.embeddings_seen), "decodes": str(stats.decodes),
-                "decodes_per_minute": f"{stats.decodes_per_minute:.2f}", "stream_seconds": f"{stats.stream_seconds:.1f}",
+                "decodes_per_minute": f"{stats.decodes_per_minute:.2f}",
+                "stream_seconds": f"{stats.stream_seconds:.1f}",
                 "uniform_decodes": str(stats.uniform_decodes), "reduction_factor": f"{stats.reduction_factor:.2f}",
                 "transients": str(stats.transients),
                 "last_change_score": f"{stats.last_score:.4f}",
