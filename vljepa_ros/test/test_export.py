@@ -69,3 +69,51 @@ def test_cli_reports_parity_failure(tmp_path, capsys):
                  "--tolerance", "-1"])
     assert code == 1
     assert "exceeds tolerance" in capsys.readouterr().err
+
+
+def test_fp16_export_keeps_fp32_io_and_fp32_rope_angles(tmp_path):
+    import onnx
+
+    torch.manual_seed(0)
+    encoder = VJepa2Encoder(encoder_config("tiny", num_frames=4, img_size=32)).eval()
+    exported = export_encoder(encoder, tmp_path / "enc16.onnx", tolerance=5e-2, fp16=True, log=lambda _: None)
+    assert exported.max_abs_error < 5e-2
+    session = ort.InferenceSession(str(tmp_path / "enc16.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].type == session.get_outputs()[0].type == "tensor(float)"
+    graph = onnx.load(str(tmp_path / "enc16.onnx")).graph
+    producer = {o: n for n in graph.node for o in n.output}
+    trig = [n for n in graph.node if n.op_type in ("Sin", "Cos")]
+    assert trig and all(producer[n.input[0]].op_type != "Cast" for n in trig)  # angles never pass through fp16
+    weights = {i.data_type for i in graph.initializer if len(i.dims) == 2}
+    assert weights == {onnx.TensorProto.FLOAT16}
+
+
+def test_fused_preprocessing_graph_matches_cpu_preprocessing(tmp_path):
+    from vljepa_ros.export import export_tiny_random
+    from vljepa_ros.preprocessing import preprocess_clip
+    from vljepa_ros.vljepa_runtime import VLJepaRuntime
+
+    fused = VLJepaRuntime.from_manifest(export_tiny_random(tmp_path / "f", fused_frame_size=(90, 120)), providers=("cpu",))
+    plain = VLJepaRuntime.from_manifest(export_tiny_random(tmp_path / "p"), providers=("cpu",))
+    assert fused.fused_preprocessing and fused.manifest.encoder.inputs[0].shape == ("batch", 8, 90, 120, 3)
+    rng = np.random.default_rng(0)
+    # smooth frames: bilinear interpolation of a coarse pattern, like camera images, not per-pixel noise
+    frames = [np.kron(rng.integers(0, 256, (9, 12, 3)), np.ones((10, 10, 1))).astype(np.uint8) for _ in range(8)]
+    x = fused.prepare_clip(frames)
+    assert x.shape == (8, 90, 120, 3) and x.dtype == np.uint8
+    got = fused.encode(x)
+    want = plain.encode(preprocess_clip(frames, plain.manifest.clip))
+    # same weights (same seed); the graph resizes in float, OpenCV rounds to uint8: small differences only
+    assert np.abs(got - want).max() < 0.1
+    assert np.abs(got - want).mean() < 0.01
+
+
+def test_cli_fp16_and_fused_flags(tmp_path, capsys):
+    code = main(["--out", str(tmp_path / "m"), "--encoder-preset", "tiny", "--frames", "2", "--crop", "16",
+                 "--fp16", "--fused-preprocessing", "24x32"])
+    assert code == 0, capsys.readouterr().err
+    m = load_manifest(tmp_path / "m" / "manifest.yaml")
+    assert m.precision == "fp16" and m.encoder.fused_preprocessing
+    assert m.encoder.inputs[0].dtype == "uint8" and m.encoder.inputs[0].shape == ("batch", 2, 24, 32, 3)
+    assert main(["--out", str(tmp_path / "x"), "--fused-preprocessing", "480by640"]) == 1
+    assert "expected HxW" in capsys.readouterr().err

@@ -103,3 +103,14 @@ def test_bad_inputs_raise_clear_errors(runtime):
 def test_banks_load_with_model_dim(runtime):
     bank = runtime.load_bank("actions")
     assert bank.dim == runtime.manifest.embedding_dim and len(bank) == 4
+
+
+def test_runtime_modules_never_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, vljepa_ros.vljepa_runtime, vljepa_ros.text_encoder_runtime, vljepa_ros.onnx_session, "
+            "vljepa_ros.preprocessing, vljepa_ros.manifest, vljepa_ros.text_bank, vljepa_ros.query_tokenizer; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -36,6 +36,8 @@ from vljepa_ros.torch_models.vjepa2_encoder import ENCODER_PRESETS, VJepa2Encode
 from vljepa_ros.torch_models.vljepa_predictor import PREDICTOR_PRESETS, VLJepaPredictor, predictor_config
 
 DEFAULT_OPSET = 18
+FP32_TOLERANCE = 1e-4
+FP16_TOLERANCE = 5e-2
 DEFAULT_QUERIES = {"caption": "describe the scene", "transition": "what changed"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -120,23 +122,99 @@ class ExportedGraph:
     max_abs_error: float
 
 
+def rope_angle_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the Sin/Cos nodes and everything computing their inputs (positions, frequencies, angles).
+
+    The walk stops at Shape nodes: what feeds a Shape only contributes its size, not values.
+    """
+    producer = {out: node for node in model.graph.node for out in node.output}
+    keep, stack = set(), [n for n in model.graph.node if n.op_type in ("Sin", "Cos")]
+    while stack:
+        node = stack.pop()
+        if node.name in keep:
+            continue
+        keep.add(node.name)
+        if node.op_type != "Shape":
+            stack.extend(producer[i] for i in node.input if i in producer)
+    return sorted(keep)
+
+
+def convert_to_fp16(path: Path) -> None:
+    """Rewrite an fp32 graph as fp16 in place; I/O stays fp32 and the RoPE angles are computed in fp32.
+
+    Half-precision positions x frequencies lose ~1e-2 rad at position 15; in fp32 only the final cos/sin
+    values are rounded to fp16 (~5e-4).
+    """
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(path))
+    for i, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"{node.op_type}_{i}"
+    converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=rope_angle_nodes(model))
+    _drop_round_trip_casts(converted)
+    onnx.save(converted, str(path))
+
+
+def _drop_round_trip_casts(model: onnx.ModelProto) -> None:
+    """Bypass Cast(fp32->fp16) -> Cast(fp16->fp32) pairs, which the converter puts between two blocked nodes
+    (it would round the fp32 RoPE angles to fp16 right before Sin/Cos)."""
+    def cast_to(node) -> int | None:
+        return next((a.i for a in node.attribute if a.name == "to"), None) if node.op_type == "Cast" else None
+
+    producer = {out: node for node in model.graph.node for out in node.output}
+    renamed = {}
+    for node in model.graph.node:
+        first = producer.get(node.input[0]) if node.input else None
+        if cast_to(node) == onnx.TensorProto.FLOAT and first is not None and cast_to(first) == onnx.TensorProto.FLOAT16:
+            renamed[node.output[0]] = first.input[0]
+    for node in model.graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+    used = {i for node in model.graph.node for i in node.input} | {o.name for o in model.graph.output}
+    keep = [n for n in model.graph.node if n.op_type != "Cast" or any(o in used for o in n.output)]
+    del model.graph.node[:]
+    model.graph.node.extend(keep)
+
+
 def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSET, tolerance: float = 1e-4,
-                   seed: int = 0, log: Callable[[str], None] = print) -> ExportedGraph:
-    """Encoder -> ONNX: input `clip` (batch, 3, T, S, S) float32, output `tokens` (batch, N, D)."""
+                   seed: int = 0, fp16: bool = False, fused_frame_size: tuple[int, int] | None = None,
+                   frame_rate_hz: float = 4.0, log: Callable[[str], None] = print) -> ExportedGraph:
+    """Encoder -> ONNX with output `tokens` (batch, N, D) float32.
+
+    Input `clip` (batch, 3, T, S, S) float32, or with `fused_frame_size=(H, W)` input `frames`
+    (batch, T, H, W, 3) uint8 with resize/crop/normalise inside the graph. `fp16`: fp16 weights and compute.
+    """
     cfg = encoder.cfg
-    inputs = (TensorSpec("clip", "float32", ("batch", 3, cfg.num_frames, cfg.img_size, cfg.img_size)),)
-    outputs = (TensorSpec("tokens", "float32", ("batch", cfg.num_tokens, cfg.embed_dim)),)
-    generator = torch.Generator().manual_seed(seed)
-    example = torch.randn((1, 3, cfg.num_frames, cfg.img_size, cfg.img_size), generator=generator)
     encoder = encoder.eval()
-    _export(encoder, (example,), path, inputs, outputs, opset)
-    check = torch.randn((2, 3, cfg.num_frames, cfg.img_size, cfg.img_size), generator=generator).numpy()
-    err = check_parity(encoder, path, {"clip": check}, tolerance, "encoder", log)
-    return ExportedGraph(OnnxFileSpec(path, sha256_of_file(path), inputs, outputs), err)
+    generator = torch.Generator().manual_seed(seed)
+    if fused_frame_size is None:
+        module, name, dtype = encoder, "clip", "float32"
+        shape = (3, cfg.num_frames, cfg.img_size, cfg.img_size)
+
+        def example(batch: int) -> torch.Tensor:
+            return torch.randn((batch, *shape), generator=generator)
+    else:
+        from vljepa_ros.torch_models.fused_preprocessing import FusedPreprocessingEncoder
+
+        module = FusedPreprocessingEncoder(encoder, clip_spec_for(encoder, frame_rate_hz), *fused_frame_size).eval()
+        name, dtype, shape = "frames", "uint8", (cfg.num_frames, *fused_frame_size, 3)
+
+        def example(batch: int) -> torch.Tensor:
+            return torch.randint(0, 256, (batch, *shape), generator=generator, dtype=torch.uint8)
+    inputs = (TensorSpec(name, dtype, ("batch", *shape)),)
+    outputs = (TensorSpec("tokens", "float32", ("batch", cfg.num_tokens, cfg.embed_dim)),)
+    _export(module, (example(1),), path, inputs, outputs, opset)
+    if fp16:
+        convert_to_fp16(path)
+    err = check_parity(module, path, {name: example(2).numpy()}, tolerance, "encoder", log)
+    spec = OnnxFileSpec(path, sha256_of_file(path), inputs, outputs, fused_preprocessing=fused_frame_size is not None)
+    return ExportedGraph(spec, err)
 
 
 def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, max_tokens: int,
-                     opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, seed: int = 0,
+                     opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, seed: int = 0, fp16: bool = False,
                      log: Callable[[str], None] = print) -> ExportedGraph:
     """Predictor -> ONNX: (visual_tokens, query_ids, query_mask) -> `embedding` (batch, E), not normalised."""
     cfg = predictor.cfg
@@ -157,6 +235,8 @@ def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, ma
 
     predictor = predictor.eval()
     _export(predictor, example(1), path, inputs, outputs, opset)
+    if fp16:
+        convert_to_fp16(path)
     tokens, ids, mask = example(3)
     feeds = {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()}
     err = check_parity(predictor, path, feeds, tolerance, "predictor", log)
@@ -166,13 +246,18 @@ def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, ma
 def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequence[str], out_dir: Path,
                  banks: Mapping[str, TextBank] | None = None, queries: Mapping[str, str] = DEFAULT_QUERIES,
                  model_id: str = "vljepa", frame_rate_hz: float = 4.0, max_tokens: int | None = None,
-                 opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, text_encoder_source=None,
+                 opset: int = DEFAULT_OPSET, tolerance: float | None = None, text_encoder_source=None,
+                 fp16: bool = False, fused_frame_size: tuple[int, int] | None = None,
                  log: Callable[[str], None] = print) -> Path:
     """Export encoder + predictor, vocabulary and banks into `out_dir`; returns the manifest path.
 
     `text_encoder_source` (a `torch_models.text_encoder.TextEncoderSource`, e.g. `minilm_source()`, ~90 MB)
     also exports a Y-encoder so the runtime can embed new vocabularies; its width must equal embedding_dim.
+    `fp16` converts encoder and predictor (I/O stays fp32); `fused_frame_size=(H, W)` puts preprocessing
+    into the encoder graph for frames of that size. `tolerance` defaults to 1e-4 (fp32) or 5e-2 (fp16).
     """
+    if tolerance is None:
+        tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
     if predictor.cfg.visual_dim != encoder.cfg.embed_dim:
         raise ValueError(f"predictor visual_dim {predictor.cfg.visual_dim} != encoder width {encoder.cfg.embed_dim}")
     if len(vocab) > predictor.cfg.vocab_size:
@@ -180,9 +265,10 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
     max_tokens = max_tokens or predictor.cfg.max_query_tokens
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    enc = export_encoder(encoder, out_dir / "encoder.onnx", opset, tolerance, log=log)
+    enc = export_encoder(encoder, out_dir / "encoder.onnx", opset, tolerance, fp16=fp16,
+                         fused_frame_size=fused_frame_size, frame_rate_hz=frame_rate_hz, log=log)
     pred = export_predictor(predictor, out_dir / "predictor.onnx", encoder.cfg.num_tokens, max_tokens, opset,
-                            tolerance, log=log)
+                            tolerance, fp16=fp16, log=log)
     vocab_path = write_vocab(vocab, out_dir / "query_vocab.txt")
     bank_paths = {}
     for name, bank in (banks or {}).items():
@@ -194,7 +280,8 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
     if text_encoder_source is not None:
         from vljepa_ros.torch_models.text_encoder import export_text_encoder
 
-        text_encoder = export_text_encoder(out_dir, text_encoder_source, opset=opset, tolerance=tolerance, log=log)
+        text_encoder = export_text_encoder(out_dir, text_encoder_source, opset=opset, tolerance=FP32_TOLERANCE,
+                                           log=log)
         if text_encoder.outputs[0].shape[-1] != predictor.cfg.embedding_dim:
             raise ValueError(f"text encoder width {text_encoder.outputs[0].shape[-1]} != predictor embedding_dim "
                              f"{predictor.cfg.embedding_dim}")
@@ -205,7 +292,7 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
         encoder=enc.spec, predictor=pred.spec,
         query_tokenizer=QueryTokenizerSpec(vocab_file=vocab_path.resolve(), max_tokens=max_tokens),
         queries=dict(queries), banks={k: v.resolve() for k, v in bank_paths.items()}, opset=opset,
-        text_encoder=text_encoder,
+        text_encoder=text_encoder, precision="fp16" if fp16 else "fp32",
     )
     return write_manifest(manifest, out_dir / "manifest.yaml")
 
@@ -215,10 +302,13 @@ TINY_CAPTIONS = ("a red ball rolls left", "a blue box stands still", "a green ba
 TINY_ACTIONS = ("push the ball", "pick up the box", "drop the box", "nothing happens")
 
 
-def export_tiny_random(out_dir: Path, seed: int = 0, log: Callable[[str], None] = lambda _: None) -> Path:
+def export_tiny_random(out_dir: Path, seed: int = 0, fp16: bool = False,
+                       fused_frame_size: tuple[int, int] | None = None,
+                       log: Callable[[str], None] = lambda _: None) -> Path:
     """A small random-weight model (8x64x64 clips, 256 tokens, 384-d embeddings) for tests; returns manifest path.
 
     Its caption/action banks hold random unit vectors, so retrieval results are arbitrary but deterministic.
+    `fp16` / `fused_frame_size` select those export variants.
     """
     torch.manual_seed(seed)
     vocab = build_vocab([*DEFAULT_QUERIES.values(), *TINY_CAPTIONS, *TINY_ACTIONS])
@@ -229,7 +319,7 @@ def export_tiny_random(out_dir: Path, seed: int = 0, log: Callable[[str], None] 
     banks = {name: TextBank.from_embeddings(texts, rng.standard_normal((len(texts), 384)).astype(np.float32))
              for name, texts in (("captions", TINY_CAPTIONS), ("actions", TINY_ACTIONS))}
     return export_model(encoder, predictor, vocab, Path(out_dir), banks=banks, model_id="vljepa-tiny-random",
-                        log=log)
+                        fp16=fp16, fused_frame_size=fused_frame_size, log=log)
 
 
 # --------------------------------------------------------------------------------------------------- CLI
@@ -256,7 +346,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--model-id", default="vljepa")
     p.add_argument("--frame-rate", type=float, default=4.0, help="clip frame rate in Hz")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    p.add_argument("--tolerance", type=float, default=1e-4, help="max abs error allowed in the parity check")
+    p.add_argument("--tolerance", type=float,
+                   help=f"max abs error allowed in the parity check (default {FP32_TOLERANCE:g}, fp16 {FP16_TOLERANCE:g})")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights/compute (I/O fp32, RoPE angles fp32)")
+    p.add_argument("--fused-preprocessing", metavar="HxW",
+                   help="encoder takes uint8 frames of this size (e.g. 480x640) and preprocesses in the graph")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -282,6 +376,15 @@ def _build_predictor(args: argparse.Namespace, visual_dim: int) -> tuple[VLJepaP
     cfg = predictor_config(args.predictor_preset, visual_dim=visual_dim, embedding_dim=args.embedding_dim,
                            vocab_size=max(len(vocab), PREDICTOR_PRESETS[args.predictor_preset].vocab_size))
     return VLJepaPredictor(cfg).eval(), vocab
+
+
+def _frame_size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    height, sep, width = text.lower().partition("x")
+    if not sep or not height.isdigit() or not width.isdigit() or int(height) <= 0 or int(width) <= 0:
+        raise ValueError(f"--fused-preprocessing: expected HxW such as 480x640, got {text!r}")
+    return int(height), int(width)
 
 
 def _text_encoder_source(args: argparse.Namespace):
@@ -310,7 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 banks[name] = TextBank.load(file)
             path = export_model(encoder, predictor, vocab, args.out, banks=banks, model_id=args.model_id,
                                 frame_rate_hz=args.frame_rate, max_tokens=args.max_tokens, opset=args.opset,
-                                tolerance=args.tolerance, text_encoder_source=_text_encoder_source(args))
+                                tolerance=args.tolerance, text_encoder_source=_text_encoder_source(args), fp16=args.fp16,
+                                fused_frame_size=_frame_size(args.fused_preprocessing))
     except (ParityError, ValueError, OSError) as err:
         print(f"export_model: error: {err}", file=sys.stderr)
         return 1
