@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from perception_fixtures import tiny_random_manifest
-from vljepa_ros import bag_io, replay
+from vljepa_ros import bag_io, replay, report
 from vljepa_ros.manifest import load_manifest
 from vljepa_ros.tiny_world.bag_writer import write_stream_bag
 from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
@@ -80,6 +80,13 @@ def test_outputs_stamps_and_accounting(tmp_path, world_bag, model):
     assert all(m.reason == 3 for _, m in segments)
     (_, statistics), = bag_io.read_messages(out_bag, replay.TOPIC_STATISTICS)
     assert statistics.embeddings_seen == camera["embeddings"] and statistics.decodes == len(captions)
+
+    # The report can be rebuilt from the output bag alone (as the demo does for a live recording).
+    timeline, = report.timelines_from_bags(out_bag, world_bag)
+    assert timeline.camera == "camera" and len(timeline.embedding_stamps_ns) == camera["embeddings"]
+    assert [c.stamp_ns for c in timeline.captions] == [bag_io.stamp_to_ns(m.header.stamp) for _, m in captions]
+    assert set(timeline.thumbnails) == {c.stamp_ns for c in timeline.captions}
+    assert len(timeline.segment_captions) == len(segments)
 
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert written["cameras"] == summary["cameras"]

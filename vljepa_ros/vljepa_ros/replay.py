@@ -37,6 +37,7 @@ from vljepa_ros.image_conversion import (
 from vljepa_ros.params_file import node_parameters
 from vljepa_ros.perception_config import CameraConfig, ConfigError, PipelineConfig, cameras_from_parameters
 from vljepa_ros.perception_pipeline import DROP_INFERENCE_ERROR, DROP_WORKER_BEHIND, PerceptionPipeline
+from vljepa_ros.report import thumbnail
 
 PERCEPTION_NODE = "vljepa_perception"
 DECODER_NODE = "vljepa_decoder"
@@ -148,16 +149,6 @@ def detector_values_from_parameters(values: dict) -> dict:
     return merged
 
 
-def _thumbnail(rgb: np.ndarray) -> np.ndarray:
-    import cv2
-
-    height, width = rgb.shape[:2]
-    if width <= THUMBNAIL_WIDTH:
-        return np.array(rgb, copy=True)
-    size = (THUMBNAIL_WIDTH, max(1, round(height * THUMBNAIL_WIDTH / width)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
-
-
 def _validator(frame: bag_io.CameraFrame):
     """The O(1) check the node runs on every frame, so malformed frames the sampler would skip are reported."""
     message = frame.message
@@ -176,7 +167,7 @@ def _converter(frame: bag_io.CameraFrame, keep: deque):
         else:
             rgb = image_to_rgb(message.encoding, message.height, message.width, message.step,
                                bool(message.is_bigendian), message.data)
-        keep.append((frame.stamp_ns, _thumbnail(rgb)))
+        keep.append((frame.stamp_ns, thumbnail(rgb, THUMBNAIL_WIDTH)))
         return rgb
     return convert
 

@@ -267,3 +267,86 @@ def write_report(timelines: Sequence[CameraTimeline], out_dir: Path | str, title
     paths["json"] = out / "report.json"
     paths["json"].write_text(json.dumps(data, indent=2))
     return paths
+
+
+def thumbnail(rgb: np.ndarray, width: int = 192) -> np.ndarray:
+    """A copy of `rgb` scaled down to `width` pixels wide (never up)."""
+    import cv2
+
+    height, full_width = rgb.shape[:2]
+    if full_width <= width:
+        return np.array(rgb, copy=True)
+    return cv2.resize(rgb, (width, max(1, round(height * width / full_width))), interpolation=cv2.INTER_AREA)
+
+
+def frames_at(input_bag: Path | str, topic: str, stamps_ns: set[int]) -> dict[int, np.ndarray]:
+    """Thumbnails of the frames of `topic` whose header stamps are in `stamps_ns` (unreadable frames skipped)."""
+    from vljepa_ros.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+
+    found = {}
+    for frame in bag_io.read_camera_frames(input_bag, [topic]):
+        if frame.stamp_ns not in stamps_ns or frame.stamp_ns in found:
+            continue
+        message = frame.message
+        try:
+            rgb = (compressed_to_rgb(message.format, message.data) if frame.is_compressed else
+                   image_to_rgb(message.encoding, message.height, message.width, message.step,
+                                bool(message.is_bigendian), message.data))
+        except ImageConversionError:
+            continue
+        found[frame.stamp_ns] = thumbnail(rgb)
+    return found
+
+
+def timelines_from_bags(output_bag: Path | str, input_bag: Path | str | None = None,
+                        camera_topics: Mapping[str, str] | None = None,
+                        truth: Mapping[str, Sequence[TruthChange]] | None = None,
+                        detector: ChangeDetectorConfig | None = None,
+                        embedding_topic: str = "/vljepa_perception/embedding",
+                        caption_topic: str = "/vljepa_decoder/caption",
+                        segment_topic: str | None = "/vljepa_replay/segment_caption",
+                        extra_segments: Mapping[str, Sequence[CaptionMark]] | None = None) -> list[CameraTimeline]:
+    """Timelines from a bag of the nodes' outputs (recorded live or written by replay).
+
+    `camera_topics` maps camera names to their input topics for thumbnails (default: derived from the input
+    bag's image topics with the perception node's naming rule). `truth` maps camera names to ground truth.
+    """
+    from vljepa_ros.perception_config import camera_name_from_topic
+
+    detector = detector or ChangeDetectorConfig()
+    topics = {t.name for t in bag_io.list_topics(output_bag)}
+    embeddings: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for _, message in bag_io.read_messages(output_bag, embedding_topic) if embedding_topic in topics else []:
+        if message.kind == 1:  # KIND_PREDICTED: what the decoder consumes
+            embeddings.setdefault(message.camera, []).append(
+                (bag_io.stamp_to_ns(message.header.stamp), np.asarray(message.data, np.float32)))
+
+    def marks(topic):
+        found: dict[str, list[CaptionMark]] = {}
+        if topic is None or topic not in topics:
+            return found
+        for _, m in bag_io.read_messages(output_bag, topic):
+            found.setdefault(m.camera, []).append(CaptionMark(
+                bag_io.stamp_to_ns(m.header.stamp), m.text, int(m.reason), float(m.score),
+                bag_io.stamp_to_ns(m.segment_start), bag_io.stamp_to_ns(m.segment_end)))
+        return {camera: sorted(items, key=lambda c: c.stamp_ns) for camera, items in found.items()}
+
+    captions, segments = marks(caption_topic), marks(segment_topic)
+    for camera, extra in (extra_segments or {}).items():
+        segments[camera] = sorted([*segments.get(camera, []), *extra], key=lambda c: c.stamp_ns)
+    if camera_topics is None and input_bag is not None:
+        camera_topics = {camera_name_from_topic(t): t for t in bag_io.camera_topics(input_bag)}
+    timelines = []
+    for camera in sorted(set(embeddings) | set(captions)):
+        stream = sorted(embeddings.get(camera, []), key=lambda item: item[0])
+        stamps = np.array([s for s, _ in stream], dtype=np.int64)
+        vectors = np.stack([v for _, v in stream]) if stream else np.zeros((0, 1), np.float32)
+        camera_captions = captions.get(camera, [])
+        thumbnails = {}
+        if input_bag is not None and camera_topics and camera in camera_topics:
+            thumbnails = frames_at(input_bag, camera_topics[camera], {c.stamp_ns for c in camera_captions})
+        timelines.append(CameraTimeline(
+            camera=camera, embedding_stamps_ns=stamps, change_scores=change_score_curve(stamps, vectors, detector),
+            threshold=detector.threshold, captions=camera_captions, segment_captions=segments.get(camera, []),
+            truth=list((truth or {}).get(camera, [])), thumbnails=thumbnails))
+    return timelines
