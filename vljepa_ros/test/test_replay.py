@@ -13,7 +13,7 @@ from vljepa_ros.manifest import load_manifest
 from vljepa_ros.tiny_world.bag_writer import write_stream_bag
 from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
 
-DURATION_S = 8.0
+DURATION_S = 6.0
 FPS = 10.0
 
 
@@ -34,8 +34,16 @@ def _run(bag: Path, out: Path, model: Path, *extra: str) -> dict:
     return replay.run_replay(replay.config_from_args(args), log=lambda *_: None)
 
 
-def test_outputs_stamps_and_accounting(tmp_path, world_bag, model):
-    summary = _run(world_bag, tmp_path / "out", model)
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, world_bag, model):
+    """The same bag replayed twice (the first with its report): (output folder, summary) each."""
+    root = tmp_path_factory.mktemp("replays")
+    return [(root / name, _run(world_bag, root / name, model, *extra)) for name, extra in
+            (("a", ()), ("b", ("--no-report",)))]
+
+
+def test_outputs_stamps_and_accounting(two_runs, world_bag, model):
+    out, summary = two_runs[0]
     clip = load_manifest(model, check_files=False).clip
     frames = list(bag_io.read_camera_frames(world_bag))
     camera = summary["cameras"]["camera"]
@@ -49,7 +57,7 @@ def test_outputs_stamps_and_accounting(tmp_path, world_bag, model):
     # One embedding per full clip: every sampled frame from the T-th on closes a clip (stride 1).
     assert camera["embeddings"] == sampled - (clip.frames - 1)
 
-    out_bag = tmp_path / "out" / "bag"
+    out_bag = out / "bag"
     embeddings = bag_io.read_messages(out_bag, replay.TOPIC_EMBEDDING)
     assert len(embeddings) == camera["embeddings"] == summary["messages_written"][replay.TOPIC_EMBEDDING]
     input_stamps = [f.stamp_ns for f in frames]
@@ -88,19 +96,16 @@ def test_outputs_stamps_and_accounting(tmp_path, world_bag, model):
     assert set(timeline.thumbnails) == {c.stamp_ns for c in timeline.captions}
     assert len(timeline.segment_captions) == len(segments)
 
-    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    written = json.loads((out / "summary.json").read_text())
     assert written["cameras"] == summary["cameras"]
-    assert Path(summary["report"]).is_file() and (tmp_path / "out" / "report" / "timeline_camera.png").is_file()
+    assert Path(summary["report"]).is_file() and (out / "report" / "timeline_camera.png").is_file()
 
 
-def test_two_runs_give_byte_identical_bags(tmp_path, world_bag, model):
-    first = _run(world_bag, tmp_path / "a", model, "--no-report")
-    second = _run(world_bag, tmp_path / "b", model, "--no-report")
-    assert (tmp_path / "a/bag/bag.mcap").read_bytes() == (tmp_path / "b/bag/bag.mcap").read_bytes()
-    for summary in (first, second):
-        summary.pop("timings")
-        summary.pop("output_bag")
-    assert first == second
+def test_two_runs_give_byte_identical_bags(two_runs):
+    (out_a, first), (out_b, second) = two_runs
+    assert (out_a / "bag/bag.mcap").read_bytes() == (out_b / "bag/bag.mcap").read_bytes()
+    ignored = ("timings", "output_bag", "report")
+    assert {k: v for k, v in first.items() if k not in ignored} == {k: v for k, v in second.items() if k not in ignored}
 
 
 def test_malformed_frames_are_counted_and_replay_continues(tmp_path, world_bag, model):

@@ -235,6 +235,7 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
     thumbnails: dict[str, dict[int, np.ndarray]] = {c.name: {} for c in config.cameras}
     streams: dict[str, list[tuple[int, np.ndarray]]] = {c.name: [] for c in config.cameras}
     frame_ids: dict[str, str] = {}
+    first_stamps: dict[str, int] = {}
     captions_by_camera: dict[str, list] = {c.name: [] for c in config.cameras}
     segments_by_camera: dict[str, list] = {c.name: [] for c in config.cameras}
     outputs = _Outputs()
@@ -291,6 +292,7 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
         account = accounts[camera.name]
         account.frames_read += 1
         frame_ids.setdefault(camera.name, frame.frame_id)
+        first_stamps.setdefault(camera.name, frame.stamp_ns)
         bag_first_ns = frame.bag_time_ns if bag_first_ns is None else bag_first_ns
         bag_last_ns = frame.bag_time_ns
         try:
@@ -336,7 +338,8 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
     summary = _summary(config, accounts, pipeline_stats, decoding, counts, model_id, model_version,
                        pipeline.runtime.provider, inference_s, batch_sizes, read_s, wall_s, bag_seconds)
     if config.write_report:
-        report = _write_report(config, streams, captions_by_camera, segments_by_camera, thumbnails, summary)
+        report = _write_report(config, streams, captions_by_camera, segments_by_camera, thumbnails,
+                               first_stamps, summary)
         summary["report"] = str(report["html"])
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -414,7 +417,8 @@ def truth_changes(truth: dict | None, camera_topic: str):
     return [TruthChange(int(s["start_ns"]), s["caption"]) for s in truth["segments"][1:]]
 
 
-def _write_report(config, streams, captions_by_camera, segments_by_camera, thumbnails, summary) -> dict:
+def _write_report(config, streams, captions_by_camera, segments_by_camera, thumbnails, first_stamps,
+                  summary) -> dict:
     from vljepa_ros.change_detection import ChangeDetectorConfig
     from vljepa_ros.report import CameraTimeline, CaptionMark, change_score_curve, write_report
 
@@ -434,7 +438,8 @@ def _write_report(config, streams, captions_by_camera, segments_by_camera, thumb
             camera=camera.name, embedding_stamps_ns=stamps, change_scores=change_score_curve(stamps, vectors, detector),
             threshold=detector.threshold, captions=marks(captions_by_camera[camera.name]),
             segment_captions=marks(segments_by_camera[camera.name]),
-            truth=truth_changes(truth, camera.topic), thumbnails=thumbnails[camera.name]))
+            truth=truth_changes(truth, camera.topic), thumbnails=thumbnails[camera.name],
+            start_ns=first_stamps.get(camera.name)))
     return write_report(timelines, config.out_dir / "report", title=f"vljepa_ros replay of {config.bag.name}",
                         summary={k: summary[k] for k in ("input_bag", "model", "frames_read", "timings")})
 

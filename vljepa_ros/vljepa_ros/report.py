@@ -61,10 +61,13 @@ class CameraTimeline:
     segment_captions: list[CaptionMark] = field(default_factory=list)
     truth: list[TruthChange] = field(default_factory=list)
     thumbnails: dict[int, np.ndarray] = field(default_factory=dict)  # caption stamp_ns -> RGB uint8 frame
+    start_ns: int | None = None  # time zero, e.g. the first input frame; None: the first embedding or event
 
     @property
     def origin_ns(self) -> int:
-        """Time zero of the plot: the first embedding (or the first known event)."""
+        """Time zero of the plot: `start_ns`, else the first embedding (or the first known event)."""
+        if self.start_ns is not None:
+            return int(self.start_ns)
         candidates = [int(s) for s in self.embedding_stamps_ns[:1]]
         candidates += [c.stamp_ns for c in self.captions[:1]] + [t.stamp_ns for t in self.truth[:1]]
         return min(candidates) if candidates else 0
@@ -128,7 +131,7 @@ def render_timeline_png(timeline: CameraTimeline, path: Path | str) -> Path:
     n_online = len(timeline.captions)
     fig.suptitle(f"camera '{timeline.camera}': {times.size} embeddings over {x_max / 1.02:.1f} s, "
                  f"{n_online} online decodes, {len(timeline.segment_captions)} offline segments"
-                 + (f", {len(timeline.truth)} ground-truth scenes" if timeline.truth else ""),
+                 + (f", {len(timeline.truth)} ground-truth changes" if timeline.truth else ""),
                  fontsize=13, x=0.095, ha="left")
 
     # Change score with the threshold and the true change times behind it.
@@ -305,11 +308,13 @@ def timelines_from_bags(output_bag: Path | str, input_bag: Path | str | None = N
                         embedding_topic: str = "/vljepa_perception/embedding",
                         caption_topic: str = "/vljepa_decoder/caption",
                         segment_topic: str | None = "/vljepa_replay/segment_caption",
-                        extra_segments: Mapping[str, Sequence[CaptionMark]] | None = None) -> list[CameraTimeline]:
+                        extra_segments: Mapping[str, Sequence[CaptionMark]] | None = None,
+                        start_ns: int | None = None) -> list[CameraTimeline]:
     """Timelines from a bag of the nodes' outputs (recorded live or written by replay).
 
     `camera_topics` maps camera names to their input topics for thumbnails (default: derived from the input
     bag's image topics with the perception node's naming rule). `truth` maps camera names to ground truth.
+    `start_ns` is time zero of the plots (default: each camera's first embedding).
     """
     from vljepa_ros.perception_config import camera_name_from_topic
 
@@ -348,5 +353,5 @@ def timelines_from_bags(output_bag: Path | str, input_bag: Path | str | None = N
         timelines.append(CameraTimeline(
             camera=camera, embedding_stamps_ns=stamps, change_scores=change_score_curve(stamps, vectors, detector),
             threshold=detector.threshold, captions=camera_captions, segment_captions=segments.get(camera, []),
-            truth=list((truth or {}).get(camera, [])), thumbnails=thumbnails))
+            truth=list((truth or {}).get(camera, [])), thumbnails=thumbnails, start_ns=start_ns))
     return timelines
