@@ -1,7 +1,9 @@
 """Record live topics into a ROS 2 bag (the `ros2 bag record` subset the demo and tests need).
 
-Subscriptions take the serialized CDR (`raw=True`), so what lands in the bag is byte-for-byte what the
-publisher sent. Bag times come from the recorder node's clock (sim time when `use_sim_time` is set).
+Subscriptions take the serialized CDR (`raw=True`) and each message is re-serialised by the rosbags typestore
+before it is written: the field values are the publisher's, and the alignment padding, which rclpy leaves
+uninitialised (process memory), is zeroed. Bag times come from the recorder node's clock (sim time when
+`use_sim_time` is set).
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ class TopicRecorder:
             with self._lock:
                 if self._writer is None:
                     return
-                self._writer.write(topic, msgtype, self.node.get_clock().now().nanoseconds, raw=raw)
+                store = self._writer.typestore
+                canonical = store.serialize_cdr(store.deserialize_cdr(raw, msgtype), msgtype)
+                self._writer.write(topic, msgtype, self.node.get_clock().now().nanoseconds, raw=canonical)
             if self._on_message is not None:
                 self._on_message(topic, raw)
         return record
