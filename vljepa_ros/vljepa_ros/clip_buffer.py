@@ -46,6 +46,7 @@ class Clip:
     frames: tuple[Any, ...]
     sequence: int
     before: Clip | None = None
+    received_ns: int = 0  # when the newest frame reached the buffer (caller's clock), for processing latency
 
     @property
     def stamp_ns(self) -> int:
@@ -109,8 +110,11 @@ class ClipBuffer:
         # otherwise lose every other sample to timestamp jitter. The grid itself does not move.
         return SAMPLE if stamp_ns >= self._next_due_ns - self.period_ns // 4 else SKIP_RATE
 
-    def add(self, stamp_ns: int, frame_id: str, frame: Any) -> Clip | None:
-        """Store a frame that ``check`` accepted; returns a new clip when one is due, else None."""
+    def add(self, stamp_ns: int, frame_id: str, frame: Any, received_ns: int = 0) -> Clip | None:
+        """Store a frame that ``check`` accepted; returns a new clip when one is due, else None.
+
+        ``received_ns`` (any clock) is copied into the clip, so its processing latency can be measured.
+        """
         if self._history and stamp_ns <= self._history[-1][0] - TIME_RESET_NS:
             self.reset()
             self.time_resets += 1
@@ -132,6 +136,7 @@ class ClipBuffer:
             frames=tuple(f for _, f in list(self._history)[-self.frames :]),
             sequence=self._sequence,
             before=self._before_clip(stamp_ns, frame_id),
+            received_ns=received_ns,
         )
 
     def _before_clip(self, stamp_ns: int, frame_id: str) -> Clip | None:

@@ -6,7 +6,7 @@ from a bag, ``step`` inline) and the benchmarks (``run_clips`` on hand-built cli
 Flow::
 
     offer_frame(camera, frame_id, stamp_ns, rgb)          # any thread; cheap unless the frame is sampled
-      -> ClipBuffer (per camera, model frame rate)     # sampled frames are resized+cropped once, kept uint8
+      -> ClipBuffer (per camera, model frame rate)     # sampled frames are resized, cropped, normalised once
       -> ReadyQueue (keep-latest, oldest dropped and counted as drops["worker_behind"])
     step(timeout_s) / run_clips(clips)                  # worker: ONE encoder call for every ready camera
       -> BatchResult(embeddings=[EmbeddingResult], transitions=[TransitionResult])
@@ -64,6 +64,8 @@ class EmbeddingResult:
     visual_state: np.ndarray | None  # (D,) float32, L2-normalised; None unless publish_visual_state
     model_id: str
     model_version: str
+    received_ns: int = 0  # when the newest frame reached the pipeline (pipeline.clock_ns)
+    inference_s: float = 0.0  # model time of the batch this result came from
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,8 @@ class PerceptionPipeline:
         """
         with self._lock:
             stats = self._camera(camera)
-            stats.on_input(self.clock_ns())
+            received_ns = self.clock_ns()
+            stats.on_input(received_ns)
             if validate is not None:
                 try:
                     validate()
@@ -234,7 +237,7 @@ class PerceptionPipeline:
             except ImageConversionError as err:
                 stats.malformed[err.reason] += 1
                 raise
-            clip = buffer.add(stamp_ns, frame_id, prepared)
+            clip = buffer.add(stamp_ns, frame_id, prepared, received_ns)
             if clip is None:
                 return "sampled"
             dropped = self.queue.put(clip)
@@ -263,17 +266,20 @@ class PerceptionPipeline:
         return self.stats[camera]
 
     def prepare_frame(self, frame: np.ndarray) -> np.ndarray:
-        """The per-frame half of the manifest's preprocessing, done once per sampled frame.
+        """The per-frame part of the manifest's preprocessing, done once per sampled frame.
 
-        Unfused: short-side resize + centre crop (S, S, 3) uint8; fused: resize to the encoder's input size
-        (as preprocessing.stack_frames does). Always an owned copy, since ``frame`` may view a message buffer.
-        Raises ImageConversionError(bad_shape) unless ``frame`` is RGB uint8 (H, W, 3).
+        Unfused: short-side resize, centre crop and normalisation to a (3, S, S) float32 plane stack, so a
+        frame shared by T overlapping clips is normalised once, not T times. Fused: resize to the encoder's
+        input size, uint8 (as preprocessing.stack_frames does). The result never views ``frame`` (which may
+        view a message buffer). Raises ImageConversionError(bad_shape) unless ``frame`` is RGB uint8 (H, W, 3).
         """
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ImageConversionError("bad_shape", f"expected an RGB uint8 (H, W, 3) frame, got {got}")
         if self._fused_size is None:
-            return np.array(resize_and_crop(frame, self.clip_spec), dtype=np.uint8, copy=True)
+            # Same arithmetic, element by element, as preprocessing.preprocess_clip (uint8 * scale + offset).
+            cropped = resize_and_crop(frame, self.clip_spec)
+            return np.ascontiguousarray((cropped.astype(np.float32) * self._scale + self._offset).transpose(2, 0, 1))
         height, width = self._fused_size
         if frame.shape[:2] == (height, width):
             return np.array(frame, dtype=np.uint8, copy=True)
@@ -328,6 +334,8 @@ class PerceptionPipeline:
                     visual_state=states[i] if self.config.publish_visual_state else None,
                     model_id=self.model_id,
                     model_version=self.model_version,
+                    received_ns=clip.received_ns,
+                    inference_s=inference_s,
                 )
             )
         transitions = []
@@ -356,16 +364,9 @@ class PerceptionPipeline:
         return BatchResult(tuple(results), tuple(transitions), len(inputs), inference_s)
 
     def clip_input(self, frames: Sequence[np.ndarray]) -> np.ndarray:
-        """Prepared frames (see ``prepare_frame``) -> one encoder input, equal to runtime.prepare_clip(raw frames).
-
-        Unfused: (3, T, S, S) float32 with preprocess_clip's arithmetic (uint8 * scale + offset after the
-        crop); fused: (T, H, W, 3) uint8.
-        """
-        stacked = np.stack(frames)
-        if self._fused_size is not None:
-            return stacked
-        normalised = stacked.astype(np.float32) * self._scale + self._offset
-        return np.ascontiguousarray(normalised.transpose(3, 0, 1, 2))
+        """Prepared frames (see ``prepare_frame``) -> one encoder input, equal to runtime.prepare_clip(raw frames):
+        (3, T, S, S) float32 unfused, (T, H, W, 3) uint8 fused."""
+        return np.stack(frames, axis=0 if self._fused_size is not None else 1)
 
     def transition_input(self, before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> np.ndarray:
         """WorldPrediction-style input from prepared frames, equal to runtime.transition_clip(before, after):

@@ -62,6 +62,10 @@ class LatencyWindow:
             return None
         return float(np.percentile(np.fromiter(self._samples, float, len(self._samples)), q))
 
+    def values(self) -> list[float]:
+        """The samples in the window, oldest first."""
+        return list(self._samples)
+
     def __len__(self) -> int:
         return len(self._samples)
 
@@ -76,7 +80,9 @@ class StreamStats:
     window_s: float = 5.0
     input_rate: RateMeter = field(init=False)
     output_rate: RateMeter = field(init=False)
-    latency: LatencyWindow = field(default_factory=LatencyWindow)
+    latency: LatencyWindow = field(default_factory=LatencyWindow)  # input stamp -> publish
+    processing: LatencyWindow = field(default_factory=LatencyWindow)  # newest frame received -> publish
+    inference: LatencyWindow = field(default_factory=LatencyWindow)  # model time of the output's batch
     drops: Counter = field(default_factory=Counter)
     malformed: Counter = field(default_factory=Counter)
     last_input_ns: int | None = None
@@ -90,10 +96,17 @@ class StreamStats:
         self.input_rate.add(now_ns)
         self.last_input_ns = now_ns
 
-    def on_output(self, now_ns: int, latency_s: float) -> None:
-        """A result was published, ``latency_s`` after its newest input frame's stamp."""
+    def on_output(self, now_ns: int, latency_s: float, processing_s: float | None = None,
+                  inference_s: float | None = None) -> None:
+        """A result was published ``latency_s`` after its newest input frame's stamp, ``processing_s`` after
+        that frame was received; ``inference_s`` is the model time of its batch. The three windows stay
+        index-aligned when all three are given, so per-output overhead is ``processing - inference``."""
         self.output_rate.add(now_ns)
         self.latency.add(latency_s)
+        if processing_s is not None:
+            self.processing.add(processing_s)
+        if inference_s is not None:
+            self.inference.add(inference_s)
 
     def seconds_since_input(self, now_ns: int) -> float | None:
         """Seconds since the newest frame arrived, or None when none has arrived."""

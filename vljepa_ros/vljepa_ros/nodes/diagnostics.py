@@ -28,7 +28,11 @@ def _fmt(value: float | None, scale: float = 1.0) -> str:
 
 
 def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_ns: int) -> DiagnosticStatus:
-    """The status of one camera: WARN when no frame arrived for ``stall_timeout_s`` or the QoS is incompatible."""
+    """The status of one camera: WARN when no frame arrived for ``stall_timeout_s`` or the QoS is incompatible.
+
+    Latencies: ``latency`` from the input stamp (needs synchronised clocks), ``processing`` from the frame's
+    arrival in the node, ``inference`` the model time of the batch: processing - inference is the node's own cost.
+    """
     silent_s = stats.seconds_since_input(now_ns)
     problems = []
     if health.enabled and (silent_s is None or silent_s > health.stall_timeout_s):
@@ -45,6 +49,9 @@ def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_
         "output_rate_hz": _fmt(stats.output_rate.rate_hz(now_ns)),
         "latency_p50_ms": _fmt(stats.latency.percentile(50), 1e3),
         "latency_p95_ms": _fmt(stats.latency.percentile(95), 1e3),
+        "processing_p50_ms": _fmt(stats.processing.percentile(50), 1e3),
+        "processing_p95_ms": _fmt(stats.processing.percentile(95), 1e3),
+        "inference_p50_ms": _fmt(stats.inference.percentile(50), 1e3),
         "frames_received": str(stats.input_rate.total),
         "clips_published": str(stats.output_rate.total),
         "seconds_since_last_frame": _fmt(silent_s),

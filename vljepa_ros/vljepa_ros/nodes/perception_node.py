@@ -68,7 +68,7 @@ def bundled_manifest_path() -> Path:
             installed = Path(get_package_share_directory("vljepa_ros")) / BUNDLED_MODEL
             if installed.is_file():
                 return installed
-        except PackageNotFoundError:
+        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH (not a sourced workspace)
             pass
     except ImportError:
         pass
@@ -259,8 +259,10 @@ class PerceptionNode(Node):
             self._embedding_pub.publish(predicted_embedding_msg(result))
             if self._visual_pub is not None and result.visual_state is not None:
                 self._visual_pub.publish(visual_state_msg(result))
-            now_ns = self.get_clock().now().nanoseconds
-            self.pipeline.stats[result.camera].on_output(self._wall_ns(), (now_ns - result.stamp_ns) / 1e9)
+            now_ns, wall_ns = self.get_clock().now().nanoseconds, self._wall_ns()
+            self.pipeline.stats_for(result.camera).on_output(
+                wall_ns, (now_ns - result.stamp_ns) / 1e9, (wall_ns - result.received_ns) / 1e9, result.inference_s
+            )
         for transition in batch.transitions:
             self._transition_pub.publish(transition_msg(transition))
 
