@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vljepa_ros import bag_io
-from vljepa_ros.live_replay import LiveReplayConfig, LiveReplayer, parse_remap
+from vljepa_ros.live_replay import LiveReplayConfig, LiveReplayer, build_parser, config_from_args
 from vljepa_ros.recorder import TopicRecorder
 
 pytestmark = pytest.mark.ros
@@ -37,7 +37,7 @@ def test_frames_and_clock_arrive_in_order(tmp_path):
         executor.add_node(recorder.node)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
-        config = LiveReplayConfig(bag=tmp_path / "in", remap=(parse_remap("/cam/image_raw:=/test/image"),),
+        config = LiveReplayConfig(bag=tmp_path / "in", remap=(("/cam/image_raw", "/test/image"),),
                                   rate=4.0, wait_for_subscribers_s=10.0)
         replayer = LiveReplayer(config)
         stats = replayer.run()
@@ -67,5 +67,7 @@ def test_frames_and_clock_arrive_in_order(tmp_path):
 def test_config_errors_name_the_option(tmp_path):
     with pytest.raises(ValueError, match="rate"):
         LiveReplayConfig(bag=tmp_path, rate=0)
-    with pytest.raises(ValueError, match="remap must look like"):
-        parse_remap("/a=/b")
+    with pytest.raises(ValueError, match="absolute topic names"):
+        LiveReplayConfig(bag=tmp_path, remap=(("cam", "/b"),))
+    args = build_parser().parse_args([str(tmp_path), "--remap", "/a", "/b", "--remap", "/c", "/d", "--rate", "2"])
+    assert config_from_args(args).remap == (("/a", "/b"), ("/c", "/d"))

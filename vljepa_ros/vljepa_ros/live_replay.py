@@ -35,6 +35,9 @@ class LiveReplayConfig:
     queue_depth: int = 100
 
     def __post_init__(self):
+        for source, target in self.remap:
+            if not (source.startswith("/") and target.startswith("/")):
+                raise ValueError(f"remap needs absolute topic names, got {source!r} -> {target!r}")
         if not self.rate > 0:
             raise ValueError(f"rate must be > 0, got {self.rate}")
         if not self.clock_hz > 0:
@@ -70,14 +73,6 @@ class LiveReplayStats:
             "bag_seconds": round(self.bag_seconds, 3),
             "stopped_early": self.stopped_early,
         }
-
-
-def parse_remap(text: str) -> tuple[str, str]:
-    """'from:=to' -> (from, to), the ROS remapping syntax."""
-    source, sep, target = text.partition(":=")
-    if not sep or not source or not target:
-        raise ValueError(f"remap must look like /bag/topic:=/published/topic, got {text!r}")
-    return source, target
 
 
 class LiveReplayer:
@@ -189,8 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Publish a ROS 2 bag's camera topics in real time (with /clock) into running nodes.")
     parser.add_argument("bag", type=Path, help="input bag folder (mcap or sqlite3)")
     parser.add_argument("--topics", nargs="+", default=[], help="bag topics to publish (default: all cameras)")
-    parser.add_argument("--remap", action="append", default=[], metavar="FROM:=TO",
-                        help="publish bag topic FROM on TO (repeatable)")
+    # Not FROM:=TO: rcl strips that (deprecated remap) syntax from the command line before argparse sees it.
+    parser.add_argument("--remap", nargs=2, action="append", default=[], metavar=("FROM", "TO"),
+                        help="publish bag topic FROM on topic TO (repeatable)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback rate factor (default 1.0)")
     parser.add_argument("--no-clock", action="store_true", help="do not publish /clock")
     parser.add_argument("--clock-hz", type=float, default=50.0, help="/clock ticks per second between frames")
@@ -203,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> LiveReplayConfig:
     """Parsed arguments -> validated config."""
     return LiveReplayConfig(
-        bag=args.bag, topics=tuple(args.topics), remap=tuple(parse_remap(r) for r in args.remap), rate=args.rate,
+        bag=args.bag, topics=tuple(args.topics), remap=tuple((source, target) for source, target in args.remap), rate=args.rate,
         publish_clock=not args.no_clock, clock_hz=args.clock_hz, wait_for_subscribers_s=args.wait_for_subscribers,
         queue_depth=args.queue_depth)
 
