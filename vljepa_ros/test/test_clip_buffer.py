@@ -66,17 +66,27 @@ def test_out_of_order_frames_are_reported_and_a_clock_restart_resets():
     assert buf.check(5100 * MS) == SKIP_OUT_OF_ORDER
     assert buf.check(100 * MS) == SAMPLE  # far in the past: bag looped
     clips, _ = _feed(buf, [100 * MS, 200 * MS])
-    assert buf.time_resets == 1
+    assert buf.resets == {"clock_back": 1}
     assert clips[0].stamps_ns == (100 * MS, 200 * MS)
 
 
-def test_gap_restarts_the_sampling_grid():
+def test_gap_restarts_the_sampling_grid_and_the_clip():
     buf = ClipBuffer("c", frames=2, frame_rate_hz=10.0)
     _feed(buf, [0, 100 * MS])
     assert buf.check(1000 * MS) == SAMPLE
-    buf.add(1000 * MS, "c", None)
+    assert buf.add(1000 * MS, "c", None) is None  # a clip never spans the 0.9 s gap
+    assert buf.resets == {"gap": 1}
     assert buf.check(1050 * MS) == SKIP_RATE
     assert buf.check(1100 * MS) == SAMPLE
+    assert buf.add(1100 * MS, "c", None).stamps_ns == (1000 * MS, 1100 * MS)
+
+
+def test_a_missed_sample_is_not_a_gap_but_two_are():
+    buf = ClipBuffer("c", frames=3, frame_rate_hz=10.0)
+    clips, _ = _feed(buf, [0, 100 * MS, 300 * MS])  # 200 ms missing: two periods, still one clip
+    assert clips[0].stamps_ns == (0, 100 * MS, 300 * MS) and not buf.resets
+    _feed(buf, [301 * MS + 200 * MS])
+    assert buf.resets == {"gap": 1}
 
 
 def test_before_clip_is_the_clip_a_horizon_earlier():

@@ -4,6 +4,9 @@ A camera publishes at its own rate (say 30 Hz); the model was trained on clips o
 ``frame_rate_hz`` (the manifest's clip.frame_rate_hz). ``ClipBuffer`` samples the stream on a fixed time grid
 by the frames' own stamps (never by arrival time), keeps the sampled frames long enough to also return the
 clip seen ``transition_horizon_s`` earlier, and emits a clip every ``stride`` new samples once T are there.
+A clip never spans a stamp gap of more than GAP_PERIODS sampling periods or a clock jump back: the buffer
+starts over (counted in ``resets``). A camera slower than frame_rate_hz / GAP_PERIODS therefore never fills a
+clip; lower frame_rate_hz for it.
 
 ``ReadyQueue`` holds emitted clips until the inference worker takes them. It is bounded per camera: when the
 worker falls behind, the *oldest* pending clip of that camera is dropped (the newest is what a robot needs)
@@ -17,7 +20,7 @@ stores preprocessed uint8 frames).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,10 @@ SKIP_OUT_OF_ORDER = "out_of_order"  # stamp not after the newest sampled frame (
 
 # A stamp this far behind the newest sampled frame means the clock restarted (bag loop, simulator reset).
 TIME_RESET_NS = 1_000_000_000
+# Why a buffer dropped its frames and started a new clip (ClipBuffer.resets counts them).
+RESET_CLOCK_BACK = "clock_back"  # stamp jumped back by TIME_RESET_NS or more
+RESET_GAP = "gap"  # no frame for more than GAP_PERIODS sampling periods: a clip must not span the gap
+GAP_PERIODS = 2
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class ClipBuffer:
         self._next_due_ns: int | None = None
         self._since_emit = 0
         self._sequence = 0
-        self.time_resets = 0
+        self.resets: Counter[str] = Counter()
 
     def check(self, stamp_ns: int) -> str:
         """Whether a frame stamped ``stamp_ns`` would be sampled: SAMPLE, SKIP_RATE or SKIP_OUT_OF_ORDER.
@@ -115,9 +122,15 @@ class ClipBuffer:
 
         ``received_ns`` (any clock) is copied into the clip, so its processing latency can be measured.
         """
-        if self._history and stamp_ns <= self._history[-1][0] - TIME_RESET_NS:
-            self.reset()
-            self.time_resets += 1
+        if self._history:
+            newest = self._history[-1][0]
+            if stamp_ns <= newest - TIME_RESET_NS:
+                self.reset()
+                self.resets[RESET_CLOCK_BACK] += 1
+            elif stamp_ns - newest > GAP_PERIODS * self.period_ns:
+                # Frames on both sides of a gap would make a clip whose time scale the model never saw.
+                self.reset()
+                self.resets[RESET_GAP] += 1
         self._history.append((stamp_ns, frame))
         # A fixed grid keeps the average rate exact under camera jitter; after a gap the grid restarts.
         if self._next_due_ns is None or stamp_ns >= self._next_due_ns + self.period_ns:

@@ -245,6 +245,12 @@ class PerceptionPipeline:
                 stats.drops[DROP_WORKER_BEHIND] += 1
             return "queued"
 
+    def clip_resets(self, camera: str) -> dict[str, int]:
+        """How often ``camera``'s clip buffer started over, by reason (clip_buffer.RESET_*)."""
+        with self._lock:
+            buffer = self._buffers.get(camera)
+            return {} if buffer is None else dict(buffer.resets)
+
     def stats_for(self, camera: str) -> StreamStats:
         """The statistics of ``camera`` (empty ones for a camera that has sent nothing yet)."""
         with self._lock:

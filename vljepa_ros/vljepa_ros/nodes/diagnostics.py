@@ -21,6 +21,7 @@ class CameraHealth:
     stall_timeout_s: float
     incompatible_qos: int  # incompatible-QoS events seen on the input subscription
     last_qos_problem: str
+    clip_resets: dict[str, int]  # clip buffer restarts by reason (stamp gaps, clock jumps back)
 
 
 def _fmt(value: float | None, scale: float = 1.0) -> str:
@@ -61,6 +62,7 @@ def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_
     }
     values.update({f"drops.{reason}": str(n) for reason, n in sorted(stats.drops.items())})
     values.update({f"malformed.{reason}": str(n) for reason, n in sorted(stats.malformed.items())})
+    values.update({f"clip_resets.{reason}": str(n) for reason, n in sorted(health.clip_resets.items())})
     if not health.enabled:
         level, message = DiagnosticStatus.OK, "disabled"
     elif problems:

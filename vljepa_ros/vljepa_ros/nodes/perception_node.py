@@ -119,6 +119,11 @@ class PerceptionNode(Node):
         manifest = self.config.model_manifest
         self.pipeline = PerceptionPipeline.from_manifest(manifest, self.config.pipeline, providers=self.config.providers)
         self.pipeline.set_enabled(self.config.enabled)
+        for part in ("encoder", "predictor"):
+            choice = getattr(self.pipeline.runtime, part).choice
+            # Asking for a GPU and getting the CPU is worth a warning that says why.
+            log = self.get_logger().warning if choice.skipped else self.get_logger().info
+            log(choice.log_line(part))
         self.get_logger().info(
             f"model {self.pipeline.model_id} ({self.pipeline.model_version}) from {manifest} on "
             f"{self.pipeline.runtime.provider}; {len(self.config.cameras)} camera(s) at "
@@ -290,6 +295,7 @@ class PerceptionNode(Node):
                 stall_timeout_s=self.config.stall_timeout_s,
                 incompatible_qos=self._qos_events[camera.name],
                 last_qos_problem=self._qos_problem[camera.name],
+                clip_resets=self.pipeline.clip_resets(camera.name),
             )
             status = camera_status(self.get_name(), health, stats, now_ns)
             array.status.append(status)
