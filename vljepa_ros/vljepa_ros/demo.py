@@ -171,7 +171,8 @@ class CaptionPrinter:
             before = [c for c in self._changes if c[0] <= stamp]
             if before:
                 change_ns, caption = before[-1]
-                line += f"  <- true change at {_rel_s(change_ns, self._start_ns):6.2f} s (+{_rel_s(stamp, change_ns):.2f} s)"
+                line += (f"  <- true change at {_rel_s(change_ns, self._start_ns):6.2f} s "
+                         f"(+{_rel_s(stamp, change_ns):.2f} s)")
                 if caption != message.text:
                     line += f", truth says \"{caption}\""
         _say(line)
@@ -242,7 +243,8 @@ def write_demo_report(out_dir: Path, recorded: Path, bag: Path, truth: dict | No
                                            truth={CAMERA: truth_changes(truth, CAMERA_TOPIC)}, detector=detector,
                                            segment_topic=None, extra_segments=segments,
                                            start_ns=int(truth["start_ns"]) if truth else first_stamp(bag))
-    return report.write_report(timelines, out_dir / "report", title="vljepa_ros demo: live nodes on a tiny-world bag")["html"]
+    title = "vljepa_ros demo: live nodes on a tiny-world bag"
+    return report.write_report(timelines, out_dir / "report", title=title)["html"]
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -286,7 +288,8 @@ def run_demo(options: DemoOptions) -> int:
                 _say("         " + line.split("]: ", 1)[-1])
         replayer = LiveReplayer(LiveReplayConfig(bag=bag, topics=(CAMERA_TOPIC,), rate=options.rate))
         bag_s = (truth["duration_s"] if truth else 0)
-        _say(f"[demo] playing {bag.name} at {options.rate:g}x ({bag_s:g} s) into {CAMERA_TOPIC}; captions as published:")
+        _say(f"[demo] playing {bag.name} at {options.rate:g}x ({bag_s:g} s) into {CAMERA_TOPIC}; "
+             "captions as published:")
         stats = replayer.run()
         # Let the nodes finish the last clips: wait until their outputs go quiet.
         deadline = time.monotonic() + 20

@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> LiveReplayConfig:
     """Parsed arguments -> validated config."""
     return LiveReplayConfig(
-        bag=args.bag, topics=tuple(args.topics), remap=tuple((source, target) for source, target in args.remap), rate=args.rate,
+        bag=args.bag, topics=tuple(args.topics), remap=tuple((source, target) for source, target in args.remap),
+        rate=args.rate,
         publish_clock=not args.no_clock, clock_hz=args.clock_hz, wait_for_subscribers_s=args.wait_for_subscribers,
         queue_depth=args.queue_depth)
 

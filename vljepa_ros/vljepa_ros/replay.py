@@ -207,6 +207,7 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
 
     Returns the summary (also written to out_dir/summary.json).
     """
+    from vljepa_ros.change_detection import RejectedEmbedding
     from vljepa_ros.decoders import RetrievalDecoder
     from vljepa_ros.decoding_pipeline import DecodingPipeline, decode_segments
     from vljepa_ros.nodes.decoder_node import caption_msg, detector_config, statistics_msg
@@ -256,9 +257,9 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
             streams[result.camera].append((result.stamp_ns, result.embedding))
             try:
                 event = decoding.feed(result.camera, result.frame_id, result.stamp_ns, result.embedding)
-            except Exception as error:  # RejectedEmbedding: counted by the decoding pipeline, reported here
-                reason = getattr(error, "reason", type(error).__name__)
-                account.embeddings_rejected_by_decoder[reason] = account.embeddings_rejected_by_decoder.get(reason, 0) + 1
+            except RejectedEmbedding as error:
+                rejected = account.embeddings_rejected_by_decoder
+                rejected[error.reason] = rejected.get(error.reason, 0) + 1
                 continue
             if event is not None:
                 account.captions += 1

@@ -249,7 +249,8 @@ def write_report(timelines: Sequence[CameraTimeline], out_dir: Path | str, title
                                             "embeddings": int(len(timeline.embedding_stamps_ns))}
         table = "".join(
             f"<tr><td>{r['kind']}</td><td>{r['time_s']:.2f}</td><td>{r['reason']}</td>"
-            f"<td>{html.escape(r['text'])}</td><td>{r['score']:.3f}</td><td>{_signed(r['from_nearest_truth_s'])}</td></tr>"
+            f"<td>{html.escape(r['text'])}</td><td>{r['score']:.3f}</td>"
+            f"<td>{_signed(r['from_nearest_truth_s'])}</td></tr>"
             for r in rows)
         truth_rows = "".join(f"<tr><td>{t['time_s']:.2f}</td><td>{html.escape(t['caption'])}</td></tr>"
                              for t in truth)
