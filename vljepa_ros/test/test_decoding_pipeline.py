@@ -112,6 +112,18 @@ def test_offline_segments_decode_once_per_segment_at_the_middle():
         decode_segments("cam", "f", stream.stamps_ns[:-1], stream.vectors, RetrievalDecoder(BANK), n_segments=2)
 
 
+def test_offline_segments_follow_the_observed_order_across_a_clock_jump_back():
+    captions = [idx(t) for t in FRONT]
+    stream = make_stream(BANK, captions, [10.0, 10.0, 10.0], noise=0.2, seed=12)
+    stamps = stream.stamps_ns.copy()
+    stamps[30:] -= 3_600 * NS  # the clock was reset during the third scene
+    events = decode_segments("cam", "f", stamps, stream.vectors, RetrievalDecoder(BANK), n_segments=3)
+    assert [e.text for e in events] == FRONT
+    for e in events:
+        assert e.segment_start_ns <= e.stamp_ns <= e.segment_end_ns
+    assert events[2].segment_start_ns < events[0].segment_start_ns  # the earliest stamp after the reset
+
+
 def test_changing_the_window_mid_stream_keeps_detecting_changes():
     captions = [idx(t) for t in FRONT]
     stream = make_stream(BANK, captions, [20.0, 15.0, 20.0], noise=0.2, seed=11)

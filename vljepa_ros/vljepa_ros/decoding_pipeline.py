@@ -222,14 +222,14 @@ def decode_segments(
     """Offline selective decoding: Ward-segment a whole stream and decode each segment's average once.
 
     Each event is stamped at the segment's middle embedding (as in the paper); `change_score` is the cosine
-    distance between the segment's average and the previous segment's (0 for the first).
+    distance between the segment's average and the previous segment's (0 for the first). Temporal adjacency is
+    the order of the rows, so a stream whose clock jumped back (a bag recorded across a clock reset) is still
+    segmented as it was observed; a segment's start/end are then its earliest/latest stamps.
     """
     stamps = [int(s) for s in stamps_ns]
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2 or len(stamps) != x.shape[0]:
         raise ValueError(f"need one stamp per embedding row: {len(stamps)} stamps, vectors of shape {x.shape}")
-    if any(b < a for a, b in zip(stamps, stamps[1:])):
-        raise ValueError("stamps_ns must be non-decreasing")
     segments = ward_segments(x, n_segments=n_segments, distance_threshold=distance_threshold)
     means = segment_means(x, segments)
     events = []
@@ -242,8 +242,8 @@ def decode_segments(
                 text=decoded.text,
                 score=decoded.score,
                 stamp_ns=stamps[segment.middle],
-                segment_start_ns=stamps[segment.start],
-                segment_end_ns=stamps[segment.stop - 1],
+                segment_start_ns=min(stamps[segment.start:segment.stop]),
+                segment_end_ns=max(stamps[segment.start:segment.stop]),
                 num_embeddings=segment.length,
                 reason=DecodeReason.SEGMENT,
                 change_score=0.0 if i == 0 else cosine_distance(mean, means[i - 1]),
