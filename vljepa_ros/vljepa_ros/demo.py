@@ -108,6 +108,11 @@ def print_truth(truth: dict | None) -> None:
          f"(other events move things without changing the caption)")
     for segment in truth["segments"]:
         _say(f"         {segment['start_s']:6.2f} - {segment['end_s']:6.2f} s  {segment['caption']}")
+    silent = [e for e in truth["events"] if not e["changes_caption"]]
+    if silent:
+        _say("[demo] events that do not change the scene's meaning (the decoder should stay quiet):")
+        for event in silent:
+            _say(f"         {event['start_s']:6.2f} - {event['end_s']:6.2f} s  {event['action']}")
 
 
 def start_nodes(options: DemoOptions, log_path: Path) -> subprocess.Popen:
@@ -209,6 +214,25 @@ def match_changes(truth: dict | None, captions: Sequence, window_s: float = MATC
             "correct": answer is not None and answer[1].text == segment["caption"],
         })
     return rows
+
+
+def silent_events_quiet(truth: dict | None, captions: Sequence, window_s: float = MATCH_WINDOW_S) -> dict[str, bool]:
+    """For each event that keeps the caption: True when no caption came from its start to `window_s` after its
+    end (unless that caption answers a true change inside the same span)."""
+    from vljepa_ros.bag_io import stamp_to_ns
+
+    if not truth:
+        return {}
+    changes = [int(s["start_ns"]) for s in truth["segments"][1:]]
+    result = {}
+    for event in truth["events"]:
+        if event["changes_caption"]:
+            continue
+        low, high = int(event["start_ns"]), int(event["end_ns"] + window_s * 1e9)
+        spoke = [c for c in captions if low <= stamp_to_ns(c.header.stamp) <= high and c.reason != 0
+                 and not any(0 <= stamp_to_ns(c.header.stamp) - t <= window_s * 1e9 for t in changes)]
+        result[f"{event['action']} at {event['start_s']:.1f} s"] = not spoke
+    return result
 
 
 def write_demo_report(out_dir: Path, recorded: Path, bag: Path, truth: dict | None, options: DemoOptions) -> Path:
@@ -332,6 +356,10 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
             else:
                 mark = "ok" if row["correct"] else f"wrong, truth: \"{row['truth']}\""
                 _say(f"         {row['change_s']:8.2f} s  {row['caption_s']:8.2f} s  \"{row['text']}\" ({mark})")
+        quiet = silent_events_quiet(truth, captions)
+        if quiet:
+            _say(f"[demo] no caption during {sum(quiet.values())}/{len(quiet)} caption-preserving events: "
+                 + ", ".join(f"{name} ({'quiet' if ok else 'spoke'})" for name, ok in quiet.items()))
         found = sum(r["caption_s"] is not None for r in rows)
         correct = sum(r["correct"] for r in rows)
         extra = sum(1 for c in captions if c.reason != 0) - found
