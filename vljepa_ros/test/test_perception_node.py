@@ -291,3 +291,14 @@ def test_mismatched_model_refuses_to_start_with_one_line(tmp_path, manifest):
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "refusing to start" in lines[0] and "sha256" in lines[0]
+
+
+def test_trt_force_rebuild_clears_only_tensorrt_cache_files(tmp_path):
+    from vljepa_ros.nodes.perception_node import clear_trt_cache
+
+    for name in ("TensorrtExecutionProvider_TRTKernel_graph_1.engine", "TensorrtExecutionProvider_cache_sm90.timing",
+                 "TensorrtExecutionProvider_TRTKernel_graph_1.profile", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    assert clear_trt_cache(tmp_path) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert clear_trt_cache(tmp_path / "absent") == 0

@@ -279,3 +279,18 @@ def test_validation_runs_for_frames_the_sampler_skips(runtime):
     with pytest.raises(ImageConversionError):
         pipeline.offer_frame("c", "c", CAMERA_PERIOD_NS, moving_frame(0), validate=bad_step)  # not due yet
     assert pipeline.stats["c"].malformed["bad_step"] == 1
+
+
+def test_fused_preprocessing_model_gets_uint8_frames_at_its_input_size(tmp_path):
+    from vljepa_ros.export import export_tiny_random
+
+    runtime = VLJepaRuntime.from_manifest(export_tiny_random(tmp_path / "fused", fused_frame_size=(96, 128)), providers=("cpu",))
+    pipeline = _pipeline(runtime, transition_horizon_s=1.0, queue_depth=100)
+    raw = [moving_frame(i * 0.25, height=120, width=160) for i in range(8)]
+    prepared = [pipeline.prepare_frame(f) for f in raw]
+    assert prepared[0].dtype == np.uint8 and prepared[0].shape == (96, 128, 3)
+    np.testing.assert_array_equal(pipeline.clip_input(prepared), runtime.prepare_clip(raw))
+    np.testing.assert_array_equal(pipeline.transition_input(prepared[::-1], prepared), runtime.transition_clip(raw[::-1], raw))
+    _stream(pipeline, "front", 3.2)
+    results = [pipeline.step() for _ in range(pipeline.queue.pending())]
+    assert results[-1].transitions and results[-1].embeddings[0].embedding.shape == (384,)

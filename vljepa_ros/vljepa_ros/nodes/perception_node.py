@@ -51,6 +51,7 @@ from vljepa_ros.perception_config import (
     cameras_from_parameters,
 )
 from vljepa_ros.perception_pipeline import BatchResult, PerceptionPipeline, PipelineWorker, VocabularyError
+from vljepa_ros.vljepa_runtime import VLJepaRuntime
 
 NODE_NAME = "vljepa_perception"
 BUNDLED_MODEL = Path("models") / "tinyworld" / "manifest.yaml"
@@ -75,10 +76,26 @@ def bundled_manifest_path() -> Path:
     return Path(__file__).resolve().parents[2] / BUNDLED_MODEL
 
 
+def clear_trt_cache(folder: Path) -> int:
+    """Delete the engine, profile and timing-cache files onnxruntime's TensorRT provider wrote in ``folder``
+    (named TensorrtExecutionProvider*); other files are left alone. Returns how many were removed."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.glob("TensorrtExecutionProvider*"):
+        if path.is_file():
+            path.unlink()
+            removed += 1
+    return removed
+
+
 # name -> (default, description); a type instead of a default declares an array parameter that may be unset.
 _PARAMETERS = {
     "model_manifest": ("", "Path to the model manifest.yaml; empty: the bundled tinyworld model."),
     "providers": (["tensorrt", "cuda", "cpu"], "ONNX Runtime execution providers in order of preference."),
+    "trt_cache_dir": ("", "TensorRT engine/timing cache folder (empty: no cache, engines rebuilt at every start)."),
+    "trt_force_rebuild": (False, "Delete the cached TensorRT engines in trt_cache_dir before loading."),
+    "fp16": (False, "Let TensorRT build fp16 engines (for fp16 ONNX files export with --fp16 instead)."),
     "camera_topics": (["/camera/image_raw"], "Image or CompressedImage topics, one per camera."),
     "camera_types": (Parameter.Type.STRING_ARRAY, "Per topic: auto|image|compressed (auto: '/compressed' suffix)."),
     "camera_names": (Parameter.Type.STRING_ARRAY, "Per topic camera name for outputs; default from the topic."),
@@ -117,7 +134,14 @@ class PerceptionNode(Node):
             self.declare_parameter(name, default, descriptor)
         self.config = self._read_config()
         manifest = self.config.model_manifest
-        self.pipeline = PerceptionPipeline.from_manifest(manifest, self.config.pipeline, providers=self.config.providers)
+        trt_cache_dir = self._param("trt_cache_dir") or None
+        if trt_cache_dir and self._param("trt_force_rebuild"):
+            removed = clear_trt_cache(Path(trt_cache_dir))
+            self.get_logger().info(f"trt_force_rebuild: removed {removed} cached TensorRT file(s) from {trt_cache_dir}")
+        runtime = VLJepaRuntime.from_manifest(
+            manifest, providers=self.config.providers, trt_cache_dir=trt_cache_dir, fp16=self._param("fp16")
+        )
+        self.pipeline = PerceptionPipeline(runtime, self.config.pipeline)
         self.pipeline.set_enabled(self.config.enabled)
         for part in ("encoder", "predictor"):
             choice = getattr(self.pipeline.runtime, part).choice
