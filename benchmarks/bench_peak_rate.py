@@ -1,0 +1,329 @@
+"""Peak sustainable input rate of the real perception node with <5% drops, for 1, 2 and 4 cameras (JSON out).
+
+The ros2_benchmark method: the `perception_node` console-script process runs as deployed; this process is
+the camera driver (N rgb8 publishers, SENSOR_DATA QoS, live stamps) and the monitor (subscribes to
+~/embedding and /diagnostics). The publish rate steps up; at each step frames are sent for a warm-up, a
+measured window and a tail, and the drop fraction counts frames stamped inside the window that never came
+out. The peak is the highest step with drops < 5%. Two operating points:
+
+- every_frame: frames are stamped one model period apart (clip.frame_rate_hz) whatever the publish rate, so
+  the sampler keeps every frame and each closes a clip (stride 1, transitions off): one embedding per input
+  frame; drops = 1 - embeddings / frames sent. This is the model-bound rate (inference per frame). Latency
+  is publish wall time -> embedding received (the stamps are not wall time in this mode).
+- model_rate: the shipped default (frames sampled at the model's clip.frame_rate_hz, transitions on): the
+  camera may run much faster than the model; drops = frames lost before the node counted them (transport
+  or subscription queue), and the step also fails if fewer than 95% of the expected model-rate clips come
+  out. This is the ingest-bound camera rate.
+
+Drops are attributed with the node's own /diagnostics counters (frames_received, drops.worker_behind).
+
+Usage: .venv/bin/python benchmarks/bench_peak_rate.py [--manifest M] [--quick] [--out peak_rate.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # no traffic leaves this host
+os.environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))
+
+DROP_LIMIT = 0.05
+NODE = "/vljepa_perception"
+
+
+@dataclass
+class Step:
+    """One rate step: what was sent and what came out for frames stamped inside the measured window."""
+
+    rate_hz: float  # per camera
+    cameras: int
+    sent: int = 0
+    outputs: int = 0
+    achieved_publish_hz: float = 0.0
+    received_by_node: int = 0  # diagnostics delta over the whole step
+    worker_behind: int = 0
+    expected_outputs: int = 0
+    sent_total: int = 0  # every frame published during the step (warm-up and tail included)
+    latency_ms: list = field(default_factory=list)
+
+    def drop_fraction(self, mode: str) -> float:
+        if mode == "every_frame":
+            return 1.0 - self.outputs / max(self.sent, 1)
+        lost_frames = 1.0 - min(self.received_by_node, self.sent_total) / max(self.sent_total, 1)
+        missing_clips = 1.0 - min(self.outputs, self.expected_outputs) / max(self.expected_outputs, 1)
+        return max(lost_frames, missing_clips)
+
+    def as_dict(self, mode: str) -> dict:
+        lat = np.asarray(self.latency_ms) if self.latency_ms else None
+        return {
+            "rate_hz_per_camera": self.rate_hz, "cameras": self.cameras, "input_hz_total": self.rate_hz * self.cameras,
+            "achieved_publish_hz_total": round(self.achieved_publish_hz, 2),
+            "frames_sent_in_window": self.sent, "embeddings_for_window": self.outputs,
+            "expected_embeddings": self.expected_outputs if mode == "model_rate" else self.sent,
+            "frames_sent_in_step": self.sent_total, "frames_received_by_node_in_step": self.received_by_node,
+            "drops_worker_behind_in_step": self.worker_behind,
+            "drop_fraction": round(self.drop_fraction(mode), 4),
+            "latency_ms_p50": None if lat is None else round(float(np.percentile(lat, 50)), 2),
+            "latency_ms_p95": None if lat is None else round(float(np.percentile(lat, 95)), 2),
+        }
+
+
+class Rig:
+    """The perception_node process plus this process's camera publishers and output monitor."""
+
+    def __init__(self, manifest: Path, cameras: int, mode: str, log_path: Path, height: int, width: int,
+                 input_qos: str = "DEFAULT"):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.qos import QoSProfile, qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+        from vljepa_msgs.msg import Embedding
+
+        self.names = [f"peak{i}" for i in range(cameras)]
+        topics = [f"/{n}/image_raw" for n in self.names]
+        params = {"model_manifest": str(manifest), "providers": "[cpu]", "camera_topics": "[" + ",".join(topics) + "]",
+                  "input_qos": input_qos, "diagnostics_period_s": "0.25", "stall_timeout_s": "30.0", "publish_visual_state": "false"}
+        if mode == "every_frame":
+            params.update(transition_horizon_s="0.0")
+        command = [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args"]
+        for name, value in params.items():
+            command += ["-p", f"{name}:={value}"]
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+
+        self.node = rclpy.create_node("peak_rate_rig")
+        # A driver publishing reliably (depth 5) or best effort (SENSOR_DATA), matching the node's input QoS.
+        qos = qos_profile_sensor_data if input_qos == "SENSOR_DATA" else QoSProfile(depth=5)
+        self.publishers = [self.node.create_publisher(Image, t, qos) for t in topics]
+        rng = np.random.default_rng(3)
+        self.payloads = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8).tobytes() for _ in range(4)]
+        self.height, self.width = height, width
+        self.lock = threading.Lock()
+        self.outputs: list[tuple[int, int]] = []  # (stamp_ns, receive_ns)
+        self.virtual_ns = 1_000_000 * 1_000_000_000  # every_frame stamps: one model period per frame
+        self.totals: dict[str, dict[str, int]] = {}
+        self.node.create_subscription(Embedding, f"{NODE}/embedding", self._on_embedding, 1000)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
+        self.executor = MultiThreadedExecutor(num_threads=2)
+        self.executor.add_node(self.node)
+        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        self.spinner.start()
+
+    def _on_embedding(self, msg) -> None:
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self.lock:
+            self.outputs.append((stamp, time.time_ns()))
+
+    def _on_diagnostics(self, array) -> None:
+        for status in array.status:
+            values = {kv.key: kv.value for kv in status.values}
+            camera = status.name.rsplit(" ", 1)[-1]
+            with self.lock:
+                self.totals[camera] = {"received": int(values.get("frames_received", 0)),
+                                       "published": int(values.get("clips_published", 0)),
+                                       "malformed": int(values.get("malformed_total", 0)),
+                                       "worker_behind": int(values.get("drops.worker_behind", 0))}
+
+    def wait_ready(self, timeout_s: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"perception_node exited ({self.process.returncode}); see {self.log.name}")
+            with self.lock:
+                seen = set(self.totals)
+            if all(p.get_subscription_count() for p in self.publishers) and seen >= set(self.names):
+                time.sleep(0.5)
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"perception_node did not come up in {timeout_s} s; see {self.log.name}")
+
+    def _snapshot(self) -> tuple[int, int]:
+        with self.lock:
+            return (sum(self.totals.get(n, {}).get("received", 0) for n in self.names),
+                    sum(self.totals.get(n, {}).get("worker_behind", 0) for n in self.names))
+
+    def run_step(self, rate_hz: float, warmup_s: float, window_s: float, tail_s: float, mode: str,
+                 model_rate_hz: float) -> Step:
+        """Publish every camera at ``rate_hz`` (live stamps) and measure the window."""
+        from sensor_msgs.msg import Image
+
+        from vljepa_ros.nodes.ros_conversions import ns_to_time
+
+        step = Step(rate_hz, len(self.publishers))
+        received_0, behind_0 = self._snapshot()
+        period_ns = int(1e9 / rate_hz)
+        model_period_ns = int(round(1e9 / model_rate_hz))
+        start_ns = time.time_ns() + 20_000_000
+        window = (start_ns + int(warmup_s * 1e9), start_ns + int((warmup_s + window_s) * 1e9))
+        end_ns = window[1] + int(tail_s * 1e9)
+        messages = [Image(height=self.height, width=self.width, encoding="rgb8", step=self.width * 3,
+                          data=self.payloads[i % len(self.payloads)]) for i in range(len(self.publishers))]
+        sent_at: dict[int, int] = {}  # stamp of each frame in the window -> publish wall time
+        k = 0
+        while True:
+            due = start_ns + k * period_ns
+            if due >= end_ns:
+                break
+            delay = (due - time.time_ns()) / 1e9
+            if delay > 0:
+                time.sleep(delay)
+            now = time.time_ns()
+            if mode == "every_frame":
+                self.virtual_ns += model_period_ns
+                base = self.virtual_ns
+            else:
+                base = now  # a live camera stamps at capture
+            for i, (pub, msg) in enumerate(zip(self.publishers, messages)):
+                msg.header.stamp = ns_to_time(base + i)  # distinct stamps per camera
+                msg.header.frame_id = self.names[i]
+                pub.publish(msg)
+                if window[0] <= now < window[1]:
+                    sent_at[base + i] = now
+            step.sent_total += len(self.publishers)
+            k += 1
+        step.achieved_publish_hz = step.sent_total / ((time.time_ns() - start_ns) / 1e9)
+        time.sleep(1.0)  # outputs in flight and one more diagnostics period
+        received_1, behind_1 = self._snapshot()
+        with self.lock:
+            outputs = [(s, r) for s, r in self.outputs if s in sent_at]
+        step.sent = len(sent_at)
+        step.outputs = len(outputs)
+        step.latency_ms = [(r - sent_at[s]) / 1e6 for s, r in outputs]
+        step.received_by_node = received_1 - received_0
+        step.worker_behind = behind_1 - behind_0
+        step.expected_outputs = int(window_s * model_rate_hz) * len(self.publishers)
+        return step
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.executor.shutdown()
+        self.spinner.join(5)
+        self.node.destroy_node()
+        self.log.close()
+
+
+def find_peak(manifest: Path, cameras: int, mode: str, rates: list[float], timing: tuple[float, float, float],
+              log_dir: Path, height: int, width: int, model_rate_hz: float, input_qos: str, log=print) -> dict:
+    """Step the rate up until drops reach DROP_LIMIT (two failing steps in a row end the ladder)."""
+    rig = Rig(manifest, cameras, mode, log_dir / f"node_{mode}_{cameras}cam.log", height, width, input_qos)
+    steps, peak, failures = [], None, 0
+    try:
+        rig.wait_ready()
+        # Fill every camera's clip buffer first, so the first measured step is not short of clips.
+        rig.run_step(8.0, 0.0, 1.5, 0.0, mode=mode, model_rate_hz=model_rate_hz)
+        for rate in rates:
+            step = rig.run_step(rate, *timing, mode=mode, model_rate_hz=model_rate_hz)
+            record = step.as_dict(mode)
+            steps.append(record)
+            ok = record["drop_fraction"] < DROP_LIMIT
+            log(f"  {mode} {cameras} cam @ {rate:g} Hz/cam: sent {record['frames_sent_in_window']}, "
+                f"out {record['embeddings_for_window']}/{record['expected_embeddings']}, "
+                f"drops {record['drop_fraction']:.1%}, p50 {record['latency_ms_p50']} ms {'ok' if ok else 'FAIL'}")
+            if ok:
+                peak, failures = record, 0
+            else:
+                failures += 1
+                if failures == 2:
+                    break
+    finally:
+        rig.close()
+    return {"cameras": cameras, "mode": mode, "peak_rate_hz_per_camera": None if peak is None else peak["rate_hz_per_camera"],
+            "peak_input_hz_total": None if peak is None else peak["input_hz_total"], "peak_step": peak, "steps": steps}
+
+
+def default_manifest(tmp: Path) -> tuple[Path, str]:
+    """The bundled default model, else the tiny random test model exported to ``tmp``."""
+    from vljepa_ros.bundled_model import bundled_manifest_path
+
+    bundled = bundled_manifest_path()
+    if bundled.is_file():
+        return bundled, "bundled default"
+    from vljepa_ros.export import export_tiny_random
+
+    return export_tiny_random(tmp / "tiny", seed=0), "tiny random (bundled default absent)"
+
+
+def run(manifest: Path | None, quick: bool, out_dir: Path, height: int, width: int, camera_counts=(1, 2, 4),
+        modes=None, input_qos: str = "DEFAULT", log=print) -> dict:
+    """The whole measurement; returns the JSON-able result."""
+    import rclpy
+
+    from vljepa_ros.manifest import load_manifest
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = "given"
+        if manifest is None:
+            manifest, source = default_manifest(Path(tmp))
+        model_rate_hz = load_manifest(manifest, check_files=False).clip.frame_rate_hz
+        timing = (0.3, 1.5, 0.3) if quick else (1.0, 3.0, 0.5)
+        ladders = {
+            "every_frame": [4, 8, 16, 32, 64] if quick else [4, 6, 8, 12, 16, 24, 32, 48, 64],
+            "model_rate": [15, 30, 60, 120] if quick else [15, 30, 60, 90, 120, 180, 240],
+        }
+        modes = modes or (["every_frame"] if quick else ["every_frame", "model_rate"])
+        rclpy.init()
+        try:
+            results = []
+            for mode in modes:
+                for cameras in camera_counts:
+                    results.append(find_peak(Path(manifest), cameras, mode, ladders[mode], timing, out_dir,
+                                             height, width, model_rate_hz, input_qos, log))
+        finally:
+            rclpy.try_shutdown()
+    return {
+        "method": "ros2_benchmark-style rate ladder against the perception_node process over DDS; peak = highest "
+                  f"step with drops < {DROP_LIMIT:.0%}",
+        "model": {"manifest": str(manifest), "source": source, "clip_frame_rate_hz": model_rate_hz},
+        "camera": f"{width}x{height} rgb8, live stamps; node input_qos {input_qos} "
+                  f"({'best effort' if input_qos == 'SENSOR_DATA' else 'reliable'}, depth 5)",
+        "fastdds_builtin_transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT"),
+        "timing_s": {"warmup": timing[0], "window": timing[1], "tail": timing[2]},
+        "machine": {"cpu_count": os.cpu_count()},
+        "results": results,
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", type=Path, help="model manifest (default: bundled, else tiny random)")
+    parser.add_argument("--quick", action="store_true", help="shorter steps, every_frame mode only")
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4], help="camera counts to measure")
+    parser.add_argument("--modes", nargs="+", choices=["every_frame", "model_rate"], help="default: both (quick: every_frame)")
+    parser.add_argument("--input-qos", choices=["DEFAULT", "SENSOR_DATA"], default="DEFAULT",
+                        help="node input QoS; the driver publishes with the matching profile")
+    parser.add_argument("--out", type=Path, default=Path("out/bench/peak_rate.json"))
+    args = parser.parse_args(argv)
+    result = run(args.manifest, args.quick, args.out.parent / "peak_rate_logs", args.height, args.width,
+                 tuple(args.cameras), args.modes, args.input_qos)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    for r in result["results"]:
+        print(f"{r['mode']:>11} {r['cameras']} camera(s): peak {r['peak_rate_hz_per_camera']} Hz per camera")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
