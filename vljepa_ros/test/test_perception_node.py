@@ -220,6 +220,7 @@ def test_malformed_frames_are_counted_on_diagnostics_and_the_node_keeps_working(
     assert rig.wait_for(lambda: {m.camera for m in rig.embeddings} == {"cam_a", "cam_b"})
     status, values = rig.camera_status("cam_a")
     assert values["malformed_total"] == "4" and values["execution_provider"] == "CPUExecutionProvider"
+    assert int(values["frames_subsampled"]) > 0 and int(values["frames_received"]) > int(values["frames_subsampled"])
     assert float(values["input_rate_hz"]) > 0 and values["latency_p50_ms"] != "n/a"
 
 

@@ -245,6 +245,11 @@ class PerceptionPipeline:
                 stats.drops[DROP_WORKER_BEHIND] += 1
             return "queued"
 
+    def subsampled(self, camera: str) -> int:
+        """Frames of ``camera`` skipped on purpose to keep the model frame rate (not drops)."""
+        with self._lock:
+            return self.frames_subsampled.get(camera, 0)
+
     def clip_resets(self, camera: str) -> dict[str, int]:
         """How often ``camera``'s clip buffer started over, by reason (clip_buffer.RESET_*)."""
         with self._lock:

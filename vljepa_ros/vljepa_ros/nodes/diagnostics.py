@@ -22,6 +22,7 @@ class CameraHealth:
     incompatible_qos: int  # incompatible-QoS events seen on the input subscription
     last_qos_problem: str
     clip_resets: dict[str, int]  # clip buffer restarts by reason (stamp gaps, clock jumps back)
+    frames_subsampled: int  # frames skipped on purpose to sample at the model frame rate (not drops)
 
 
 def _fmt(value: float | None, scale: float = 1.0) -> str:
@@ -54,6 +55,7 @@ def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_
         "processing_p95_ms": _fmt(stats.processing.percentile(95), 1e3),
         "inference_p50_ms": _fmt(stats.inference.percentile(50), 1e3),
         "frames_received": str(stats.input_rate.total),
+        "frames_subsampled": str(health.frames_subsampled),
         "clips_published": str(stats.output_rate.total),
         "seconds_since_last_frame": _fmt(silent_s),
         "incompatible_qos_events": str(health.incompatible_qos),

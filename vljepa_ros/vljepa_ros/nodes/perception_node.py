@@ -320,6 +320,7 @@ class PerceptionNode(Node):
                 incompatible_qos=self._qos_events[camera.name],
                 last_qos_problem=self._qos_problem[camera.name],
                 clip_resets=self.pipeline.clip_resets(camera.name),
+                frames_subsampled=self.pipeline.subsampled(camera.name),
             )
             status = camera_status(self.get_name(), health, stats, now_ns)
             array.status.append(status)
