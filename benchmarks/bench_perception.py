@@ -98,13 +98,16 @@ def pipeline_own_cost(runtime, reps: int, height: int, width: int) -> dict:
     period = int(1e9 / pipeline.frame_rate_hz)
     payloads = [f.tobytes() for f in _frames(16, height, width, seed=5)]
     for i in range(pipeline.clip_spec.frames - 1):
-        pipeline.offer_frame("cam", "cam", i * period, image_to_rgb("rgb8", height, width, width * 3, False, payloads[i]))
+        rgb = image_to_rgb("rgb8", height, width, width * 3, False, payloads[i])
+        pipeline.offer_frame("cam", "cam", i * period, rgb)
     own, total = [], []
     for rep in range(reps):
         i = pipeline.clip_spec.frames - 1 + rep
         data = payloads[i % 16]
         start = time.perf_counter()
-        pipeline.offer_frame("cam", "cam", i * period, lambda: image_to_rgb("rgb8", height, width, width * 3, False, data))
+        pipeline.offer_frame(
+            "cam", "cam", i * period, lambda: image_to_rgb("rgb8", height, width, width * 3, False, data)
+        )
         batch = pipeline.step(0)
         for result in batch.embeddings:
             predicted_embedding_msg(result)
@@ -163,7 +166,9 @@ def camera_process(topic: str, seconds: float, height: int, width: int) -> int:
     node = rclpy.create_node("bench_camera")
     pub = node.create_publisher(Image, topic, QoSProfile(depth=5))
     transport_ms = []
-    node.create_subscription(Image, topic, lambda m: transport_ms.append((time.time_ns() - time_to_ns(m.header.stamp)) / 1e6), 5)
+    node.create_subscription(
+        Image, topic, lambda m: transport_ms.append((time.time_ns() - time_to_ns(m.header.stamp)) / 1e6), 5
+    )
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)

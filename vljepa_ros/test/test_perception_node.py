@@ -64,13 +64,16 @@ class Rig:
         defaults.update(params)
         self.perception = PerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
         self.node = rclpy.create_node("perception_test_rig")
-        qos = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE if reliable_input else ReliabilityPolicy.BEST_EFFORT)
+        reliability = ReliabilityPolicy.RELIABLE if reliable_input else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(depth=200, reliability=reliability)
         self.pub_a = self.node.create_publisher(Image, CAM_A, qos)
         self.pub_b = self.node.create_publisher(CompressedImage, CAM_B, qos)
         self.embeddings, self.visual, self.transitions, self.diagnostics = [], [], [], []
         self.node.create_subscription(Embedding, f"{NODE}/embedding", self.embeddings.append, 100)
         self.node.create_subscription(Embedding, f"{NODE}/visual_embedding", self.visual.append, 100)
-        self.node.create_subscription(WorldStateTransition, f"{NODE}/world_state_transition", self.transitions.append, 100)
+        self.node.create_subscription(
+            WorldStateTransition, f"{NODE}/world_state_transition", self.transitions.append, 100
+        )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.enable_client = self.node.create_client(SetBool, f"{NODE}/enable")
         self.executor = MultiThreadedExecutor(num_threads=3)

@@ -69,7 +69,8 @@ def test_two_cameras_share_one_batched_call_and_keep_their_newest_stamps(runtime
     # The batched result equals running the runtime on the same raw frames, one clip at a time.
     front_clip = _clip_frames(pipeline, front, by_camera["front"])
     tokens = runtime.encode(runtime.prepare_clip(front_clip))
-    np.testing.assert_allclose(by_camera["front"].embedding, runtime.predict(tokens, "describe the scene")[0], atol=1e-5)
+    expected = runtime.predict(tokens, "describe the scene")[0]
+    np.testing.assert_allclose(by_camera["front"].embedding, expected, atol=1e-5)
     np.testing.assert_allclose(by_camera["front"].visual_state, runtime.visual_state(tokens)[0], atol=1e-5)
     assert pipeline.step() is None
 
@@ -100,7 +101,8 @@ def test_transitions_start_after_the_horizon_and_compare_with_the_state_then(run
     for t in transitions:
         assert t.stamp_ns - t.before_stamp_ns == pytest.approx(1000 * MS, abs=CAMERA_PERIOD_NS)
         assert t.before_stamp_ns >= first_clip_end
-        assert t.state_distance == pytest.approx(cosine_distance(states[t.before_stamp_ns], states[t.stamp_ns]), abs=1e-6)
+        expected = cosine_distance(states[t.before_stamp_ns], states[t.stamp_ns])
+        assert t.state_distance == pytest.approx(expected, abs=1e-6)
         assert len(t.action_labels) == 3 and list(t.action_scores) == sorted(t.action_scores, reverse=True)
         assert set(t.action_labels) <= set(runtime.load_bank("actions").texts)
         assert t.query == "what changed" and np.linalg.norm(t.transition_embedding) == pytest.approx(1.0, abs=1e-5)
@@ -254,7 +256,9 @@ def test_model_frame_rate_can_be_overridden(runtime):
 
 
 def test_camera_parameters():
-    cams = cameras_from_parameters(["/front/image_raw", "/robot/left/image_raw/compressed", "/rear"], ["auto", "auto", "compressed"])
+    cams = cameras_from_parameters(
+        ["/front/image_raw", "/robot/left/image_raw/compressed", "/rear"], ["auto", "auto", "compressed"]
+    )
     assert [(c.name, c.compressed) for c in cams] == [("front", False), ("robot_left", True), ("rear", True)]
     with pytest.raises(ConfigError, match="camera_types"):
         cameras_from_parameters(["/a"], ["jpeg"])
@@ -284,13 +288,16 @@ def test_validation_runs_for_frames_the_sampler_skips(runtime):
 def test_fused_preprocessing_model_gets_uint8_frames_at_its_input_size(tmp_path):
     from vljepa_ros.export import export_tiny_random
 
-    runtime = VLJepaRuntime.from_manifest(export_tiny_random(tmp_path / "fused", fused_frame_size=(96, 128)), providers=("cpu",))
+    manifest = export_tiny_random(tmp_path / "fused", fused_frame_size=(96, 128))
+    runtime = VLJepaRuntime.from_manifest(manifest, providers=("cpu",))
     pipeline = _pipeline(runtime, transition_horizon_s=1.0, queue_depth=100)
     raw = [moving_frame(i * 0.25, height=120, width=160) for i in range(8)]
     prepared = [pipeline.prepare_frame(f) for f in raw]
     assert prepared[0].dtype == np.uint8 and prepared[0].shape == (96, 128, 3)
     np.testing.assert_array_equal(pipeline.clip_input(prepared), runtime.prepare_clip(raw))
-    np.testing.assert_array_equal(pipeline.transition_input(prepared[::-1], prepared), runtime.transition_clip(raw[::-1], raw))
+    np.testing.assert_array_equal(
+        pipeline.transition_input(prepared[::-1], prepared), runtime.transition_clip(raw[::-1], raw)
+    )
     _stream(pipeline, "front", 3.2)
     results = [pipeline.step() for _ in range(pipeline.queue.pending())]
     assert results[-1].transitions and results[-1].embeddings[0].embedding.shape == (384,)

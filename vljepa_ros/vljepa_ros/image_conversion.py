@@ -124,7 +124,9 @@ def _checked_layout(encoding, height, width, step, is_bigendian, data_len) -> tu
     # The last row needs no padding after it (some drivers omit it).
     needed = step * (height - 1) + row_bytes
     if data_len < needed:
-        raise ImageConversionError(TRUNCATED, f"{data_len} bytes, {encoding} {width}x{height} step {step} needs {needed}")
+        raise ImageConversionError(
+            TRUNCATED, f"{data_len} bytes, {encoding} {width}x{height} step {step} needs {needed}"
+        )
     return layout, dtype
 
 

@@ -130,7 +130,8 @@ class PerceptionPipeline:
                 raise ConfigError("action_vocabulary", str(err)) from None
         self._scale, self._offset = normalisation_constants(self.clip_spec)
         # Fused encoders take uint8 (T, H, W, 3) frames at the exported size; others the normalised crop.
-        self._fused_size = tuple(manifest.encoder.inputs[0].shape[2:4]) if manifest.encoder.fused_preprocessing else None
+        fused = manifest.encoder.fused_preprocessing
+        self._fused_size = tuple(manifest.encoder.inputs[0].shape[2:4]) if fused else None
         self._lock = threading.Lock()  # clip buffers and stats are shared by producer threads and the worker
         self._buffers: dict[str, ClipBuffer] = {}
         self._states: dict[str, StateHistory] = {}
@@ -140,7 +141,9 @@ class PerceptionPipeline:
         self.enabled = True
 
     @classmethod
-    def from_manifest(cls, manifest_path: str | Path, config: PipelineConfig = PipelineConfig(), providers=("cpu",), **kwargs):
+    def from_manifest(
+        cls, manifest_path: str | Path, config: PipelineConfig = PipelineConfig(), providers=("cpu",), **kwargs
+    ):
         """Load the runtime from a manifest and build a pipeline around it."""
         from vljepa_ros.vljepa_runtime import VLJepaRuntime
 
@@ -455,7 +458,12 @@ class PipelineWorker:
     going, so one bad batch cannot stop a robot's perception.
     """
 
-    def __init__(self, pipeline: PerceptionPipeline, on_result: Callable[[BatchResult], None], on_error: Callable[[BaseException], None]):
+    def __init__(
+        self,
+        pipeline: PerceptionPipeline,
+        on_result: Callable[[BatchResult], None],
+        on_error: Callable[[BaseException], None],
+    ):
         self._pipeline = pipeline
         self._on_result = on_result
         self._on_error = on_error

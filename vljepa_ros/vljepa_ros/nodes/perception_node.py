@@ -109,8 +109,11 @@ _PARAMETERS = {
     "max_batch": (8, "Most clips in one inference call."),
     "query": ("", "Query answered for every clip (~/embedding); empty: the model's default caption query."),
     "transition_query": ("", "Query for world-state transitions; empty: the model's default transition query."),
-    "action_vocabulary": (Parameter.Type.STRING_ARRAY, "Actions transitions are ranked against; unset/empty: the model's bank."),
-    "transition_horizon_s": (2.0, "Transitions compare the state now with the state this many seconds ago; 0 disables."),
+    "action_vocabulary": (
+        Parameter.Type.STRING_ARRAY,
+        "Actions transitions are ranked against; unset/empty: the model's bank.",
+    ),
+    "transition_horizon_s": (2.0, "Compare the state now with the state this many seconds ago; 0 disables."),
     "top_k": (3, "Actions reported per transition."),
     "publish_visual_state": (True, "Also publish the pooled visual state on ~/visual_embedding."),
     "stall_timeout_s": (3.0, "Warn on /diagnostics and in the log when a camera sends nothing for this long."),
@@ -256,7 +259,11 @@ class PerceptionNode(Node):
         else:
             msg_type, check, convert = Image, check_image_msg, image_msg_to_rgb
         return self.create_subscription(
-            msg_type, camera.topic, lambda m, c=camera: self._on_frame(c, m, check, convert), qos, event_callbacks=events
+            msg_type,
+            camera.topic,
+            lambda m, c=camera: self._on_frame(c, m, check, convert),
+            qos,
+            event_callbacks=events,
         )
 
     def _on_frame(self, camera: CameraConfig, msg, check, convert) -> None:
@@ -296,7 +303,9 @@ class PerceptionNode(Node):
             self._transition_pub.publish(transition_msg(transition))
 
     def _on_worker_error(self, err: BaseException) -> None:
-        self.get_logger().error(f"inference failed (clips counted as drops.inference_error): {err!r}", throttle_duration_sec=LOG_THROTTLE_S)
+        self.get_logger().error(
+            f"inference failed (clips counted as drops.inference_error): {err!r}", throttle_duration_sec=LOG_THROTTLE_S
+        )
 
     # ----- diagnostics --------------------------------------------------------------------------------
 
@@ -326,7 +335,8 @@ class PerceptionNode(Node):
             array.status.append(status)
             silent = stats.seconds_since_input(now_ns)
             if health.enabled and (silent is None or silent > health.stall_timeout_s):
-                self.get_logger().warning(status.message, throttle_duration_sec=max(LOG_THROTTLE_S, self.config.stall_timeout_s))
+                throttle_s = max(LOG_THROTTLE_S, self.config.stall_timeout_s)
+                self.get_logger().warning(status.message, throttle_duration_sec=throttle_s)
         self._diagnostics_pub.publish(array)
 
     def destroy_node(self):

@@ -41,7 +41,10 @@ def check_image_msg(msg) -> None:
 
 
 def check_compressed_msg(msg) -> None:
-    """O(1) validation of a sensor_msgs/CompressedImage (corrupt payloads need decoding); raises ImageConversionError."""
+    """O(1) validation of a sensor_msgs/CompressedImage; raises ImageConversionError.
+
+    A corrupt payload is only found when the frame is decoded.
+    """
     check_compressed(msg.format, len(msg.data))
 
 
