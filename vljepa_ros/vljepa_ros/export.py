@@ -180,7 +180,8 @@ def _drop_round_trip_casts(model: onnx.ModelProto) -> None:
 
 def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSET, tolerance: float = 1e-4,
                    seed: int = 0, fp16: bool = False, fused_frame_size: tuple[int, int] | None = None,
-                   frame_rate_hz: float = 4.0, log: Callable[[str], None] = print) -> ExportedGraph:
+                   frame_rate_hz: float = 4.0, parity_batch: int = 2,
+                   log: Callable[[str], None] = print) -> ExportedGraph:
     """Encoder -> ONNX with output `tokens` (batch, N, D) float32.
 
     Input `clip` (batch, 3, T, S, S) float32, or with `fused_frame_size=(H, W)` input `frames`
@@ -208,7 +209,7 @@ def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSE
     _export(module, (example(1),), path, inputs, outputs, opset)
     if fp16:
         convert_to_fp16(path)
-    err = check_parity(module, path, {name: example(2).numpy()}, tolerance, "encoder", log)
+    err = check_parity(module, path, {name: example(parity_batch).numpy()}, tolerance, "encoder", log)
     spec = OnnxFileSpec(path, sha256_of_file(path), inputs, outputs, fused_preprocessing=fused_frame_size is not None)
     return ExportedGraph(spec, err)
 

@@ -135,8 +135,10 @@ def create_session(
 class OnnxModel:
     """A session plus its warm-up and run path (IO binding on device providers)."""
 
-    def __init__(self, session: ort.InferenceSession, choice: ProviderChoice, io_binding: bool | None = None):
+    def __init__(self, session: ort.InferenceSession, choice: ProviderChoice, io_binding: bool | None = None,
+                 device_id: int = 0):
         self.session = session
+        self.device_id = device_id
         self.choice = choice
         self.input_names = tuple(i.name for i in session.get_inputs())
         self.output_names = tuple(o.name for o in session.get_outputs())
@@ -146,7 +148,7 @@ class OnnxModel:
     def load(cls, model_path: str | Path, config: SessionConfig = SessionConfig(), log: logging.Logger = LOG):
         """Create the session per `config` and warm it up."""
         session, choice = create_session(model_path, config, log)
-        model = cls(session, choice, config.io_binding)
+        model = cls(session, choice, config.io_binding, config.device_id)
         model.warm_up(config.warmup_runs)
         return model
 
@@ -177,7 +179,7 @@ class OnnxModel:
             binding.bind_cpu_input(name, np.ascontiguousarray(value))
         device = "cuda" if self.provider in _DEVICE_PROVIDERS else "cpu"
         for name in self.output_names:
-            binding.bind_output(name, device)
+            binding.bind_output(name, device, self.device_id if device == "cuda" else 0)
         self.session.run_with_iobinding(binding)
         return binding.copy_outputs_to_cpu()
 
