@@ -1,0 +1,256 @@
+"""The benchmark suite: every benchmark in one run, one JSON file, one markdown table.
+
+Runs, one after another (never in parallel: they would measure each other), each as its own process with
+its own JSON output:
+  bench_encoder                  ONNX Runtime vs PyTorch eager, fused vs unfused preprocessing
+  bench_precision                fp32 vs fp16 ONNX encoder
+  bench_perception               end-to-end latency per clip and the node's overhead over bare inference
+  bench_peak_rate                peak input rate with <5% drops for 1, 2, 4 cameras (real node over DDS)
+  evaluate_selective / bench_selective   selective vs uniform decoding
+  bench_soak                     RSS over a 10,000-frame run
+and writes OUT/results.json (every benchmark's JSON, the command, its wall time and exit code) and
+OUT/results.md (the table). A benchmark that fails is reported as failed; the others still run.
+
+Ratios are taken inside one benchmark's run (alternated measurements), so machine load cancels; absolute
+times depend on the machine and its load (recorded).
+
+Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--out out/bench] [--manifest M]
+  --quick: ~3 minutes (fewer repetitions, shorter steps, 2,000-frame soak); default: ~15 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def benchmark_plan(quick: bool, manifest: Path, bundled: bool, out: Path) -> list[dict]:
+    """(name, command, JSON path, time limit) of every benchmark, in run order."""
+    py = sys.executable
+
+    def job(name, script, args, limit_s):
+        json_path = out / f"{name}.json"
+        target = ["-m", script] if isinstance(script, str) else [str(script)]
+        return {"name": name, "command": [py, *target, *map(str, args), "--out", str(json_path)],
+                "json": json_path, "limit_s": limit_s}
+
+    iters = ["--iters", "6", "--block", "3"] if quick else ["--iters", "30", "--block", "10"]
+    plan = [
+        job("encoder_fp32", HERE / "bench_encoder.py", iters, 300),
+        job("precision", HERE / "bench_precision.py", ["--iters", "10" if quick else "30"], 300),
+        job("perception", HERE / "bench_perception.py",
+            ["--manifest", manifest] + (["--seconds", "4", "--reps", "8"] if quick else ["--seconds", "10", "--reps", "30"]),
+            300 if quick else 420),
+        job("peak_rate", HERE / "bench_peak_rate.py", ["--manifest", manifest] + (["--quick"] if quick else []),
+            300 if quick else 600),
+        job("soak", HERE / "bench_soak.py", ["--manifest", manifest, "--frames", 2000 if quick else 10_000],
+            180 if quick else 420),
+        job("selective_synthetic", HERE / "bench_selective.py",
+            ["--minutes", 3 if quick else 10, "--repeats", 1 if quick else 3], 120),
+    ]
+    if bundled and not quick:
+        # Equal-quality reduction factor on held-out tiny-world streams with the trained model (a reduced sweep).
+        plan.append(job("selective_equal_quality", "vljepa_ros.selective_eval",
+                        ["--model", manifest, "--duration", "90", "--tune-seeds", "1001,1002",
+                         "--test-seeds", "2001,2002"], 480))
+    return plan
+
+
+def run_benchmark(job: dict, log_dir: Path, log=print) -> dict:
+    """Run one benchmark process; its stdout/stderr go to a log file next to the JSON."""
+    log(f"== {job['name']}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(job['command']))}",
+        flush=True)
+    log_path = log_dir / f"{job['name']}.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
+    start = time.monotonic()
+    with open(log_path, "w") as out:
+        try:
+            code = subprocess.run(job["command"], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                                  timeout=job["limit_s"]).returncode
+        except subprocess.TimeoutExpired:
+            code = "timeout"
+    wall = time.monotonic() - start
+    result = None
+    if code == 0 and job["json"].is_file():
+        result = json.loads(job["json"].read_text())
+    tail = log_path.read_text().strip().splitlines()[-3:]
+    log(f"   {'ok' if result is not None else 'FAILED (' + str(code) + ')'} in {wall:.0f} s" +
+        ("" if result is not None else "; " + " | ".join(tail)), flush=True)
+    return {"command": job["command"], "exit": code, "wall_s": round(wall, 1), "log": str(log_path),
+            "result": result}
+
+
+# ----- the table --------------------------------------------------------------------------------------------
+
+
+def _get(data, *keys, default=None):
+    for key in keys:
+        if isinstance(data, dict) and key in data:
+            data = data[key]
+        elif isinstance(data, list) and isinstance(key, int) and -len(data) <= key < len(data):
+            data = data[key]
+        else:
+            return default
+    return data
+
+
+def _f(value, digits=1, suffix="") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)):
+        return f"{value:.{digits}f}{suffix}"
+    return str(value)
+
+
+def table_rows(results: dict) -> list[tuple[str, str, str]]:
+    """(measure, value, how) rows from the collected results; missing parts show as n/a."""
+    r = {name: entry.get("result") for name, entry in results["benchmarks"].items()}
+    rows = []
+
+    p = r.get("perception") or {}
+    e2e = _get(p, "node", "e2e_stamp_to_publish_ms", default={})
+    bare = _get(p, "bare_ort_ms", default={})
+    rows.append(("End-to-end latency per clip, input stamp -> publish (p50 / p95)",
+                 f"{_f(e2e.get('p50'))} / {_f(e2e.get('p95'))} ms",
+                 f"perception node, one {_get(p, 'input', 'camera', default='camera')}; "
+                 f"model {_get(p, 'model', 'model_id', default='?')} on {_get(p, 'model', 'provider', default='?')}"))
+    rows.append(("Bare inference (ORT encoder + predictor, batch 1, p50 / p95)",
+                 f"{_f(bare.get('p50'))} / {_f(bare.get('p95'))} ms", "raw session.run, alternated with the runtime"))
+    rows.append(("Node overhead vs bare inference",
+                 f"{_f(_get(p, 'overhead', 'overhead_ratio_vs_bare'), 3)}x "
+                 f"({_f(_get(p, 'overhead', 'node_overhead_ms_p50'), 2)} ms)",
+                 "per clip: (frame received -> publish) - model time, + runtime wrapper cost, over bare p50; "
+                 "core without ROS: "
+                 f"{_f(_get(p, 'overhead', 'pipeline_without_ros_own_over_inference_p50', default=_get(p, 'overhead', 'pipeline_overhead_ratio_vs_bare')), 3)}x"))
+    rows.append(("End-to-end over bare inference", f"{_f(_get(p, 'overhead', 'e2e_stamp_to_publish_over_bare_ratio'), 2)}x",
+                 "stamp -> publish p50 / bare p50 (includes DDS transport and waiting for the worker)"))
+    for t in _get(p, "throughput", default=[]) or []:
+        rows.append((f"Clips/s, {t.get('cameras')} camera(s), batched vs unbatched",
+                     f"{_f(t.get('batched_clips_per_s'))} vs {_f(t.get('unbatched_clips_per_s'))}",
+                     "pipeline.run_clips, one call for all cameras vs one per camera, interleaved"))
+
+    peak = r.get("peak_rate") or {}
+    for mode, label in (("every_frame", "every frame a clip"), ("model_rate", "sampled at the model rate")):
+        found = [x for x in peak.get("results", []) if x.get("mode") == mode]
+        if found:
+            values = " / ".join(_f(x.get("peak_rate_hz_per_camera"), 0) for x in sorted(found, key=lambda x: x["cameras"]))
+            cams = "/".join(str(x["cameras"]) for x in sorted(found, key=lambda x: x["cameras"]))
+            rows.append((f"Peak input rate with <5% drops, {cams} cameras ({label})", f"{values} Hz per camera",
+                         f"rate ladder vs the perception_node process over DDS; {_get(peak, 'camera', default='')}"))
+
+    enc = r.get("encoder_fp32") or {}
+    rows.append(("ONNX Runtime vs PyTorch eager (encoder, batch 1)",
+                 f"{_f(_get(enc, 'encoder', 'torch_over_ort'), 2)}x faster "
+                 f"({_f(_get(enc, 'encoder', 'onnxruntime', 'median_ms'), 2)} vs "
+                 f"{_f(_get(enc, 'encoder', 'torch_eager', 'median_ms'), 2)} ms)",
+                 f"{_get(enc, 'model', 'preset', default='?')} encoder, same weights and threads, alternated blocks"))
+    fused = _get(enc, "fused_preprocessing", default={})
+    rows.append(("Fused vs unfused preprocessing (camera frames -> tokens; unfused time / fused time)",
+                 f"{_f(fused.get('unfused_over_fused'), 2)}x (fused "
+                 f"{_f(_get(fused, 'frames_to_tokens', 'fused', 'median_ms'), 2)} ms, unfused "
+                 f"{_f(_get(fused, 'frames_to_tokens', 'unfused', 'median_ms'), 2)} ms)",
+                 f"unfused = OpenCV resize/crop/normalise + float graph; fused = uint8 frames into the graph; "
+                 f"camera {fused.get('camera')}"))
+    prec = r.get("precision") or {}
+    rows.append(("fp16 vs fp32 ONNX encoder (time fp16 / fp32)",
+                 f"{_f(prec.get('fp16_over_fp32_time'), 2)}x ({_f(prec.get('fp16_median_ms'), 2)} vs "
+                 f"{_f(prec.get('fp32_median_ms'), 2)} ms)",
+                 f"{_get(prec, 'model', 'preset', default='?')} encoder on {prec.get('provider', '?')}, alternated "
+                 f"blocks; tokens differ by <= {_f(prec.get('fp16_vs_fp32_tokens_max_abs_diff'), 4)}"))
+
+    sel = r.get("selective_equal_quality")
+    if sel:
+        rows.append(("Selective vs uniform decoding, reduction at equal quality",
+                     f"{_f(_selective_reduction(sel), 2)}x fewer decodes",
+                     "evaluate_selective on held-out tiny-world streams, operating point tuned on others"))
+    syn = r.get("selective_synthetic") or {}
+    rows.append(("Selective vs uniform decoding, synthetic stream",
+                 f"{_f(syn.get('reduction_factor'), 2)}x fewer decodes",
+                 f"bench_selective: {syn.get('uniform_decodes')} uniform ({syn.get('uniform_rate_hz')} Hz) vs "
+                 f"{syn.get('selective_decodes')} selective decodes; detector "
+                 f"{_f(syn.get('detector_us_per_embedding'), 1)} us/embedding (quality not scored here)"))
+
+    soak = _get(r.get("soak") or {}, "summary", default={})
+    rows.append((f"Memory over a {soak.get('frames', '?')}-frame soak",
+                 f"RSS {_f(soak.get('rss_mb_at_20pct'))} -> {_f(soak.get('rss_mb_end'))} MB; slope "
+                 f"{_f(soak.get('rss_growth_kb_per_1000_frames'))} KB/1000 frames",
+                 f"after 20% warm-up; live Python objects {_f(soak.get('python_objects_growth_per_1000_frames'))} "
+                 f"per 1000 frames; {_f(soak.get('frames_per_s'), 0)} frames/s through the core"))
+    return rows
+
+
+def _selective_reduction(report: dict):
+    """The held-out reduction factor of evaluate_selective's chosen online operating point."""
+    for path in (("test", "selective", "reduction_factor"), ("held_out", "selective", "reduction_factor"),
+                 ("selective", "reduction_factor"), ("reduction_factor",)):
+        value = _get(report, *path)
+        if isinstance(value, (int, float)):
+            return value
+    return None
+
+
+def markdown(results: dict) -> str:
+    machine = results["machine"]
+    lines = [f"Benchmarks ({'quick' if results['quick'] else 'full'} run, {results['date_utc']}, "
+             f"{machine['cpu_count']} CPU cores, load average at start {machine['load_avg_start']}; "
+             f"suite wall time {results['wall_s']:.0f} s)", "",
+             "| measure | value | how |", "|---|---|---|"]
+    lines += [f"| {m} | {v} | {h} |" for m, v, h in table_rows(results)]
+    failed = [f"{n} ({e['exit']})" for n, e in results["benchmarks"].items() if e["result"] is None]
+    if failed:
+        lines += ["", "Failed: " + ", ".join(failed) + " (see the logs next to results.json)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="~3 minute version")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
+    parser.add_argument("--manifest", type=Path, help="model manifest (default: bundled, else tiny random)")
+    parser.add_argument("--only", nargs="+", help="run only these benchmarks (names as in results.json)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # no traffic leaves this host
+    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
+    out = args.out.resolve()
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.path.insert(0, str(HERE))
+        from bench_peak_rate import default_manifest
+
+        manifest, source = (args.manifest, "given") if args.manifest else default_manifest(Path(tmp))
+        print(f"model: {manifest} ({source})")
+        plan = benchmark_plan(args.quick, Path(manifest), source == "bundled default", out)
+        if args.only:
+            plan = [j for j in plan if j["name"] in args.only]
+        results = {
+            "quick": args.quick,
+            "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "model": {"manifest": str(manifest), "source": source},
+            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                        "load_avg_start": [round(x, 2) for x in os.getloadavg()]},
+            "benchmarks": {job["name"]: run_benchmark(job, out / "logs") for job in plan},
+        }
+    results["wall_s"] = round(time.monotonic() - start, 1)
+    results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    table = markdown(results)
+    (out / "results.md").write_text(table)
+    print()
+    print(table)
+    print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 0 if all(e["result"] is not None for e in results["benchmarks"].values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
