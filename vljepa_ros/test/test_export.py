@@ -117,3 +117,23 @@ def test_cli_fp16_and_fused_flags(tmp_path, capsys):
     assert m.encoder.inputs[0].dtype == "uint8" and m.encoder.inputs[0].shape == ("batch", 2, 24, 32, 3)
     assert main(["--out", str(tmp_path / "x"), "--fused-preprocessing", "480by640"]) == 1
     assert "expected HxW" in capsys.readouterr().err
+
+
+def test_large_graphs_keep_weights_in_one_data_file_covered_by_the_hash(tmp_path, monkeypatch):
+    import vljepa_ros.export as export_module
+    from vljepa_ros.export import export_tiny_random
+    from vljepa_ros.manifest import ManifestError
+    from vljepa_ros.vljepa_runtime import VLJepaRuntime
+
+    monkeypatch.setattr(export_module, "EXTERNAL_DATA_BYTES", 0)  # treat the tiny model as a >2 GB one
+    manifest = export_tiny_random(tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert "encoder.onnx.data" in files and "predictor.onnx.data" in files
+    assert (tmp_path / "encoder.onnx").stat().st_size < (tmp_path / "encoder.onnx.data").stat().st_size
+    runtime = VLJepaRuntime.from_manifest(manifest, providers=("cpu",))
+    assert runtime.encode(np.zeros((1, 3, 8, 64, 64), np.float32)).shape == (1, 256, 96)
+    with open(tmp_path / "encoder.onnx.data", "r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\x01\x02\x03")
+    with pytest.raises(ManifestError, match=r"encoder\.sha256"):
+        load_manifest(manifest)

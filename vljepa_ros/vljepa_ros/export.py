@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from vljepa_ros.manifest import (
     QueryTokenizerSpec,
     TensorSpec,
     model_version,
-    sha256_of_file,
+    external_data_path,
+    sha256_of_graph,
     write_manifest,
 )
 from vljepa_ros.query_tokenizer import build_vocab, write_vocab
@@ -55,46 +57,66 @@ def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float) -> ClipSpec:
                     mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
+# Above this many weight bytes a graph is saved with its weights in `<file>.data` (protobuf's 2 GB limit;
+# ViT-H/g in fp32).
+EXTERNAL_DATA_BYTES = 1_500_000_000
+
+
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[TensorSpec],
-            outputs: Sequence[TensorSpec], opset: int, dynamo: bool = False) -> None:
-    """Export with the symbolic dims of `inputs` dynamic; output dims pinned to `outputs` afterwards.
+            outputs: Sequence[TensorSpec], opset: int, dynamo: bool = False, fp16: bool = False) -> None:
+    """Export with the symbolic dims of `inputs` dynamic, pin the output dims, optionally convert to fp16.
 
     The TorchScript exporter (deprecated in torch 2.13, pinned here) exports the encoder and predictor in ~1 s
     against ~8 s for the torch.export-based one; the text encoder needs the latter (the traced BERT graph fails
-    the parity check).
+    the parity check). The raw export goes to a scratch folder (large models spill one file per tensor there).
     """
     dims = {name: torch.export.Dim(name) for t in inputs for name in t.shape if isinstance(name, str)}
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-        warnings.filterwarnings("ignore", message=".*The axis name.*will not be used")
-        common = dict(input_names=[t.name for t in inputs], output_names=[t.name for t in outputs],
-                      opset_version=opset, dynamo=dynamo)
-        if dynamo:
-            shapes = tuple({i: dims[d] for i, d in enumerate(t.shape) if isinstance(d, str)} for t in inputs)
-            torch.onnx.export(module, args, str(path), dynamic_shapes=shapes, verbose=False, external_data=False,
-                              **common)
-        else:
-            axes = {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str)} for t in (*inputs, *outputs)}
-            torch.onnx.export(module, args, str(path), dynamic_axes=axes, do_constant_folding=True, **common)
-    _pin_static_dims(path, outputs)
+    with tempfile.TemporaryDirectory(prefix="onnx_export_") as scratch:
+        raw = Path(scratch) / path.name
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+            warnings.filterwarnings("ignore", message=".*The axis name.*will not be used")
+            common = dict(input_names=[t.name for t in inputs], output_names=[t.name for t in outputs],
+                          opset_version=opset, dynamo=dynamo)
+            if dynamo:
+                shapes = tuple({i: dims[d] for i, d in enumerate(t.shape) if isinstance(d, str)} for t in inputs)
+                torch.onnx.export(module, args, str(raw), dynamic_shapes=shapes, verbose=False, **common)
+            else:
+                axes = {t.name: {i: d for i, d in enumerate(t.shape) if isinstance(d, str)}
+                        for t in (*inputs, *outputs)}
+                torch.onnx.export(module, args, str(raw), dynamic_axes=axes, do_constant_folding=True, **common)
+        model = onnx.load(str(raw))
+    _pin_static_dims(model, outputs)
+    if fp16:
+        model = convert_to_fp16(model)
+    _save(model, path)
 
 
-def _pin_static_dims(path: Path, outputs: Sequence[TensorSpec]) -> None:
-    """Write the known fixed output dims into the graph (the tracer leaves some symbolic)."""
-    model = onnx.load(str(path))
+def _save(model: onnx.ModelProto, path: Path) -> None:
+    """Save as one file, or with weights in `<file>.data` above EXTERNAL_DATA_BYTES; then check the graph."""
+    data = external_data_path(path)
+    data.unlink(missing_ok=True)
+    weight_bytes = sum(t.ByteSize() for t in model.graph.initializer)
+    if weight_bytes > EXTERNAL_DATA_BYTES:
+        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=data.name, size_threshold=1024)
+    else:
+        onnx.save_model(model, str(path))
+    onnx.checker.check_model(str(path))
+
+
+def _pin_static_dims(model: onnx.ModelProto, outputs: Sequence[TensorSpec]) -> None:
+    """Write the known output dims into the graph (the tracer leaves some fixed dims symbolic)."""
     by_name = {t.name: t for t in outputs}
     for out in model.graph.output:
         spec = by_name[out.name]
         for dim, value in zip(out.type.tensor_type.shape.dim, spec.shape):
+            dim.Clear()
             if isinstance(value, int):
-                dim.Clear()
                 dim.dim_value = value
             else:
-                dim.Clear()
                 dim.dim_param = value
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
 
 
 def check_parity(torch_fn: Callable[..., torch.Tensor], onnx_path: Path, feeds: Mapping[str, np.ndarray],
@@ -139,21 +161,48 @@ def rope_angle_nodes(model: onnx.ModelProto) -> list[str]:
     return sorted(keep)
 
 
-def convert_to_fp16(path: Path) -> None:
-    """Rewrite an fp32 graph as fp16 in place; I/O stays fp32 and the RoPE angles are computed in fp32.
+def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The fp32 graph in fp16; I/O stays fp32 and the RoPE angles are computed in fp32.
 
     Half-precision positions x frequencies lose ~1e-2 rad at position 15; in fp32 only the final cos/sin
     values are rounded to fp16 (~5e-4).
     """
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    model = onnx.load(str(path))
     for i, node in enumerate(model.graph.node):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
     converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=rope_angle_nodes(model))
     _drop_round_trip_casts(converted)
-    onnx.save(converted, str(path))
+    _sort_nodes(converted.graph)
+    return converted
+
+
+def _sort_nodes(graph: onnx.GraphProto) -> None:
+    """Topological node order (the converter appends its input casts at the end, which ONNX forbids)."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    waiting_on = {}  # node index -> number of inputs not yet produced
+    consumers = {}  # value name -> indices of nodes waiting for it
+    for index, node in enumerate(graph.node):
+        missing = {i for i in node.input if i not in available}
+        waiting_on[index] = len(missing)
+        for name in missing:
+            consumers.setdefault(name, []).append(index)
+    queue = [i for i, count in waiting_on.items() if count == 0]
+    order = []
+    while queue:
+        index = queue.pop()
+        order.append(index)
+        for name in graph.node[index].output:
+            for consumer in consumers.pop(name, []):
+                waiting_on[consumer] -= 1
+                if waiting_on[consumer] == 0:
+                    queue.append(consumer)
+    if len(order) != len(graph.node):
+        raise ValueError("graph has a cycle or an input no node produces")
+    nodes = [graph.node[i] for i in order]
+    del graph.node[:]
+    graph.node.extend(nodes)
 
 
 def _drop_round_trip_casts(model: onnx.ModelProto) -> None:
@@ -206,11 +255,9 @@ def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSE
             return torch.randint(0, 256, (batch, *shape), generator=generator, dtype=torch.uint8)
     inputs = (TensorSpec(name, dtype, ("batch", *shape)),)
     outputs = (TensorSpec("tokens", "float32", ("batch", cfg.num_tokens, cfg.embed_dim)),)
-    _export(module, (example(1),), path, inputs, outputs, opset)
-    if fp16:
-        convert_to_fp16(path)
+    _export(module, (example(1),), path, inputs, outputs, opset, fp16=fp16)
     err = check_parity(module, path, {name: example(parity_batch).numpy()}, tolerance, "encoder", log)
-    spec = OnnxFileSpec(path, sha256_of_file(path), inputs, outputs, fused_preprocessing=fused_frame_size is not None)
+    spec = OnnxFileSpec(path, sha256_of_graph(path), inputs, outputs, fused_preprocessing=fused_frame_size is not None)
     return ExportedGraph(spec, err)
 
 
@@ -235,13 +282,11 @@ def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, ma
         return tokens, ids * mask, mask
 
     predictor = predictor.eval()
-    _export(predictor, example(1), path, inputs, outputs, opset)
-    if fp16:
-        convert_to_fp16(path)
+    _export(predictor, example(1), path, inputs, outputs, opset, fp16=fp16)
     tokens, ids, mask = example(3)
     feeds = {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()}
     err = check_parity(predictor, path, feeds, tolerance, "predictor", log)
-    return ExportedGraph(OnnxFileSpec(path, sha256_of_file(path), inputs, outputs), err)
+    return ExportedGraph(OnnxFileSpec(path, sha256_of_graph(path), inputs, outputs), err)
 
 
 def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequence[str], out_dir: Path,

@@ -192,6 +192,22 @@ def sha256_of_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def external_data_path(graph: Path) -> Path:
+    """Where a graph's weights live when they are stored outside the .onnx file (graphs over 2 GB)."""
+    return Path(f"{graph}.data")
+
+
+def sha256_of_graph(graph: Path) -> str:
+    """sha256 over the .onnx file followed by its external weight file, if it has one."""
+    digest = hashlib.sha256()
+    for path in (Path(graph), external_data_path(graph)):
+        if path == Path(graph) or path.is_file():
+            with open(path, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
+    return digest.hexdigest()
+
+
 def model_version(sha256s: Sequence[str]) -> str:
     """Model version: first 16 hex digits of the sha256 over the files' sha256s (order as given)."""
     return hashlib.sha256("".join(sha256s).encode()).hexdigest()[:16]
@@ -435,7 +451,7 @@ def check_manifest_files(manifest: Manifest, source: str = "manifest") -> None:
         if not Path(file).is_file():
             raise ManifestError(f"{source}: {key}: {file} does not exist")
     for key, file, expected in hashed:
-        actual = sha256_of_file(file)
+        actual = sha256_of_graph(file)
         if actual != expected:
             raise ManifestError(
                 f"{source}: {key}.sha256: {Path(file).name} has sha256 {actual[:16]}..., manifest says {expected[:16]}..."

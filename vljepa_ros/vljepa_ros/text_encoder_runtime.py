@@ -14,7 +14,7 @@ from typing import Protocol, Sequence
 import numpy as np
 from tokenizers import Tokenizer
 
-from vljepa_ros.manifest import ManifestError, TextEncoderSpec, check_session_io, sha256_of_file
+from vljepa_ros.manifest import ManifestError, TextEncoderSpec, check_session_io, sha256_of_graph
 from vljepa_ros.onnx_session import OnnxModel, SessionConfig
 from vljepa_ros.text_bank import TextBank, l2_normalise
 
@@ -67,7 +67,7 @@ class TextEncoderRuntime:
     def from_spec(cls, spec: TextEncoderSpec, config: SessionConfig = SessionConfig(providers=("cpu",)),
                   check_sha256: bool = True) -> "TextEncoderRuntime":
         """From a manifest's `text_encoder` section; checks the hash and the graph's I/O signature."""
-        if check_sha256 and sha256_of_file(spec.file) != spec.sha256:
+        if check_sha256 and sha256_of_graph(spec.file) != spec.sha256:
             raise ManifestError(f"text_encoder.sha256: {spec.file.name} does not match the manifest")
         runtime = cls.from_files(spec.file, spec.tokenizer, spec.max_tokens, config, model_id=spec.file.stem)
         if spec.inputs:

@@ -109,7 +109,7 @@ def export_text_encoder(out_dir: Path, source: TextEncoderSource | None = None, 
                         tolerance: float = 1e-4, log: Callable[[str], None] = print):
     """Write text_encoder.onnx (mean pooling and L2 norm inside) and tokenizer.json; parity-check; -> TextEncoderSpec."""
     from vljepa_ros.export import _export, check_parity
-    from vljepa_ros.manifest import TensorSpec, TextEncoderSpec, sha256_of_file
+    from vljepa_ros.manifest import TensorSpec, TextEncoderSpec, sha256_of_graph
 
     encoder = TorchTextEncoder(source)
     out_dir = Path(out_dir)
@@ -125,5 +125,5 @@ def export_text_encoder(out_dir: Path, source: TextEncoderSource | None = None, 
                  "text_encoder", log)
     tokenizer_path = out_dir / "tokenizer.json"
     shutil.copyfile(encoder.source.tokenizer_file, tokenizer_path)
-    return TextEncoderSpec(file=path, tokenizer=tokenizer_path, sha256=sha256_of_file(path),
+    return TextEncoderSpec(file=path, tokenizer=tokenizer_path, sha256=sha256_of_graph(path),
                            max_tokens=encoder.source.max_tokens, inputs=inputs, outputs=outputs)
