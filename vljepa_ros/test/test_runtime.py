@@ -47,8 +47,14 @@ def test_visual_state_is_normalised_token_mean(runtime):
                                atol=1e-6)
 
 
-def test_query_tokens_are_cached(runtime):
+def test_query_tokens_are_cached_and_the_cache_is_bounded(runtime, monkeypatch):
+    import vljepa_ros.vljepa_runtime as module
+
     assert runtime.query_tokens("what changed") is runtime.query_tokens("what changed")
+    monkeypatch.setattr(module, "QUERY_CACHE_SIZE", 3)
+    for query in ("the scene", "a red ball", "a blue box", "a green ball"):
+        runtime.query_tokens(query)
+    assert len(runtime._queries) == 3 and "what changed" not in runtime._queries
 
 
 def test_runtime_matches_torch_on_same_weights(tmp_path):

@@ -24,6 +24,7 @@ LOG = logging.getLogger(__name__)
 _NUMPY_DTYPE = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int64": np.int64}
 
 Frames = Sequence[np.ndarray] | np.ndarray
+QUERY_CACHE_SIZE = 256  # distinct tokenised queries kept; the oldest is dropped beyond this
 
 
 class VLJepaRuntime:
@@ -124,6 +125,8 @@ class VLJepaRuntime:
             cached = self.tokenizer.encode(query)
             if cached.unknown_words:
                 LOG.warning("query %r: words not in the vocabulary map to <unk>: %s", query, cached.unknown_words)
+            if len(self._queries) >= QUERY_CACHE_SIZE:
+                del self._queries[next(iter(self._queries))]
             self._queries[query] = cached
         return cached
 
