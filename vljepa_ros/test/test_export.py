@@ -137,3 +137,21 @@ def test_large_graphs_keep_weights_in_one_data_file_covered_by_the_hash(tmp_path
         handle.write(b"\x01\x02\x03")
     with pytest.raises(ManifestError, match=r"encoder\.sha256"):
         load_manifest(manifest)
+
+
+def test_cli_exports_an_official_layout_checkpoint(tmp_path, capsys):
+    """export_model --encoder-checkpoint: a ViT-B-width file in the published key layout exports and matches."""
+    torch.manual_seed(0)
+    cfg = encoder_config("vit_b", depth=1, mlp_dim=64, num_frames=2, img_size=32)
+    source = VJepa2Encoder(cfg).eval()
+    torch.save({"target_encoder": {f"module.backbone.{k}": v for k, v in source.state_dict().items()}, "epoch": 1},
+               tmp_path / "vitb.pt")
+    code = main(["--out", str(tmp_path / "m"), "--encoder-checkpoint", str(tmp_path / "vitb.pt"), "--frames", "2",
+                 "--crop", "32"])
+    assert code == 0, capsys.readouterr().err
+    m = load_manifest(tmp_path / "m" / "manifest.yaml")
+    assert m.encoder.outputs[0].shape == ("batch", 4, 768)
+    clip = torch.randn(1, 3, 2, 32, 32)
+    session = ort.InferenceSession(str(m.encoder.file), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        np.testing.assert_allclose(session.run(None, {"clip": clip.numpy()})[0], source(clip).numpy(), atol=1e-4)

@@ -2,7 +2,8 @@
 
 Per frame: resize the short side to `resize_short` (bilinear), centre-crop `crop_size`, scale to [0, 1],
 normalise with the ImageNet mean/std. The clip is laid out (3, T, S, S) float32. An image is a clip of one
-repeated frame (the VL-JEPA convention for image input).
+repeated frame (the VL-JEPA convention for image input). Sizes and rounding follow the official eval transform
+(cv2.INTER_LINEAR on uint8 frames, long side truncated with int(), crop offsets rounded).
 """
 
 from __future__ import annotations
