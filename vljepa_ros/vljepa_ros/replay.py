@@ -521,7 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         summary = run_replay(config, log=log)
-    except (ConfigError, bag_io.BagError, ValueError, FileNotFoundError) as error:
+    # RuntimeError: onnx_session found no provider able to load a graph (e.g. a corrupt .onnx file).
+    except (ConfigError, bag_io.BagError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"replay: {error}", file=sys.stderr)
         return 2
     if not args.quiet:
