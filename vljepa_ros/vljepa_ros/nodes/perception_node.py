@@ -15,6 +15,7 @@ A missing or mismatched model makes the node refuse to start with one line on st
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import rclpy
@@ -131,6 +132,7 @@ class PerceptionNode(Node):
 
     def __init__(self, **kwargs):
         self._worker: PipelineWorker | None = None  # destroy_node may run after a failed start-up
+        self._last_warning: dict[tuple, float] = {}
         super().__init__(NODE_NAME, **kwargs)
         for name, (default, description) in _PARAMETERS.items():
             descriptor = ParameterDescriptor(description=description, read_only=name not in _DYNAMIC)
@@ -273,19 +275,18 @@ class PerceptionNode(Node):
                 camera.name, msg.header.frame_id, time_to_ns(msg.header.stamp), lambda: convert(msg), lambda: check(msg)
             )
         except ImageConversionError as err:
-            self.get_logger().warning(
-                f"camera {camera.name} ({camera.topic}): dropped a malformed frame: {err}",
-                throttle_duration_sec=LOG_THROTTLE_S,
+            self._warn_throttled(
+                ("malformed", camera.name), f"camera {camera.name} ({camera.topic}): dropped a malformed frame: {err}"
             )
 
     def _on_incompatible_qos(self, camera: CameraConfig, info) -> None:
         self._qos_events[camera.name] = info.total_count
         policy = getattr(info.last_policy_kind, "name", str(info.last_policy_kind))
         self._qos_problem[camera.name] = f"policy {policy} (subscription uses {self.config.input_qos.preset})"
-        self.get_logger().warning(
+        self._warn_throttled(
+            ("qos", camera.name),
             f"camera {camera.name}: a publisher on {camera.topic} has incompatible QoS ({policy}); no frames will "
             f"arrive from it. Set input_qos to match (now {self.config.input_qos.preset}).",
-            throttle_duration_sec=LOG_THROTTLE_S,
         )
 
     # ----- output (worker thread) --------------------------------------------------------------------
@@ -303,9 +304,7 @@ class PerceptionNode(Node):
             self._transition_pub.publish(transition_msg(transition))
 
     def _on_worker_error(self, err: BaseException) -> None:
-        self.get_logger().error(
-            f"inference failed (clips counted as drops.inference_error): {err!r}", throttle_duration_sec=LOG_THROTTLE_S
-        )
+        self._warn_throttled(("inference",), f"inference failed (clips counted as drops.inference_error): {err!r}")
 
     # ----- diagnostics --------------------------------------------------------------------------------
 
@@ -335,9 +334,16 @@ class PerceptionNode(Node):
             array.status.append(status)
             silent = stats.seconds_since_input(now_ns)
             if health.enabled and (silent is None or silent > health.stall_timeout_s):
-                throttle_s = max(LOG_THROTTLE_S, self.config.stall_timeout_s)
-                self.get_logger().warning(status.message, throttle_duration_sec=throttle_s)
+                self._warn_throttled(("stall", camera.name), status.message)
         self._diagnostics_pub.publish(array)
+
+    def _warn_throttled(self, key: tuple, message: str) -> None:
+        """Log a warning at most every LOG_THROTTLE_S per key (per camera and kind), so a noisy camera cannot
+        hide another camera's warnings, as rclpy's per-call-site throttling would."""
+        now = time.monotonic()
+        if now - self._last_warning.get(key, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+            self._last_warning[key] = now
+            self.get_logger().warning(message)
 
     def destroy_node(self):
         """Stop the worker before the publishers go away."""
