@@ -48,11 +48,6 @@ def build_bag(path):
         written[camera][kind] += 1
 
     raw_bad = iter(image_corpus(seed=3, count=40, malformed_fraction=1.0))
-    jpeg_bad = [malformed_compressed(rng) for _ in range(15)]
-    raw_stamp, jpeg_stamp = T0, T0
-    jpeg_plan = ["good"] * 20 + ["bad"] * 15
-    rng.shuffle(jpeg_plan)
-    jpeg_bad_iter = iter(jpeg_bad)
     for i in range(180):  # 6 s of a 30 Hz camera
         raw_stamp = T0 + i * 33 * MS
         add(RAW, raw_stamp, rgb8_fields(moving_frame(raw_stamp / 1e9)), "good", "acc_raw")
@@ -64,15 +59,17 @@ def build_bag(path):
                 malformed["acc_raw"].append(bad)
         if i > 30 and i % 13 == 0:  # a frame that arrives half a second late
             add(RAW, raw_stamp - 500 * MS, rgb8_fields(moving_frame(0.0)), "late", "acc_raw")
-        if i % 5 == 0 and jpeg_plan:  # every compressed frame falls in its own sampling slot (4 Hz model)
-            jpeg_stamp += 300 * MS
-            if jpeg_plan.pop() == "good":
-                add(JPEG, jpeg_stamp, jpeg_fields(moving_frame(jpeg_stamp / 1e9)), "good", "acc_jpeg")
-                good_stamps["acc_jpeg"].add(jpeg_stamp)
-            else:
-                bad = next(jpeg_bad_iter)
-                add(JPEG, jpeg_stamp, bad, "malformed", "acc_jpeg")
-                malformed["acc_jpeg"].append(bad)
+    # The compressed camera runs at the model rate (4 Hz); a broken frame arrives 200 ms after some good ones,
+    # due for sampling, so its payload is decoded (and rejected) and the next good frame keeps its slot.
+    broken_after = set(rng.choice(np.arange(19), 15, replace=False).tolist())
+    for i in range(20):
+        stamp = T0 + i * 250 * MS
+        add(JPEG, stamp, jpeg_fields(moving_frame(stamp / 1e9)), "good", "acc_jpeg")
+        good_stamps["acc_jpeg"].add(stamp)
+        if i in broken_after:
+            bad = malformed_compressed(rng)
+            add(JPEG, stamp + 200 * MS, bad, "malformed", "acc_jpeg")
+            malformed["acc_jpeg"].append(bad)
     write_camera_bag(path, frames)
     return written, good_stamps, malformed
 
@@ -116,7 +113,7 @@ def test_good_frames_are_sampled_or_skipped_by_rate_and_clips_match_samples(repl
     assert fates["sampled"] + fates["skipped_by_frame_rate"] == written["acc_raw"]["good"]
     assert fates["sampled"] == pytest.approx(6.0 * 4.0, abs=2)  # 6 s at the model's 4 Hz
     jpeg = summary["cameras"]["acc_jpeg"]
-    assert jpeg["frames_by_fate"]["sampled"] == written["acc_jpeg"]["good"]  # each sat in its own slot
+    assert jpeg["frames_by_fate"]["sampled"] == written["acc_jpeg"]["good"]  # each in its own slot
     for account in (raw, jpeg):
         # stride 1: every sampled frame after the first full clip closes a clip, and every clip is published
         assert account["clips"] == account["embeddings"] == account["frames_by_fate"]["sampled"] - (CLIP_FRAMES - 1)
