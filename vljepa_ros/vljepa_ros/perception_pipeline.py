@@ -132,7 +132,9 @@ class PerceptionPipeline:
         # Fused encoders take uint8 (T, H, W, 3) frames at the exported size; others the normalised crop.
         fused = manifest.encoder.fused_preprocessing
         self._fused_size = tuple(manifest.encoder.inputs[0].shape[2:4]) if fused else None
-        self._lock = threading.Lock()  # clip buffers and stats are shared by producer threads and the worker
+        # Held while clip buffers or statistics change (producer threads, the worker); readers of ``stats``
+        # on other threads (diagnostics) take it too. Re-entrant so stats_for works inside it.
+        self.lock = threading.RLock()
         self._buffers: dict[str, ClipBuffer] = {}
         self._states: dict[str, StateHistory] = {}
         self.stats: dict[str, StreamStats] = {}
@@ -184,7 +186,7 @@ class PerceptionPipeline:
 
     def set_enabled(self, enabled: bool) -> None:
         """Disabled: frames are counted as drops["disabled"], buffers and waiting clips are discarded."""
-        with self._lock:
+        with self.lock:
             self.enabled = bool(enabled)
             if not self.enabled:
                 for buffer in self._buffers.values():
@@ -213,7 +215,7 @@ class PerceptionPipeline:
         Returns "queued" (a clip became ready), "sampled", "rate" (skipped to keep the model frame rate),
         "out_of_order" or "disabled" (the last two also counted as drops).
         """
-        with self._lock:
+        with self.lock:
             stats = self._camera(camera)
             received_ns = self.clock_ns()
             stats.on_input(received_ns)
@@ -250,18 +252,24 @@ class PerceptionPipeline:
 
     def subsampled(self, camera: str) -> int:
         """Frames of ``camera`` skipped on purpose to keep the model frame rate (not drops)."""
-        with self._lock:
+        with self.lock:
             return self.frames_subsampled.get(camera, 0)
 
     def clip_resets(self, camera: str) -> dict[str, int]:
         """How often ``camera``'s clip buffer started over, by reason (clip_buffer.RESET_*)."""
-        with self._lock:
+        with self.lock:
             buffer = self._buffers.get(camera)
             return {} if buffer is None else dict(buffer.resets)
 
+    def record_output(self, camera: str, now_ns: int, latency_s: float, processing_s: float, inference_s: float) -> None:
+        """Count a published result of ``camera`` (see StreamStats.on_output), under the lock."""
+        with self.lock:
+            self._camera(camera).on_output(now_ns, latency_s, processing_s, inference_s)
+
     def stats_for(self, camera: str) -> StreamStats:
-        """The statistics of ``camera`` (empty ones for a camera that has sent nothing yet)."""
-        with self._lock:
+        """The statistics of ``camera`` (empty ones for a camera that has sent nothing yet); hold ``lock``
+        while reading them from a thread other than the producers'."""
+        with self.lock:
             return self._camera(camera)
 
     def _camera(self, camera: str) -> StreamStats:
@@ -309,7 +317,7 @@ class PerceptionPipeline:
         try:
             return self.run_clips(clips)
         except Exception:
-            with self._lock:
+            with self.lock:
                 for clip in clips:
                     self.stats[clip.camera].drops[DROP_INFERENCE_ERROR] += 1
             raise

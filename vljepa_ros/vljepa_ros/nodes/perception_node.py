@@ -297,8 +297,9 @@ class PerceptionNode(Node):
             if self._visual_pub is not None and result.visual_state is not None:
                 self._visual_pub.publish(visual_state_msg(result))
             now_ns, wall_ns = self.get_clock().now().nanoseconds, self._wall_ns()
-            self.pipeline.stats_for(result.camera).on_output(
-                wall_ns, (now_ns - result.stamp_ns) / 1e9, (wall_ns - result.received_ns) / 1e9, result.inference_s
+            self.pipeline.record_output(
+                result.camera, wall_ns, (now_ns - result.stamp_ns) / 1e9, (wall_ns - result.received_ns) / 1e9,
+                result.inference_s,
             )
         for transition in batch.transitions:
             self._transition_pub.publish(transition_msg(transition))
@@ -330,9 +331,10 @@ class PerceptionNode(Node):
                 clip_resets=self.pipeline.clip_resets(camera.name),
                 frames_subsampled=self.pipeline.subsampled(camera.name),
             )
-            status = camera_status(self.get_name(), health, stats, now_ns)
+            with self.pipeline.lock:  # the worker and the callbacks update these statistics concurrently
+                status = camera_status(self.get_name(), health, stats, now_ns)
+                silent = stats.seconds_since_input(now_ns)
             array.status.append(status)
-            silent = stats.seconds_since_input(now_ns)
             if health.enabled and (silent is None or silent > health.stall_timeout_s):
                 self._warn_throttled(("stall", camera.name), status.message)
         self._diagnostics_pub.publish(array)
