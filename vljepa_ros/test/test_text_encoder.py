@@ -77,8 +77,11 @@ def test_hash_mismatch_is_refused(tiny_export, tmp_path):
         TextEncoderRuntime.from_spec(replace(tiny_export, sha256="0" * 64))
 
 
-def test_model_manifest_with_text_encoder(tiny_source, tmp_path):
+def test_model_manifest_with_text_encoder(tiny_source, tiny_export, tmp_path):
+    from dataclasses import replace
+
     from vljepa_ros.export import export_model
+    from vljepa_ros.manifest import write_manifest
     from vljepa_ros.query_tokenizer import build_vocab
     from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
     from vljepa_ros.torch_models.vljepa_predictor import VLJepaPredictor, predictor_config
@@ -88,12 +91,34 @@ def test_model_manifest_with_text_encoder(tiny_source, tmp_path):
     encoder = VJepa2Encoder(encoder_config("tiny", num_frames=2, img_size=16, depth=1)).eval()
     predictor = VLJepaPredictor(predictor_config("tiny", visual_dim=96, embedding_dim=32)).eval()
     path = export_model(encoder, predictor, build_vocab(["describe the scene", "what changed"]), tmp_path,
-                        text_encoder_source=tiny_source, log=lambda _: None)
+                        log=lambda _: None)
+    # ship the (module-scoped) exported tiny Y-encoder with this model, as export_model(text_encoder_source=) does
+    for name in ("text_encoder.onnx", "tokenizer.json"):
+        shutil.copyfile(tiny_export.file.parent / name, tmp_path / name)
+    spec = replace(tiny_export, file=tmp_path / "text_encoder.onnx", tokenizer=tmp_path / "tokenizer.json")
+    write_manifest(replace(load_manifest(path), text_encoder=spec), path)
     manifest = load_manifest(path)
     assert manifest.text_encoder.max_tokens == 32 and manifest.text_encoder.outputs[0].shape == ("batch", 32)
     runtime = VLJepaRuntime.from_manifest(path, providers=("cpu",))
     text = runtime.load_text_encoder()
     np.testing.assert_allclose(text.encode(TEXTS), TorchTextEncoder(tiny_source).encode(TEXTS), atol=1e-5)
+    with pytest.raises(ManifestError, match="no text_encoder section"):
+        VLJepaRuntime.from_manifest(write_manifest(replace(manifest, text_encoder=None), path),
+                                    providers=("cpu",)).load_text_encoder()
+
+
+def test_export_model_with_text_encoder_source(tiny_source, tmp_path):
+    """export_model(text_encoder_source=...) refuses a Y-encoder whose width differs, before exporting anything."""
+    from vljepa_ros.export import export_model
+    from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
+    from vljepa_ros.torch_models.vljepa_predictor import VLJepaPredictor, predictor_config
+
+    torch.manual_seed(0)
+    encoder = VJepa2Encoder(encoder_config("tiny", num_frames=2, img_size=16, depth=1)).eval()
+    predictor = VLJepaPredictor(predictor_config("tiny", visual_dim=96, embedding_dim=48)).eval()
+    with pytest.raises(ValueError, match="text encoder width 32 != predictor embedding_dim 48"):
+        export_model(encoder, predictor, ["<pad>", "<unk>", "what"], tmp_path, text_encoder_source=tiny_source,
+                     log=lambda _: None)
 
 
 def test_minilm_wrapper_matches_sentence_transformers():
@@ -115,3 +140,19 @@ def test_minilm_onnx_export_matches_sentence_transformers(tmp_path):
     reference = SentenceTransformer(str(minilm_source().model_dir), device="cpu")
     got = TextEncoderRuntime.from_spec(spec).encode(TEXTS)
     np.testing.assert_allclose(got, reference.encode(TEXTS, normalize_embeddings=True), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_model_ships_the_text_encoder(tiny_source, tmp_path):
+    from vljepa_ros.export import export_model
+    from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
+    from vljepa_ros.torch_models.vljepa_predictor import VLJepaPredictor, predictor_config
+
+    torch.manual_seed(0)
+    encoder = VJepa2Encoder(encoder_config("tiny", num_frames=2, img_size=16, depth=1)).eval()
+    predictor = VLJepaPredictor(predictor_config("tiny", visual_dim=96, embedding_dim=32)).eval()
+    path = export_model(encoder, predictor, ["<pad>", "<unk>", "what"], tmp_path, text_encoder_source=tiny_source,
+                        log=lambda _: None)
+    manifest = load_manifest(path)
+    assert manifest.text_encoder.file == tmp_path.resolve() / "text_encoder.onnx"
+    assert (tmp_path / "tokenizer.json").is_file()

@@ -308,6 +308,12 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
         raise ValueError(f"predictor visual_dim {predictor.cfg.visual_dim} != encoder width {encoder.cfg.embed_dim}")
     if len(vocab) > predictor.cfg.vocab_size:
         raise ValueError(f"vocabulary of {len(vocab)} tokens exceeds predictor vocab_size {predictor.cfg.vocab_size}")
+    if text_encoder_source is not None:
+        from vljepa_ros.torch_models.text_encoder import output_width
+
+        width = output_width(text_encoder_source)
+        if width != predictor.cfg.embedding_dim:
+            raise ValueError(f"text encoder width {width} != predictor embedding_dim {predictor.cfg.embedding_dim}")
     max_tokens = max_tokens or predictor.cfg.max_query_tokens
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -328,9 +334,6 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
 
         text_encoder = export_text_encoder(out_dir, text_encoder_source, opset=opset, tolerance=FP32_TOLERANCE,
                                            log=log)
-        if text_encoder.outputs[0].shape[-1] != predictor.cfg.embedding_dim:
-            raise ValueError(f"text encoder width {text_encoder.outputs[0].shape[-1]} != predictor embedding_dim "
-                             f"{predictor.cfg.embedding_dim}")
         hashes.append(text_encoder.sha256)
     manifest = Manifest(
         root=out_dir.resolve(), model_id=model_id, version=model_version(hashes),

