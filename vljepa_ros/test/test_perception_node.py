@@ -306,3 +306,22 @@ def test_trt_force_rebuild_clears_only_tensorrt_cache_files(tmp_path):
     assert clear_trt_cache(tmp_path) == 3
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
     assert clear_trt_cache(tmp_path / "absent") == 0
+
+
+def test_a_camera_too_slow_for_the_model_rate_is_named_on_diagnostics(ros, manifest):
+    rig = Rig(manifest, camera_topics=[CAM_A])
+    try:
+        rig.wait_for(lambda: rig.pub_a.get_subscription_count() > 0)
+        start = time.time_ns()
+        for i in range(12):  # 1.5 Hz against a 4 Hz model: every frame is a gap of more than two periods
+            rig.pub_a.publish(rgb8_msg(moving_frame(i), start + i * 666 * MS, "cam_a_optical"))
+            time.sleep(0.05)
+
+        def warned():
+            status, values = rig.camera_status("cam_a")
+            return status is not None and "clips keep restarting" in status.message
+
+        assert rig.wait_for(warned, timeout_s=10), rig.camera_status("cam_a")
+        assert int(rig.camera_status("cam_a")[1]["clip_resets.gap"]) >= 10 and rig.embeddings == []
+    finally:
+        rig.close()

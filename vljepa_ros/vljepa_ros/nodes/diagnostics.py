@@ -30,7 +30,8 @@ def _fmt(value: float | None, scale: float = 1.0) -> str:
 
 
 def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_ns: int) -> DiagnosticStatus:
-    """The status of one camera: WARN when no frame arrived for ``stall_timeout_s`` or the QoS is incompatible.
+    """The status of one camera: WARN when no frame arrived for ``stall_timeout_s``, the QoS is incompatible,
+    or frames arrive but never fill a clip (stamp gaps).
 
     Latencies: ``latency`` from the input stamp (needs synchronised clocks), ``processing`` from the frame's
     arrival in the node, ``inference`` the model time of the batch: processing - inference is the node's own cost.
@@ -40,6 +41,12 @@ def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_
     if health.enabled and (silent_s is None or silent_s > health.stall_timeout_s):
         waited = "no frame yet" if silent_s is None else f"no frame for {silent_s:.1f} s"
         problems.append(f"{waited} on {health.topic} (check the topic name and QoS)")
+    input_hz, output_hz = stats.input_rate.rate_hz(now_ns), stats.output_rate.rate_hz(now_ns)
+    if health.enabled and health.clip_resets.get("gap") and input_hz > 0 and output_hz == 0:
+        problems.append(
+            f"frames arrive ({input_hz:.1f} Hz) but clips keep restarting after stamp gaps "
+            f"({health.clip_resets['gap']} so far): is the camera slower than half of frame_rate_hz?"
+        )
     if health.incompatible_qos:
         problems.append(f"incompatible QoS with a publisher on {health.topic}: {health.last_qos_problem}")
     values = {
@@ -47,8 +54,8 @@ def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_
         "enabled": str(health.enabled),
         "execution_provider": health.provider,
         "model": health.model,
-        "input_rate_hz": _fmt(stats.input_rate.rate_hz(now_ns)),
-        "output_rate_hz": _fmt(stats.output_rate.rate_hz(now_ns)),
+        "input_rate_hz": _fmt(input_hz),
+        "output_rate_hz": _fmt(output_hz),
         "latency_p50_ms": _fmt(stats.latency.percentile(50), 1e3),
         "latency_p95_ms": _fmt(stats.latency.percentile(95), 1e3),
         "processing_p50_ms": _fmt(stats.processing.percentile(50), 1e3),
