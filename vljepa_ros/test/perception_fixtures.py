@@ -18,6 +18,14 @@ def tiny_random_manifest(tmp_path_factory) -> Path:
     return _CACHE["tiny"]
 
 
+def preferred_manifest(tmp_path_factory) -> Path:
+    """The bundled default model when it is in the source tree, else the tiny random one."""
+    from vljepa_ros.nodes.perception_node import bundled_manifest_path
+
+    bundled = bundled_manifest_path()
+    return bundled if bundled.is_file() else tiny_random_manifest(tmp_path_factory)
+
+
 def moving_frame(t_s: float, height: int = 96, width: int = 128, seed: int = 0) -> np.ndarray:
     """An RGB uint8 frame with a bright square moving right over a textured background."""
     rng = np.random.default_rng(seed)

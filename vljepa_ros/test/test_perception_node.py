@@ -21,7 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
 from vljepa_msgs.msg import Embedding, WorldStateTransition
 
-from perception_fixtures import moving_frame, tiny_random_manifest
+from perception_fixtures import moving_frame, preferred_manifest
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import embedding_from_msg, ns_to_time, time_to_ns
 
@@ -36,7 +36,7 @@ CAM_B = "/cam_b/image_raw/compressed"
 
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory):
-    return str(tiny_random_manifest(tmp_path_factory))
+    return str(preferred_manifest(tmp_path_factory))
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +155,7 @@ def rig(ros, manifest):
 
 
 def test_two_cameras_produce_embeddings_stamped_with_their_input_frames(rig):
+    model = rig.perception.pipeline.runtime.manifest
     rig.wait_connected()
     rig.publish(3.5)
     assert rig.wait_for(lambda: {m.camera for m in rig.embeddings} == {"cam_a", "cam_b"} and len(rig.transitions) >= 2)
@@ -165,10 +166,10 @@ def test_two_cameras_produce_embeddings_stamped_with_their_input_frames(rig):
         assert time_to_ns(msg.header.stamp) in rig.published[camera]
         assert time_to_ns(msg.clip_start) in rig.published[camera]
         assert msg.header.frame_id == f"cam_{camera}_optical"
-        assert msg.kind == Embedding.KIND_PREDICTED and msg.query == "describe the scene"
-        assert msg.num_frames == 8 and list(msg.shape) == [384] and msg.normalized
+        assert msg.kind == Embedding.KIND_PREDICTED and msg.query == model.queries["caption"]
+        assert msg.num_frames == model.clip.frames and list(msg.shape) == [model.embedding_dim] and msg.normalized
         assert np.linalg.norm(embedding_from_msg(msg)) == pytest.approx(1.0, abs=1e-4)
-        assert msg.model_id == "vljepa-tiny-random" and msg.model_version
+        assert msg.model_id == model.model_id and msg.model_version == model.version
     assert {m.camera for m in rig.visual} == {"cam_a", "cam_b"}
     assert all(m.kind == Embedding.KIND_VISUAL_STATE for m in rig.visual)
     # Camera B shows the mirrored scene: the two cameras' embeddings for one moment differ.
@@ -188,7 +189,8 @@ def test_transitions_appear_only_after_the_horizon(rig):
         assert time_to_ns(msg.header.stamp) == after and after in rig.published["a"] and before in rig.published["a"]
         assert after - before == pytest.approx(1000 * MS, abs=PERIOD_NS)
         assert before >= first_output - PERIOD_NS  # nothing compared against a clip that never existed
-        assert 0.0 <= msg.state_distance <= 2.0 and msg.dim == 384 and len(msg.transition_embedding) == 384
+        dim = rig.perception.pipeline.runtime.manifest.embedding_dim
+        assert 0.0 <= msg.state_distance <= 2.0 and msg.dim == dim and len(msg.transition_embedding) == dim
         assert len(msg.action_labels) == 3 and len(msg.action_scores) == 3
         assert msg.camera == "cam_a" and msg.header.frame_id == "cam_a_optical"
 
@@ -232,13 +234,14 @@ def test_query_change_takes_effect_and_bad_values_are_refused(rig):
     refused = rig.perception.set_parameters([Parameter("query", value="zebra quokka")])[0]
     assert not refused.successful and "query" in refused.reason
     assert rig.perception.get_parameter("query").value == ""
-    assert rig.perception.pipeline.query == "describe the scene"
+    assert rig.perception.pipeline.query == rig.perception.pipeline.default_query("caption")
     read_only = rig.perception.set_parameters([Parameter("camera_topics", value=["/x"])])[0]
     assert not read_only.successful
-    assert rig.perception.set_parameters([Parameter("query", value="what changed")])[0].successful
+    new_query = rig.perception.pipeline.default_query("transition")  # a query the model can read
+    assert rig.perception.set_parameters([Parameter("query", value=new_query)])[0].successful
     rig.publish(2.5, b=False)
-    assert rig.wait_for(lambda: any(m.query == "what changed" for m in rig.embeddings))
-    assert all(m.query == "what changed" for m in rig.embeddings)
+    assert rig.wait_for(lambda: any(m.query == new_query for m in rig.embeddings))
+    assert all(m.query == new_query for m in rig.embeddings)
 
 
 def test_enable_service_pauses_and_resumes(rig):
