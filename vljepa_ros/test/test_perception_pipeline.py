@@ -301,3 +301,13 @@ def test_fused_preprocessing_model_gets_uint8_frames_at_its_input_size(tmp_path)
     _stream(pipeline, "front", 3.2)
     results = [pipeline.step() for _ in range(pipeline.queue.pending())]
     assert results[-1].transitions and results[-1].embeddings[0].embedding.shape == (384,)
+
+
+def test_without_visual_state_or_transitions_the_embedding_is_unchanged(runtime):
+    full = _pipeline(runtime, transition_horizon_s=0.0)
+    lean = _pipeline(runtime, transition_horizon_s=0.0, publish_visual_state=False)
+    for pipeline in (full, lean):
+        _stream(pipeline, "front", 2.1)
+    a, b = full.step().embeddings[0], lean.step().embeddings[0]
+    assert b.visual_state is None and a.visual_state is not None
+    np.testing.assert_array_equal(a.embedding, b.embedding)

@@ -140,6 +140,7 @@ class PerceptionPipeline:
         self.stats: dict[str, StreamStats] = {}
         self.frames_subsampled: dict[str, int] = {}
         self.queue = ReadyQueue(config.queue_depth)
+        self._needs_states = config.publish_visual_state or config.transition_horizon_s > 0
         self.enabled = True
 
     @classmethod
@@ -334,8 +335,9 @@ class PerceptionPipeline:
         n, m = len(clips), len(missing_before)
 
         start = time.perf_counter()
-        tokens = self.runtime.encode(np.stack(inputs))
-        states = self.runtime.visual_state(tokens[: n + m])
+        # One clip needs no stacking copy; visual states only when published or compared by transitions.
+        tokens = self.runtime.encode(inputs[0][None] if len(inputs) == 1 else np.stack(inputs))
+        states = self.runtime.visual_state(tokens[: n + m]) if self._needs_states else None
         embeddings = self.runtime.predict(tokens[:n], query)
         moves = self.runtime.predict(tokens[n + m :], transition_query) if with_transitions else None
         inference_s = time.perf_counter() - start
@@ -343,7 +345,8 @@ class PerceptionPipeline:
         before_states = {id(c): states[n + i] for i, c in enumerate(missing_before)}
         results = []
         for i, clip in enumerate(clips):
-            self._states[clip.camera].record(clip.stamp_ns, states[i])
+            if self.config.transition_horizon_s > 0:
+                self._states[clip.camera].record(clip.stamp_ns, states[i])
             results.append(
                 EmbeddingResult(
                     camera=clip.camera,
@@ -361,7 +364,7 @@ class PerceptionPipeline:
                 )
             )
         transitions = []
-        after_states = {id(c): states[i] for i, c in enumerate(clips)}
+        after_states = {id(c): states[i] for i, c in enumerate(clips)} if with_transitions else {}
         for j, clip in enumerate(with_transitions):
             before = before_states.get(id(clip.before))
             if before is None:
