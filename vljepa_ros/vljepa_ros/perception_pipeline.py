@@ -226,30 +226,41 @@ class PerceptionPipeline:
                 except ImageConversionError as err:
                     stats.malformed[err.reason] += 1
                     raise
-            if not self.enabled:
-                stats.drops[DROP_DISABLED] += 1
-                return DROP_DISABLED
-            buffer = self._buffers[camera]
-            verdict = buffer.check(stamp_ns)
-            if verdict == SKIP_OUT_OF_ORDER:
-                stats.drops[DROP_OUT_OF_ORDER] += 1
-                return DROP_OUT_OF_ORDER
+            verdict = self._sampling_verdict(camera, stamp_ns)
             if verdict != SAMPLE:
-                self.frames_subsampled[camera] += 1
                 return verdict
-            try:
-                frame = rgb() if callable(rgb) else rgb
-                prepared = self.prepare_frame(frame)
-            except ImageConversionError as err:
+        # Decoding and resizing run outside the lock, so the worker and diagnostics never wait for a JPEG.
+        try:
+            prepared = self.prepare_frame(rgb() if callable(rgb) else rgb)
+        except ImageConversionError as err:
+            with self.lock:
                 stats.malformed[err.reason] += 1
-                raise
-            clip = buffer.add(stamp_ns, frame_id, prepared, received_ns)
+            raise
+        with self.lock:
+            # Re-checked: the pipeline may have been disabled, or the camera offered newer frames meanwhile.
+            verdict = self._sampling_verdict(camera, stamp_ns)
+            if verdict != SAMPLE:
+                return verdict
+            clip = self._buffers[camera].add(stamp_ns, frame_id, prepared, received_ns)
             if clip is None:
                 return "sampled"
-            dropped = self.queue.put(clip)
-            if dropped is not None:
+            if self.queue.put(clip) is not None:
                 stats.drops[DROP_WORKER_BEHIND] += 1
             return "queued"
+
+    def _sampling_verdict(self, camera: str, stamp_ns: int) -> str:
+        """SAMPLE, or why not (counted here for drops, and for sub-sampling). Call with the lock held."""
+        stats = self.stats[camera]
+        if not self.enabled:
+            stats.drops[DROP_DISABLED] += 1
+            return DROP_DISABLED
+        verdict = self._buffers[camera].check(stamp_ns)
+        if verdict == SKIP_OUT_OF_ORDER:
+            stats.drops[DROP_OUT_OF_ORDER] += 1
+            return DROP_OUT_OF_ORDER
+        if verdict != SAMPLE:
+            self.frames_subsampled[camera] += 1
+        return verdict
 
     def subsampled(self, camera: str) -> int:
         """Frames of ``camera`` skipped on purpose to keep the model frame rate (not drops)."""
@@ -262,7 +273,9 @@ class PerceptionPipeline:
             buffer = self._buffers.get(camera)
             return {} if buffer is None else dict(buffer.resets)
 
-    def record_output(self, camera: str, now_ns: int, latency_s: float, processing_s: float, inference_s: float) -> None:
+    def record_output(
+        self, camera: str, now_ns: int, latency_s: float, processing_s: float, inference_s: float
+    ) -> None:
         """Count a published result of ``camera`` (see StreamStats.on_output), under the lock."""
         with self.lock:
             self._camera(camera).on_output(now_ns, latency_s, processing_s, inference_s)
@@ -302,7 +315,8 @@ class PerceptionPipeline:
         if self._fused_size is None:
             # Same arithmetic, element by element, as preprocessing.preprocess_clip (uint8 * scale + offset).
             cropped = resize_and_crop(frame, self.clip_spec)
-            return np.ascontiguousarray((cropped.astype(np.float32) * self._scale + self._offset).transpose(2, 0, 1))
+            normalised = cropped.astype(np.float32) * self._scale + self._offset
+            return np.ascontiguousarray(normalised.transpose(2, 0, 1))
         height, width = self._fused_size
         if frame.shape[:2] == (height, width):
             return np.array(frame, dtype=np.uint8, copy=True)
