@@ -8,14 +8,15 @@ out. The peak is the highest step with drops < 5%. Two operating points:
 
 - every_frame: frames are stamped one model period apart (clip.frame_rate_hz) whatever the publish rate, so
   the sampler keeps every frame and each closes a clip (stride 1, transitions off): one embedding per input
-  frame; drops = 1 - embeddings / frames sent. This is the model-bound rate (inference per frame). Latency
-  is publish wall time -> embedding received (the stamps are not wall time in this mode).
-- model_rate: the shipped default (frames sampled at the model's clip.frame_rate_hz, transitions on): the
-  camera may run much faster than the model; drops = frames lost before the node counted them (transport
-  or subscription queue), and the step also fails if fewer than 95% of the expected model-rate clips come
-  out. This is the ingest-bound camera rate.
+  frame. This is the model-bound rate (inference per frame). Latency is publish wall time -> embedding
+  received (the stamps are not wall time in this mode).
+- model_rate: the shipped default (live stamps, frames sampled at the model's clip.frame_rate_hz,
+  transitions on): the camera may run much faster than the model. This is the ingest-bound camera rate.
 
-Drops are attributed with the node's own /diagnostics counters (frames_received, drops.worker_behind).
+In both, the embeddings expected are what the node's own ClipBuffer emits for the stamps that were sent (a
+copy is fed every published stamp here), so drops = 1 - (expected embeddings that came out) / (expected).
+Losses are attributed with the node's /diagnostics counters (frames_received, drops.worker_behind); a step
+whose publisher could not reach 95% of its rate ends the ladder (the driver, not the node, is the limit).
 
 Usage: .venv/bin/python benchmarks/bench_peak_rate.py [--manifest M] [--quick] [--out peak_rate.json]
 """
@@ -58,23 +59,27 @@ class Step:
     sent_total: int = 0  # every frame published during the step (warm-up and tail included)
     latency_ms: list = field(default_factory=list)
 
-    def drop_fraction(self, mode: str) -> float:
-        if mode == "every_frame":
-            return 1.0 - self.outputs / max(self.sent, 1)
-        lost_frames = 1.0 - min(self.received_by_node, self.sent_total) / max(self.sent_total, 1)
-        missing_clips = 1.0 - min(self.outputs, self.expected_outputs) / max(self.expected_outputs, 1)
-        return max(lost_frames, missing_clips)
+    def drop_fraction(self, mode: str) -> float | None:
+        """Expected embeddings missing; model_rate also counts frames the node never received. None: nothing
+        was expected (the clip buffers were still filling)."""
+        if not self.expected_outputs:
+            return None
+        missing = 1.0 - self.outputs / self.expected_outputs
+        if mode == "every_frame":  # a frame lost on the way is a missing embedding already
+            return missing
+        return max(missing, 1.0 - min(self.received_by_node, self.sent_total) / max(self.sent_total, 1))
 
     def as_dict(self, mode: str) -> dict:
+        drops = self.drop_fraction(mode)
         lat = np.asarray(self.latency_ms) if self.latency_ms else None
         return {
             "rate_hz_per_camera": self.rate_hz, "cameras": self.cameras, "input_hz_total": self.rate_hz * self.cameras,
             "achieved_publish_hz_total": round(self.achieved_publish_hz, 2),
             "frames_sent_in_window": self.sent, "embeddings_for_window": self.outputs,
-            "expected_embeddings": self.expected_outputs if mode == "model_rate" else self.sent,
+            "expected_embeddings": self.expected_outputs,
             "frames_sent_in_step": self.sent_total, "frames_received_by_node_in_step": self.received_by_node,
             "drops_worker_behind_in_step": self.worker_behind,
-            "drop_fraction": round(self.drop_fraction(mode), 4),
+            "drop_fraction": None if drops is None else round(drops, 4),
             "latency_ms_p50": None if lat is None else round(float(np.percentile(lat, 50)), 2),
             "latency_ms_p95": None if lat is None else round(float(np.percentile(lat, 95)), 2),
         }
@@ -114,6 +119,7 @@ class Rig:
         self.lock = threading.Lock()
         self.outputs: list[tuple[int, int]] = []  # (stamp_ns, receive_ns)
         self.virtual_ns = 1_000_000 * 1_000_000_000  # every_frame stamps: one model period per frame
+        self.samplers = None  # per camera: a ClipBuffer like the node's, fed every published stamp
         self.totals: dict[str, dict[str, int]] = {}
         self.node.create_subscription(Embedding, f"{NODE}/embedding", self._on_embedding, 1000)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
@@ -155,9 +161,25 @@ class Rig:
             return (sum(self.totals.get(n, {}).get("received", 0) for n in self.names),
                     sum(self.totals.get(n, {}).get("worker_behind", 0) for n in self.names))
 
+    def expect_clips(self, spec, published: list[list[int]], counted: set[int]) -> set[int]:
+        """Stamps in ``counted`` at which the node's sampler closes a clip, given every stamp published per
+        camera (the same ClipBuffer code as the node, carried over from step to step)."""
+        from vljepa_ros.clip_buffer import SAMPLE, ClipBuffer
+
+        if self.samplers is None:
+            self.samplers = [ClipBuffer(n, frames=spec.frames, frame_rate_hz=spec.frame_rate_hz) for n in self.names]
+        closing = set()
+        for sampler, stamps in zip(self.samplers, published):
+            for stamp in stamps:
+                if sampler.check(stamp) == SAMPLE and sampler.add(stamp, sampler.camera, None) is not None:
+                    if stamp in counted:
+                        closing.add(stamp)
+        return closing
+
     def run_step(self, rate_hz: float, warmup_s: float, window_s: float, tail_s: float, mode: str,
-                 model_rate_hz: float) -> Step:
-        """Publish every camera at ``rate_hz`` (live stamps) and measure the window."""
+                 spec) -> Step:
+        """Publish every camera at ``rate_hz`` and measure the window (``spec``: the model's clip spec)."""
+        model_rate_hz = spec.frame_rate_hz
         from sensor_msgs.msg import Image
 
         from vljepa_ros.nodes.ros_conversions import ns_to_time
@@ -172,6 +194,7 @@ class Rig:
         messages = [Image(height=self.height, width=self.width, encoding="rgb8", step=self.width * 3,
                           data=self.payloads[i % len(self.payloads)]) for i in range(len(self.publishers))]
         sent_at: dict[int, int] = {}  # stamp of each frame in the window -> publish wall time
+        published: list[list[int]] = [[] for _ in self.publishers]
         k = 0
         while True:
             due = start_ns + k * period_ns
@@ -190,21 +213,23 @@ class Rig:
                 msg.header.stamp = ns_to_time(base + i)  # distinct stamps per camera
                 msg.header.frame_id = self.names[i]
                 pub.publish(msg)
+                published[i].append(base + i)
                 if window[0] <= now < window[1]:
                     sent_at[base + i] = now
             step.sent_total += len(self.publishers)
             k += 1
         step.achieved_publish_hz = step.sent_total / ((time.time_ns() - start_ns) / 1e9)
+        expected = self.expect_clips(spec, published, set(sent_at))
         time.sleep(1.0)  # outputs in flight and one more diagnostics period
         received_1, behind_1 = self._snapshot()
         with self.lock:
-            outputs = [(s, r) for s, r in self.outputs if s in sent_at]
+            outputs = [(s, r) for s, r in self.outputs if s in expected]
         step.sent = len(sent_at)
         step.outputs = len(outputs)
         step.latency_ms = [(r - sent_at[s]) / 1e6 for s, r in outputs]
         step.received_by_node = received_1 - received_0
         step.worker_behind = behind_1 - behind_0
-        step.expected_outputs = int(window_s * model_rate_hz) * len(self.publishers)
+        step.expected_outputs = len(expected)
         return step
 
     def close(self) -> None:
@@ -221,23 +246,36 @@ class Rig:
         self.log.close()
 
 
-def find_peak(manifest: Path, cameras: int, mode: str, rates: list[float], timing: tuple[float, float, float],
-              log_dir: Path, height: int, width: int, model_rate_hz: float, input_qos: str, log=print) -> dict:
-    """Step the rate up until drops reach DROP_LIMIT (two failing steps in a row end the ladder)."""
+def find_peak(manifest: Path, cameras: int, mode: str, total_rates: list[float], timing: tuple[float, float, float],
+              log_dir: Path, height: int, width: int, spec, input_qos: str, log=print) -> dict:
+    """Step the total input rate up (split evenly over the cameras) until drops reach DROP_LIMIT; two failing
+    steps in a row, or a publisher that cannot reach its rate, end the ladder."""
     rig = Rig(manifest, cameras, mode, log_dir / f"node_{mode}_{cameras}cam.log", height, width, input_qos)
-    steps, peak, failures = [], None, 0
+    warmup, window, tail = timing
+    if mode == "model_rate":  # a full clip of samples before the window (the buffer restarts after a pause)
+        warmup = max(warmup, (spec.frames + 1) / spec.frame_rate_hz)
+    steps, peak, failures, limit = [], None, 0, None
     try:
         rig.wait_ready()
-        # Fill every camera's clip buffer first, so the first measured step is not short of clips.
-        rig.run_step(8.0, 0.0, 1.5, 0.0, mode=mode, model_rate_hz=model_rate_hz)
-        for rate in rates:
-            step = rig.run_step(rate, *timing, mode=mode, model_rate_hz=model_rate_hz)
-            record = step.as_dict(mode)
+        if mode == "every_frame":  # fill the clip buffers (stamps continue without a gap into the ladder)
+            prime_hz = max(2.0, total_rates[0] / cameras)
+            rig.run_step(prime_hz, 0.0, (spec.frames + 1) / prime_hz, 0.0, mode=mode, spec=spec)
+        for total in total_rates:
+            rate = total / cameras
+            record = rig.run_step(rate, warmup, window, tail, mode=mode, spec=spec).as_dict(mode)
             steps.append(record)
+            if record["drop_fraction"] is None:
+                log(f"  {mode} {cameras} cam @ {rate:g} Hz/cam: no clip expected in the window yet", flush=True)
+                continue
             ok = record["drop_fraction"] < DROP_LIMIT
-            log(f"  {mode} {cameras} cam @ {rate:g} Hz/cam: sent {record['frames_sent_in_window']}, "
-                f"out {record['embeddings_for_window']}/{record['expected_embeddings']}, "
-                f"drops {record['drop_fraction']:.1%}, p50 {record['latency_ms_p50']} ms {'ok' if ok else 'FAIL'}")
+            log(f"  {mode} {cameras} cam @ {rate:g} Hz/cam: out {record['embeddings_for_window']}/"
+                f"{record['expected_embeddings']}, drops {record['drop_fraction']:.1%}, node received "
+                f"{record['frames_received_by_node_in_step']}/{record['frames_sent_in_step']}, worker_behind "
+                f"{record['drops_worker_behind_in_step']}, p50 {record['latency_ms_p50']} ms {'ok' if ok else 'FAIL'}",
+                flush=True)
+            if record["achieved_publish_hz_total"] < 0.95 * total:
+                limit = f"publisher reached {record['achieved_publish_hz_total']} of {total} Hz"
+                break
             if ok:
                 peak, failures = record, 0
             else:
@@ -246,8 +284,11 @@ def find_peak(manifest: Path, cameras: int, mode: str, rates: list[float], timin
                     break
     finally:
         rig.close()
-    return {"cameras": cameras, "mode": mode, "peak_rate_hz_per_camera": None if peak is None else peak["rate_hz_per_camera"],
-            "peak_input_hz_total": None if peak is None else peak["input_hz_total"], "peak_step": peak, "steps": steps}
+    return {"cameras": cameras, "mode": mode,
+            "peak_rate_hz_per_camera": None if peak is None else peak["rate_hz_per_camera"],
+            "peak_input_hz_total": None if peak is None else peak["input_hz_total"],
+            "ladder_ended_by": limit or ("two failing steps" if failures == 2 else "end of ladder"),
+            "peak_step": peak, "steps": steps}
 
 
 def default_manifest(tmp: Path) -> tuple[Path, str]:
@@ -274,11 +315,12 @@ def run(manifest: Path | None, quick: bool, out_dir: Path, height: int, width: i
         source = "given"
         if manifest is None:
             manifest, source = default_manifest(Path(tmp))
-        model_rate_hz = load_manifest(manifest, check_files=False).clip.frame_rate_hz
-        timing = (0.3, 1.5, 0.3) if quick else (1.0, 3.0, 0.5)
+        spec = load_manifest(manifest, check_files=False).clip
+        timing = (1.0, 1.5, 0.3) if quick else (1.5, 4.0, 0.5)
+        # Total input rates over all cameras (Hz); every_frame: clips/s asked of the model.
         ladders = {
             "every_frame": [4, 8, 16, 32, 64] if quick else [4, 6, 8, 12, 16, 24, 32, 48, 64],
-            "model_rate": [15, 30, 60, 120] if quick else [15, 30, 60, 90, 120, 180, 240],
+            "model_rate": [30, 60, 120, 240] if quick else [30, 60, 90, 120, 180, 240, 360],
         }
         modes = modes or (["every_frame"] if quick else ["every_frame", "model_rate"])
         rclpy.init()
@@ -287,13 +329,13 @@ def run(manifest: Path | None, quick: bool, out_dir: Path, height: int, width: i
             for mode in modes:
                 for cameras in camera_counts:
                     results.append(find_peak(Path(manifest), cameras, mode, ladders[mode], timing, out_dir,
-                                             height, width, model_rate_hz, input_qos, log))
+                                             height, width, spec, input_qos, log))
         finally:
             rclpy.try_shutdown()
     return {
         "method": "ros2_benchmark-style rate ladder against the perception_node process over DDS; peak = highest "
                   f"step with drops < {DROP_LIMIT:.0%}",
-        "model": {"manifest": str(manifest), "source": source, "clip_frame_rate_hz": model_rate_hz},
+        "model": {"manifest": str(manifest), "source": source, "clip_frame_rate_hz": spec.frame_rate_hz},
         "camera": f"{width}x{height} rgb8, live stamps; node input_qos {input_qos} "
                   f"({'best effort' if input_qos == 'SENSOR_DATA' else 'reliable'}, depth 5)",
         "fastdds_builtin_transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT"),

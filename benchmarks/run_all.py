@@ -67,10 +67,20 @@ def benchmark_plan(quick: bool, manifest: Path, bundled: bool, out: Path) -> lis
 
 
 def run_benchmark(job: dict, log_dir: Path, log=print) -> dict:
-    """Run one benchmark process; its stdout/stderr go to a log file next to the JSON."""
+    """Run one benchmark process, and once more if it fails (recorded in ``attempts``); output goes to a log."""
+    first = _run_once(job, log_dir, log)
+    if first["result"] is not None:
+        return {**first, "attempts": 1}
+    second = _run_once(job, log_dir, log)
+    return {**second, "attempts": 2, "first_attempt": {k: first[k] for k in ("exit", "wall_s", "log")}}
+
+
+def _run_once(job: dict, log_dir: Path, log=print) -> dict:
     log(f"== {job['name']}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(job['command']))}",
         flush=True)
     log_path = log_dir / f"{job['name']}.log"
+    if log_path.exists():  # a retry keeps the failed attempt's log
+        log_path = log_dir / f"{job['name']}.retry.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     start = time.monotonic()
     with open(log_path, "w") as out:
