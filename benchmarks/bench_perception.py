@@ -192,7 +192,9 @@ def camera_process(topic: str, seconds: float, height: int, width: int) -> int:
         sent += 1
         time.sleep(max(0.0, start + sent / 30.0 - time.monotonic()))
     time.sleep(0.5)
+    # Stop the spinning thread before tearing down: rclpy aborts the process if it is still inside a wait.
     executor.shutdown()
+    spinner.join(5)
     node.destroy_node()
     rclpy.try_shutdown()
     print(json.dumps({"sent": sent, "transport_ms": transport_ms}))
@@ -223,31 +225,37 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
     executor.add_node(rig)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    camera = subprocess.run(
-        [sys.executable, __file__, "--camera-process", topic, "--seconds", str(seconds),
-         "--height", str(height), "--width", str(width)],
-        capture_output=True, text=True, timeout=seconds + 120, check=True,
-    )
-    probe = json.loads(camera.stdout.strip().splitlines()[-1])
-    time.sleep(1.0)
-    stats = node.pipeline.stats_for("bench")
-    e2e_ms = [s * MS for s in stats.latency.values()]
-    processing_ms = [s * MS for s in stats.processing.values()]
-    inference_ms = [s * MS for s in stats.inference.values()]
+    try:
+        camera = subprocess.run(
+            [sys.executable, __file__, "--camera-process", topic, "--seconds", str(seconds),
+             "--height", str(height), "--width", str(width)],
+            capture_output=True, text=True, timeout=seconds + 120,
+        )
+        if camera.returncode != 0:
+            raise RuntimeError(f"camera process exited {camera.returncode}: {camera.stderr[-1500:]}")
+        probe = json.loads(camera.stdout.strip().splitlines()[-1])
+        time.sleep(1.0)
+        stats = node.pipeline.stats_for("bench")
+        with node.pipeline.lock:
+            e2e_ms = [s * MS for s in stats.latency.values()]
+            processing_ms = [s * MS for s in stats.processing.values()]
+            inference_ms = [s * MS for s in stats.inference.values()]
+            drops = dict(stats.drops)
+            frames_in, clips_out = stats.input_rate.total, stats.output_rate.total
+    finally:
+        executor.shutdown()
+        spinner.join(5)
+        node.destroy_node()
+        rig.destroy_node()
+        rclpy.try_shutdown()
     # Index-aligned per published clip: the node's own cost for that clip, next to its batch's model time.
     own_ms = [p - i for p, i in zip(processing_ms, inference_ms)]
     ratios = [o / i for o, i in zip(own_ms, inference_ms) if i > 0]
-    drops = dict(stats.drops)
-    executor.shutdown()
-    spinner.join(5)
-    node.destroy_node()
-    rig.destroy_node()
-    rclpy.try_shutdown()
     transport_ms = probe["transport_ms"]
     return {
         "frames_sent": probe["sent"],
-        "frames_received_by_node": stats.input_rate.total,
-        "clips_published": stats.output_rate.total,
+        "frames_received_by_node": frames_in,
+        "clips_published": clips_out,
         "drops": drops,
         "e2e_stamp_to_publish_ms": {"p50": _pct(e2e_ms, 50), "p95": _pct(e2e_ms, 95), "n": len(e2e_ms)},
         "e2e_stamp_to_subscriber_ms": {"p50": _pct(received_ms, 50), "p95": _pct(received_ms, 95)},
