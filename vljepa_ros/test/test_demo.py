@@ -5,6 +5,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from perception_fixtures import tiny_random_manifest
@@ -36,3 +37,33 @@ def test_demo_runs_the_nodes_and_reports(tmp_path, tmp_path_factory):
     assert {bag_io.stamp_to_ns(m.header.stamp) for _, m in embeddings} <= frames
     assert (tmp_path / "run" / "report" / "index.html").is_file()
     assert (tmp_path / "run" / "report" / "timeline_camera.png").is_file()
+
+
+@pytest.mark.slow
+def test_live_nodes_and_offline_replay_agree(tmp_path):
+    """The demo's live run (nodes over DDS at 1x) and `replay` (same core, no DDS) caption the same moments."""
+    from vljepa_ros import replay
+
+    env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    result = subprocess.run([sys.executable, "-m", "vljepa_ros.demo", "--duration", "25", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    bag = tmp_path / "tiny_world_seed3_25s"
+    args = replay.build_parser().parse_args([str(bag), "--out", str(tmp_path / "offline"), "--quiet", "--no-report"])
+    replay.run_replay(replay.config_from_args(args), log=lambda *_: None)
+
+    def embeddings(path):
+        return {bag_io.stamp_to_ns(m.header.stamp): np.asarray(m.data)
+                for _, m in bag_io.read_messages(path, "/vljepa_perception/embedding")}
+
+    live, offline = embeddings(tmp_path / "run" / "outputs_bag"), embeddings(tmp_path / "offline" / "bag")
+    # Live, the keep-latest queue may drop clips when the machine is busy; offline nothing is dropped. Every
+    # live clip is on the offline sampling grid and its vector is the offline one (ONNX Runtime's float
+    # results vary slightly with the batch a clip was run in).
+    assert len(live) >= 0.5 * len(offline) and set(live) <= set(offline)
+    for stamp, vector in live.items():
+        np.testing.assert_allclose(vector, offline[stamp], atol=2e-3)
+    live_captions = bag_io.read_messages(tmp_path / "run" / "outputs_bag", "/vljepa_decoder/caption")
+    offline_captions = bag_io.read_messages(tmp_path / "offline" / "bag", "/vljepa_decoder/caption")
+    assert live_captions and offline_captions
+    assert live_captions[0][1].text == offline_captions[0][1].text
