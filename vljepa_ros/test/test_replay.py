@@ -9,6 +9,7 @@ import pytest
 
 from perception_fixtures import tiny_random_manifest
 from vljepa_ros import bag_io, replay, report
+from vljepa_ros.change_detection import ChangeDetectorConfig
 from vljepa_ros.manifest import load_manifest
 from vljepa_ros.tiny_world.bag_writer import write_stream_bag
 from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
@@ -138,4 +139,4 @@ def test_parameters_map_like_the_nodes():
     pipeline = replay.pipeline_config_from_parameters({"frame_rate_hz": 0.0, "query": "", "stride": 2})
     assert pipeline.frame_rate_hz is None and pipeline.query is None and pipeline.stride == 2
     values = replay.detector_values_from_parameters({"threshold": 0.3, "bank_path": "x"})
-    assert values["threshold"] == 0.3 and "bank_path" not in values and values["window"] == 3
+    assert values["threshold"] == 0.3 and "bank_path" not in values and values["window"] == ChangeDetectorConfig().window

@@ -473,13 +473,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=10.0, help="camera frame rate of the generated streams")
     p.add_argument("--stride", type=int, default=1, help="perception stride (one clip every N sampled frames)")
     p.add_argument("--uniform-rate", type=float, default=1.0, help="uniform decoding rate compared against (Hz)")
-    p.add_argument("--windows", type=_ints, default=[1, 2, 3, 4, 6])
+    p.add_argument("--windows", type=_ints, default=[1, 2, 4, 6, 8, 12])
     p.add_argument("--thresholds", type=_floats,
-                   default=[0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3])
-    p.add_argument("--settles", type=_ints, default=[0, 1, 2, 4])
+                   default=[0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3])
+    p.add_argument("--settles", type=_ints, default=[0, 2, 4, 6, 8, 12])
     p.add_argument("--min-intervals", type=_floats, default=[1.0, 0.0, 2.0, 3.0],
                    help="the first is used in the coarse sweep, all in the refinement")
-    p.add_argument("--max-intervals", type=_floats, default=[0.0, 10.0],
+    p.add_argument("--max-intervals", type=_floats, default=[0.0, 3.0, 5.0, 10.0],
                    help="heartbeat periods (0: none); the first is used in the coarse sweep")
     p.add_argument("--rearm-fractions", type=_floats, default=[1.0, 0.75, 0.5],
                    help="hysteresis; the first is used in the coarse sweep")
