@@ -39,8 +39,6 @@ RECORDED = (
     (STATISTICS_TOPIC, "vljepa_msgs/msg/DecodeStatistics"),
 )
 REASONS = {0: "first", 1: "change", 2: "heartbeat", 3: "segment"}
-# A caption "answers" a true change when it comes at most this long after it (clip length + settle time).
-MATCH_WINDOW_S = 4.0
 NODES_START_TIMEOUT_S = 90.0
 DRAIN_QUIET_S = 2.0
 
@@ -196,7 +194,24 @@ def wait_for_nodes(node, process: subprocess.Popen, timeout_s: float) -> bool:
     return False
 
 
-def match_changes(truth: dict | None, captions: Sequence, window_s: float = MATCH_WINDOW_S) -> list[dict]:
+def answer_window_s(options: DemoOptions) -> float:
+    """How long after a true change its caption may come: clip fill + smoothing window + settle time of the
+    model and decoder parameters the nodes run with (report.decode_latency_bound_s)."""
+    from vljepa_ros.change_detection import ChangeDetectorConfig
+    from vljepa_ros.manifest import load_manifest
+    from vljepa_ros.nodes.perception_node import bundled_manifest_path
+    from vljepa_ros.params_file import node_parameters
+    from vljepa_ros.replay import default_params_file, detector_values_from_parameters
+    from vljepa_ros.report import decode_latency_bound_s
+
+    params_file = options.params_file or default_params_file()
+    detector = ChangeDetectorConfig(**detector_values_from_parameters(node_parameters(params_file, "vljepa_decoder")))
+    perception = node_parameters(params_file, "vljepa_perception")
+    clip = load_manifest(options.model or bundled_manifest_path(), check_files=False).clip
+    return decode_latency_bound_s(clip.frames, perception.get("frame_rate_hz") or clip.frame_rate_hz, detector)
+
+
+def match_changes(truth: dict | None, captions: Sequence, window_s: float) -> list[dict]:
     """For each true change: the first non-FIRST caption within `window_s` after it, its delay and correctness."""
     from vljepa_ros.bag_io import stamp_to_ns
 
@@ -216,7 +231,7 @@ def match_changes(truth: dict | None, captions: Sequence, window_s: float = MATC
     return rows
 
 
-def silent_events_quiet(truth: dict | None, captions: Sequence, window_s: float = MATCH_WINDOW_S) -> dict[str, bool]:
+def silent_events_quiet(truth: dict | None, captions: Sequence, window_s: float) -> dict[str, bool]:
     """For each event that keeps the caption: True when no caption came from its start to `window_s` after its
     end (unless that caption answers a true change inside the same span)."""
     from vljepa_ros.bag_io import stamp_to_ns
@@ -346,9 +361,11 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
     _say("")
     _say(f"[demo] recorded {counts.get(EMBEDDING_TOPIC, 0)} embeddings, {counts.get(TRANSITION_TOPIC, 0)} "
          f"transitions, {counts.get(CAPTION_TOPIC, 0)} captions" + (f" from {frames} frames" if frames else ""))
-    rows = match_changes(truth, captions)
+    window_s = answer_window_s(options)
+    rows = match_changes(truth, captions, window_s)
     if rows:
-        _say(f"[demo] true changes vs captions (a caption answers a change if it comes within {MATCH_WINDOW_S:g} s):")
+        _say(f"[demo] true changes vs captions (a caption answers a change if it comes within {window_s:.2f} s, "
+             "the clip + smoothing + settle time):")
         _say("         true change   caption    text")
         for row in rows:
             if row["caption_s"] is None:
@@ -356,7 +373,7 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
             else:
                 mark = "ok" if row["correct"] else f"wrong, truth: \"{row['truth']}\""
                 _say(f"         {row['change_s']:8.2f} s  {row['caption_s']:8.2f} s  \"{row['text']}\" ({mark})")
-        quiet = silent_events_quiet(truth, captions)
+        quiet = silent_events_quiet(truth, captions, window_s)
         if quiet:
             _say(f"[demo] no caption during {sum(quiet.values())}/{len(quiet)} caption-preserving events: "
                  + ", ".join(f"{name} ({'quiet' if ok else 'spoke'})" for name, ok in quiet.items()))

@@ -87,6 +87,15 @@ def change_score_curve(stamps_ns: Sequence[int], vectors: np.ndarray,
     return scores
 
 
+def decode_latency_bound_s(clip_frames: int, frame_rate_hz: float, config: ChangeDetectorConfig) -> float:
+    """Latest a caption for a scene change can be expected, in seconds after the change.
+
+    A clip of `clip_frames` samples must fill with the new state, then the smoothing window must fill, then
+    the detector waits `settle` embeddings before decoding: one embedding per sample at stride 1.
+    """
+    return (clip_frames - 1 + config.window + config.settle) / frame_rate_hz
+
+
 def nearest_truth_error_s(stamp_ns: int, truth: Sequence[TruthChange]) -> float | None:
     """Signed seconds from the nearest ground-truth change to `stamp_ns` (positive: caption after it)."""
     if not truth:
