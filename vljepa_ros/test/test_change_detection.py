@@ -162,3 +162,13 @@ def test_rejects_bad_embeddings_and_keeps_state():
         assert err.value.reason == reason
     # Still the same stream: an equal stamp and the same vector are accepted, no new decode.
     assert detector.update(10 * NS, vec) is None
+
+
+def test_a_threshold_under_the_noise_floor_is_visible_as_a_long_disarmed_wait():
+    stream = make_stream(BANK, [idx(WALK[1])], [60.0], noise=0.3, seed=9)
+    stuck = ChangeDetector(ChangeDetectorConfig(window=2, threshold=0.001, settle=0, min_interval_s=0.0))
+    healthy = ChangeDetector(ChangeDetectorConfig(window=2, threshold=0.05, settle=0, min_interval_s=0.0))
+    assert len(run(stuck, stream)) == 1 and len(run(healthy, stream)) == 1
+    span_s = (stream.stamps_ns[-1] - stream.stamps_ns[0]) / NS
+    assert stuck.disarmed_seconds() == pytest.approx(span_s)  # never re-armed after the first decode
+    assert healthy.disarmed_seconds() == 0.0

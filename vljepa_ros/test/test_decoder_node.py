@@ -198,6 +198,19 @@ def test_bad_embeddings_are_counted_on_diagnostics_and_the_stream_goes_on(ros):
     assert values["decodes"] == "2" and values["last_caption"] == WALK[2]
 
 
+def test_a_threshold_under_the_noise_floor_is_reported_on_diagnostics(ros):
+    h = ros(threshold=0.001)
+    h.send_stream(make_stream(BANK, [idx(WALK[1])], [70.0], rate_hz=1.0, noise=0.3, seed=10))
+
+    def warned():
+        status = h.camera_status("front")
+        return status is not None and "raise it" in status.message
+
+    h.spin_until(warned)
+    assert h.camera_status("front").level == DiagnosticStatus.WARN
+    assert len(h.captions) == 1
+
+
 def test_runtime_parameters_are_validated_and_the_bank_can_change(ros, tmp_path):
     h = ros()
     refused = h.node.set_parameters([Parameter("threshold", value=-0.5)])[0]

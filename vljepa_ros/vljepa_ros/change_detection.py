@@ -161,6 +161,7 @@ class ChangeDetector:
         self._last_stamp_ns: int | None = None
         self.last_score = 0.0
         self.transients = 0
+        self.disarmed_since_ns: int | None = None  # set while waiting to re-arm (for diagnostics)
 
     @property
     def config(self) -> ChangeDetectorConfig:
@@ -210,6 +211,7 @@ class ChangeDetector:
         cfg = self._config
         if not self._armed and score < cfg.threshold * cfg.rearm_fraction:
             self._armed = True
+            self.disarmed_since_ns = None
         if (
             self._armed
             and score >= cfg.threshold
@@ -289,14 +291,26 @@ class ChangeDetector:
             merged = _Segment(previous.total + self._segment.total, previous.count + self._segment.count,
                               previous.start_ns, self._segment.end_ns)
             self._segment = merged
-            self._armed = False
+            self._disarm(stamp_ns)
             return None
         return self._emit(reason, stamp_ns, score)
+
+    def _disarm(self, stamp_ns: int) -> None:
+        if self._armed or self.disarmed_since_ns is None:
+            self.disarmed_since_ns = stamp_ns
+        self._armed = False
+
+    def disarmed_seconds(self) -> float:
+        """Stream time the detector has waited to re-arm (0 when armed). Long waits mean the change score
+        never falls below threshold * rearm_fraction: the threshold is under the stream's noise floor."""
+        if self.disarmed_since_ns is None or self._last_stamp_ns is None:
+            return 0.0
+        return (self._last_stamp_ns - self.disarmed_since_ns) / _NS_PER_S
 
     def _emit(self, reason: DecodeReason, stamp_ns: int, score: float) -> DecodeRequest:
         seg = self._segment
         self._last_decode_ns = stamp_ns
-        self._armed = False
+        self._disarm(stamp_ns)
         return DecodeRequest(
             reason=reason,
             vector=seg.mean().astype(np.float32),

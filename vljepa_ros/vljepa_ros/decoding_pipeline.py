@@ -67,6 +67,7 @@ class StreamStatistics:
     rejected: dict[str, int] = field(default_factory=dict)  # embeddings refused, by reason
     last_stamp_ns: int = 0
     last_score: float = 0.0  # the newest change score (compare with the threshold when tuning)
+    disarmed_seconds: float = 0.0  # stream time waiting for the score to fall below the re-arm level
 
 
 @dataclass
@@ -207,6 +208,7 @@ class DecodingPipeline:
             rejected=dict(stream.rejected),
             last_stamp_ns=stream.last_ns or 0,
             last_score=stream.detector.last_score,
+            disarmed_seconds=stream.detector.disarmed_seconds(),
         )
 
 

@@ -47,6 +47,7 @@ from vljepa_ros.text_bank import TextBank
 
 NODE_NAME = "vljepa_decoder"
 LOG_THROTTLE_S = 5.0
+STUCK_DISARMED_S = 60.0  # warn when a camera's detector waits this long (stream time) to re-arm
 _DEFAULTS = ChangeDetectorConfig()
 _DETECTOR_FIELDS = ("window", "threshold", "rearm_fraction", "settle", "min_interval_s", "max_interval_s")
 
@@ -351,10 +352,17 @@ class DecoderNode(Node):
                 "uniform_decodes": str(stats.uniform_decodes), "reduction_factor": f"{stats.reduction_factor:.2f}",
                 "transients": str(stats.transients),
                 "last_change_score": f"{stats.last_score:.4f}",
+                "disarmed_seconds": f"{stats.disarmed_seconds:.1f}",
             })
             values.update({f"rejected.{k}": str(n) for k, n in sorted(stats.rejected.items())})
             if stats.rejected:
                 problems.append(f"rejected embeddings: {dict(stats.rejected)}")
+            if stats.disarmed_seconds > STUCK_DISARMED_S:
+                cfg = self.pipeline.config
+                problems.append(
+                    f"change score ({stats.last_score:.3f}) has not fallen below the re-arm level "
+                    f"{cfg.threshold * cfg.rearm_fraction:.3f} for {stats.disarmed_seconds:.0f} s: no change can "
+                    f"be detected; threshold is probably under this stream's noise, raise it")
         if info.ignored:
             problems.append(f"ignored embeddings: {dict(info.ignored)}")
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
