@@ -24,7 +24,7 @@ EARLY_S = 0.5
 
 
 def late_s() -> float:
-    """The clip must fill with the new state, then the smoothing window, then the settle time (shipped YAML)."""
+    """Clip fill, smoothing window, settle time and minimum interval of the shipped model and YAML."""
     clip = load_manifest(bundled_manifest_path(), check_files=False).clip
     decoder = node_parameters(replay.default_params_file(), "vljepa_decoder")
     config = ChangeDetectorConfig(**replay.detector_values_from_parameters(decoder))

@@ -195,8 +195,8 @@ def wait_for_nodes(node, process: subprocess.Popen, timeout_s: float) -> bool:
 
 
 def answer_window_s(options: DemoOptions) -> float:
-    """How long after a true change its caption may come: clip fill + smoothing window + settle time of the
-    model and decoder parameters the nodes run with (report.decode_latency_bound_s)."""
+    """How long after a true change its caption may come: clip fill + smoothing window + settle time + minimum
+    interval of the model and decoder parameters the nodes run with (report.decode_latency_bound_s)."""
     from vljepa_ros.change_detection import ChangeDetectorConfig
     from vljepa_ros.manifest import load_manifest
     from vljepa_ros.nodes.perception_node import bundled_manifest_path
@@ -250,7 +250,8 @@ def silent_events_quiet(truth: dict | None, captions: Sequence, window_s: float)
     return result
 
 
-def write_demo_report(out_dir: Path, recorded: Path, bag: Path, truth: dict | None, options: DemoOptions) -> Path:
+def write_demo_report(out_dir: Path, recorded: Path, bag: Path, truth: dict | None, options: DemoOptions,
+                      summary: dict) -> Path:
     """Timeline PNG + HTML from the recorded outputs, with offline Ward segments for comparison."""
     import numpy as np
 
@@ -283,7 +284,7 @@ def write_demo_report(out_dir: Path, recorded: Path, bag: Path, truth: dict | No
                                            segment_topic=None, extra_segments=segments,
                                            start_ns=int(truth["start_ns"]) if truth else first_stamp(bag))
     title = "vljepa_ros demo: live nodes on a tiny-world bag"
-    return report.write_report(timelines, out_dir / "report", title=title)["html"]
+    return report.write_report(timelines, out_dir / "report", title=title, summary=summary)["html"]
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -363,9 +364,10 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
          f"transitions, {counts.get(CAPTION_TOPIC, 0)} captions" + (f" from {frames} frames" if frames else ""))
     window_s = answer_window_s(options)
     rows = match_changes(truth, captions, window_s)
+    outcome = {"recorded": counts, "answer_window_s": round(window_s, 3), "changes": rows}
     if rows:
         _say(f"[demo] true changes vs captions (a caption answers a change if it comes within {window_s:.2f} s, "
-             "the clip + smoothing + settle time):")
+             "the clip + smoothing + settle time + min interval):")
         _say("         true change   caption    text")
         for row in rows:
             if row["caption_s"] is None:
@@ -374,6 +376,7 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
                 mark = "ok" if row["correct"] else f"wrong, truth: \"{row['truth']}\""
                 _say(f"         {row['change_s']:8.2f} s  {row['caption_s']:8.2f} s  \"{row['text']}\" ({mark})")
         quiet = silent_events_quiet(truth, captions, window_s)
+        outcome["quiet_during_caption_preserving_events"] = quiet
         if quiet:
             _say(f"[demo] no caption during {sum(quiet.values())}/{len(quiet)} caption-preserving events: "
                  + ", ".join(f"{name} ({'quiet' if ok else 'spoke'})" for name, ok in quiet.items()))
@@ -383,10 +386,13 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
         _say(f"[demo] {found}/{len(rows)} changes answered by a caption, {correct}/{len(rows)} with the true caption; "
              f"{max(0, extra)} caption(s) away from any true change")
     if truth:
-        uniform = int(truth["duration_s"] * 1.0) + 1
+        from vljepa_ros.decoding_pipeline import uniform_decode_count
+
+        uniform = uniform_decode_count(truth["duration_s"], 1.0)
+        outcome["decodes"] = {"selective": len(captions), "uniform_1hz": uniform}
         _say(f"[demo] decodes: {len(captions)} selective vs {uniform} for uniform 1 Hz decoding "
              f"({uniform / max(1, len(captions)):.1f}x fewer)")
-    report_path = write_demo_report(run_dir, recorded, bag, truth, options)
+    report_path = write_demo_report(run_dir, recorded, bag, truth, options, outcome)
     _say(f"[demo] output bag: {recorded}  (ros2 bag info {recorded})")
     _say(f"[demo] report:     {report_path}")
     _say(f"[demo] timeline:   {report_path.parent / ('timeline_' + CAMERA + '.png')}")

@@ -91,9 +91,10 @@ def decode_latency_bound_s(clip_frames: int, frame_rate_hz: float, config: Chang
     """Latest a caption for a scene change can be expected, in seconds after the change.
 
     A clip of `clip_frames` samples must fill with the new state, then the smoothing window must fill, then
-    the detector waits `settle` embeddings before decoding: one embedding per sample at stride 1.
+    the detector waits `settle` embeddings before decoding (one embedding per sample at stride 1); a change
+    right after the previous decode also waits out `min_interval_s`.
     """
-    return (clip_frames - 1 + config.window + config.settle) / frame_rate_hz
+    return (clip_frames - 1 + config.window + config.settle) / frame_rate_hz + config.min_interval_s
 
 
 def nearest_truth_error_s(stamp_ns: int, truth: Sequence[TruthChange]) -> float | None:
