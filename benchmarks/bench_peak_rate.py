@@ -336,7 +336,8 @@ def run(manifest: Path | None, quick: bool, out_dir: Path, height: int, width: i
         "method": "ros2_benchmark-style rate ladder against the perception_node process over DDS; peak = highest "
                   f"step with drops < {DROP_LIMIT:.0%}",
         "model": {"manifest": str(manifest), "source": source, "clip_frame_rate_hz": spec.frame_rate_hz},
-        "camera": f"{width}x{height} rgb8, live stamps; node input_qos {input_qos} "
+        "camera": f"{width}x{height} rgb8 (stamps: model period apart in every_frame, live in model_rate); "
+                  f"node input_qos {input_qos} "
                   f"({'best effort' if input_qos == 'SENSOR_DATA' else 'reliable'}, depth 5)",
         "fastdds_builtin_transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT"),
         "timing_s": {"warmup": timing[0], "window": timing[1], "tail": timing[2]},
