@@ -188,7 +188,8 @@ def _minmax_u8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     lo, hi = float(values[valid].min()), float(values[valid].max())
     if hi <= lo:
         return out
-    scaled = (values[valid] - lo) * (255.0 / (hi - lo))
+    # float64: a float32 depth image may span most of the float32 range, whose difference overflows float32.
+    scaled = (values[valid].astype(np.float64) - lo) * (255.0 / (hi - lo))
     out[valid] = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return out
 
