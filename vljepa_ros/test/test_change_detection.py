@@ -172,3 +172,19 @@ def test_a_threshold_under_the_noise_floor_is_visible_as_a_long_disarmed_wait():
     span_s = (stream.stamps_ns[-1] - stream.stamps_ns[0]) / NS
     assert stuck.disarmed_seconds() == pytest.approx(span_s)  # never re-armed after the first decode
     assert healthy.disarmed_seconds() == 0.0
+
+
+def test_a_change_decode_averages_the_settled_window_not_the_blurred_transition():
+    a, b = idx(WALK[0]), idx(WALK[1])
+    stream = make_stream(BANK, [a, b], [20.0, 20.0], noise=0.1, blend=4, seed=13)  # 8 blurred embeddings
+    cfg = ChangeDetectorConfig(window=3, threshold=0.03, settle=8, min_interval_s=0.0)
+    change = [r for r in run(ChangeDetector(cfg), stream) if r.reason == DecodeReason.CHANGE]
+    assert len(change) == 1
+    req = change[0]
+    assert req.num_embeddings == 3
+    assert req.segment_start_ns == req.stamp_ns - 2 * NS // 2  # the window: three embeddings at 2 Hz
+    decoded_at = int(np.searchsorted(stream.stamps_ns, req.stamp_ns))
+    since_change = stream.vectors[int(np.searchsorted(stream.stamps_ns, stream.change_ns[0])):decoded_at + 1]
+    blurred = since_change.mean(axis=0)
+    clean = BANK.embeddings[b]
+    assert float(req.vector @ clean) > float(blurred @ clean / np.linalg.norm(blurred))

@@ -467,8 +467,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate_selective", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="manifest.yaml (default: the bundled tinyworld model)")
     p.add_argument("--bank", type=Path, help="caption bank .npz (default: the model's captions bank)")
-    p.add_argument("--tune-seeds", type=_ints, default=[1001, 1002, 1003, 1004], help="streams to choose the point on")
-    p.add_argument("--test-seeds", type=_ints, default=[2001, 2002, 2003, 2004], help="held-out streams reported")
+    p.add_argument("--tune-seeds", type=_ints, default=[1001, 1002, 1003, 1004, 1005, 1006],
+                   help="streams to choose the point on")
+    p.add_argument("--test-seeds", type=_ints, default=[2001, 2002, 2003, 2004, 2005, 2006],
+                   help="held-out streams reported")
     p.add_argument("--duration", type=float, default=180.0, help="seconds per stream")
     p.add_argument("--fps", type=float, default=10.0, help="camera frame rate of the generated streams")
     p.add_argument("--stride", type=int, default=1, help="perception stride (one clip every N sampled frames)")
