@@ -15,8 +15,10 @@ out. The peak is the highest step with drops < 5%. Two operating points:
 
 In both, the embeddings expected are what the node's own ClipBuffer emits for the stamps that were sent (a
 copy is fed every published stamp here), so drops = 1 - (expected embeddings that came out) / (expected).
-Losses are attributed with the node's /diagnostics counters (frames_received, drops.worker_behind); a step
-whose publisher could not reach 95% of its rate ends the ladder (the driver, not the node, is the limit).
+Outputs are collected until none arrived for 1 s (a late output is latency, not a drop). Losses are attributed
+with the node's /diagnostics counters (frames_received: frames that reached the subscription callback;
+drops.worker_behind: clips replaced while inference was busy); a step whose publisher could not reach 95% of
+its rate ends the ladder (the driver, not the node, is the limit).
 
 Usage: .venv/bin/python benchmarks/bench_peak_rate.py [--manifest M] [--quick] [--out peak_rate.json]
 """
@@ -141,7 +143,8 @@ class Rig:
                 self.totals[camera] = {"received": int(values.get("frames_received", 0)),
                                        "published": int(values.get("clips_published", 0)),
                                        "malformed": int(values.get("malformed_total", 0)),
-                                       "worker_behind": int(values.get("drops.worker_behind", 0))}
+                                       "worker_behind": int(values.get("drops.worker_behind", 0)),
+                                       "drops_total": int(values.get("drops_total", 0))}
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -160,6 +163,16 @@ class Rig:
         with self.lock:
             return (sum(self.totals.get(n, {}).get("received", 0) for n in self.names),
                     sum(self.totals.get(n, {}).get("worker_behind", 0) for n in self.names))
+
+    def _settle(self, quiet_s: float = 1.0, limit_s: float = 8.0) -> None:
+        """Wait until no output arrived for ``quiet_s`` (late outputs are latency, not drops), at most ``limit_s``."""
+        start = time.monotonic()
+        while time.monotonic() - start < limit_s:
+            time.sleep(0.25)
+            with self.lock:
+                last = self.outputs[-1][1] if self.outputs else 0
+            if time.monotonic() - start >= quiet_s and (time.time_ns() - last) / 1e9 >= quiet_s:
+                return
 
     def expect_clips(self, spec, published: list[list[int]], counted: set[int]) -> set[int]:
         """Stamps in ``counted`` at which the node's sampler closes a clip, given every stamp published per
@@ -220,7 +233,7 @@ class Rig:
             k += 1
         step.achieved_publish_hz = step.sent_total / ((time.time_ns() - start_ns) / 1e9)
         expected = self.expect_clips(spec, published, set(sent_at))
-        time.sleep(1.0)  # outputs in flight and one more diagnostics period
+        self._settle()
         received_1, behind_1 = self._snapshot()
         with self.lock:
             outputs = [(s, r) for s, r in self.outputs if s in expected]
