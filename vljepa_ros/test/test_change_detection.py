@@ -73,8 +73,9 @@ def test_each_change_is_decoded_once_inside_its_segment_with_the_right_caption()
         assert BANK.top_k(req.vector, 1)[0][0] == WALK[k]
         assert abs(np.linalg.norm(req.vector) - 1.0) < 1e-5
         if k:
-            # The segment starts near the true change (within the blend) and the decode follows it quickly.
-            assert abs(req.segment_start_ns - stream.change_ns[k - 1]) <= 2 * NS
+            # The detected change point is near the true change (within the blend), the decode follows quickly.
+            assert abs(req.change_ns - stream.change_ns[k - 1]) <= 2 * NS
+            assert req.change_ns <= req.segment_start_ns
             assert 0 < req.stamp_ns - stream.change_ns[k - 1] <= 4 * NS
             assert req.change_score >= cfg.threshold
 
@@ -183,6 +184,7 @@ def test_a_change_decode_averages_the_settled_window_not_the_blurred_transition(
     req = change[0]
     assert req.num_embeddings == 3
     assert req.segment_start_ns == req.stamp_ns - 2 * NS // 2  # the window: three embeddings at 2 Hz
+    assert abs(req.change_ns - stream.change_ns[0]) <= 2 * NS  # the described state still starts at the change
     decoded_at = int(np.searchsorted(stream.stamps_ns, req.stamp_ns))
     since_change = stream.vectors[int(np.searchsorted(stream.stamps_ns, stream.change_ns[0])):decoded_at + 1]
     blurred = since_change.mean(axis=0)

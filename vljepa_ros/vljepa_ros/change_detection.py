@@ -93,10 +93,11 @@ class DecodeRequest:
     reason: DecodeReason
     vector: np.ndarray  # (E,) float32, L2-normalised segment average
     stamp_ns: int  # stamp of the embedding that completed the request (inside the segment)
-    segment_start_ns: int
+    segment_start_ns: int  # span of the embeddings averaged into `vector`
     segment_end_ns: int
     num_embeddings: int
     change_score: float  # score that declared the change; 0 for FIRST and HEARTBEAT
+    change_ns: int  # detected change point: the described state starts here (<= segment_start_ns)
 
 
 def validate_embedding(vector, expected_dim: int | None) -> np.ndarray:
@@ -131,8 +132,13 @@ class _Segment:
 
     total: np.ndarray
     count: int
-    start_ns: int
+    start_ns: int  # first embedding in the sum
     end_ns: int
+    change_ns: int | None = None  # where the state this segment describes began (default: start_ns)
+
+    def __post_init__(self):
+        if self.change_ns is None:
+            self.change_ns = self.start_ns
 
     def add(self, stamp_ns: int, vec: np.ndarray) -> None:
         self.total += vec
@@ -269,7 +275,8 @@ class ChangeDetector:
         moving = recent[-moved:]
         moved_total = np.sum([v for _, v in moving], axis=0)
         # The old segment is only kept for the transient check, which needs its sum, count and start.
-        self._previous = _Segment(seg.total - moved_total, seg.count - moved, seg.start_ns, seg.start_ns)
+        self._previous = _Segment(seg.total - moved_total, seg.count - moved, seg.start_ns, seg.start_ns,
+                                  seg.change_ns)
         self._segment = _Segment(moved_total, moved, moving[0][0], moving[-1][0])
 
     def _start_pending(self, reason: DecodeReason, score: float) -> None:
@@ -289,7 +296,7 @@ class ChangeDetector:
             # The change did not persist: the stream is back at the old state, so merge back without decoding.
             self.transients += 1
             merged = _Segment(previous.total + self._segment.total, previous.count + self._segment.count,
-                              previous.start_ns, self._segment.end_ns)
+                              previous.start_ns, self._segment.end_ns, previous.change_ns)
             self._segment = merged
             self._disarm(stamp_ns)
             return None
@@ -308,7 +315,7 @@ class ChangeDetector:
         keep = min(len(self._window), seg.count)
         if keep < seg.count:
             first_stamp = self._window[len(self._window) - keep][0]
-            self._segment = _Segment(self._newest_sum(keep).copy(), keep, first_stamp, seg.end_ns)
+            self._segment = _Segment(self._newest_sum(keep).copy(), keep, first_stamp, seg.end_ns, seg.change_ns)
 
     def _disarm(self, stamp_ns: int) -> None:
         if self._armed or self.disarmed_since_ns is None:
@@ -334,4 +341,5 @@ class ChangeDetector:
             segment_end_ns=seg.end_ns,
             num_embeddings=seg.count,
             change_score=float(score),
+            change_ns=seg.change_ns,
         )

@@ -37,12 +37,13 @@ class CaptionEvent:
     text: str
     score: float  # cosine similarity of the segment embedding to `text`
     stamp_ns: int  # an input stamp inside [segment_start_ns, segment_end_ns]
-    segment_start_ns: int
+    segment_start_ns: int  # span of the embeddings averaged into the decoded vector
     segment_end_ns: int
     num_embeddings: int
     reason: DecodeReason
     change_score: float
-    alternatives: tuple[tuple[str, float], ...] = ()
+    alternatives: tuple[tuple[str, float], ...]
+    change_ns: int  # detected start of the described state (<= segment_start_ns)
 
 
 def uniform_decode_count(stream_seconds: float, rate_hz: float) -> int:
@@ -187,6 +188,7 @@ class DecodingPipeline:
             reason=request.reason,
             change_score=request.change_score,
             alternatives=decoded.alternatives,
+            change_ns=request.change_ns,
         )
 
     def statistics(self, camera: str) -> StreamStatistics:
@@ -250,6 +252,7 @@ def decode_segments(
                 reason=DecodeReason.SEGMENT,
                 change_score=0.0 if i == 0 else cosine_distance(mean, means[i - 1]),
                 alternatives=decoded.alternatives,
+                change_ns=min(stamps[segment.start:segment.stop]),
             )
         )
     return events

@@ -11,8 +11,8 @@ the scene" embeddings are decoded by retrieval over the model's caption bank in 
 Quality follows VL-JEPA Sec. 4.5: for each ground-truth annotation, take the temporally nearest decoded output
 and score its caption (exact match with the ground-truth caption; the vocabulary is closed). A uniform decode
 is a point in time, so "nearest" is the nearest decode stamp. A selective or Ward decode describes a segment
-(Caption.segment_start onwards, until the next decoded segment starts), so the output nearest to an annotation
-is the one whose segment covers it; decoding at the change instead of the segment middle then costs nothing
+(from its detected change point, or the Ward segment start, until the next one), so the output nearest to an
+annotation is the one whose segment covers it; decoding at the change instead of the segment middle then costs nothing
 here, and the delay is reported separately as latency. Annotations are placed every `annotation_period_s`
 along each stream (dense, like narrations) and, separately, at every ground-truth segment's midpoint.
 Also reported for every strategy: the paper rule applied literally to decode stamps (`q_stamp`), "in effect"
@@ -22,7 +22,8 @@ latency from the true change to that decode (stamp time: model and detector dela
 change decodes.
 
 The operating point is chosen on tuning streams (highest reduction factor whose dense quality is at least the
-uniform bar) and reported on separate held-out streams. Results go to stdout and a JSON file.
+uniform bar and whose event recall reaches --min-recall) and reported on separate held-out streams. Results
+go to stdout and a JSON file.
 """
 
 from __future__ import annotations
@@ -209,7 +210,7 @@ def selective_decodes(stream: EvalStream, decoder: Decoder, config: ChangeDetect
     for stamp, vec in zip(stream.stamps_ns, stream.vectors):
         event = pipeline.feed(CAMERA, CAMERA, int(stamp), vec)
         if event is not None:
-            out.append(Decode(event.stamp_ns, event.text, int(event.reason), event.segment_start_ns))
+            out.append(Decode(event.stamp_ns, event.text, int(event.reason), event.change_ns))
     return out
 
 
@@ -317,16 +318,22 @@ def compute_embeddings(manifest: Path, seeds: Sequence[int], duration_s: float, 
 # ----- sweep and report ------------------------------------------------------------------------------------
 
 
-def _rank_key(result: dict, bar: float, metric: str = "quality_dense") -> tuple:
-    """Meeting the quality bar first, then fewer decodes, then quality, then recall with the right text."""
-    meets = result[metric] >= bar - 1e-12
-    return (meets, result["reduction_factor"] if meets else result[metric], result[metric],
+def _rank_key(result: dict, bar: float, metric: str = "quality_dense", min_recall: float = 0.0) -> tuple:
+    """Meeting the quality bar and the event recall floor first, then fewer decodes, then quality, then recall.
+
+    The recall floor keeps out points that decode late: a caption that describes its segment well but arrives
+    long after the change (missed within the tolerance) can still score on quality.
+    """
+    recall_ok = result["event_recall"] >= min_recall - 1e-12
+    meets = recall_ok and result[metric] >= bar - 1e-12
+    return (meets, recall_ok, result["reduction_factor"] if meets else result[metric], result[metric],
             result["event_recall_correct_text"])
 
 
-def choose(results: list[dict], bar: float, metric: str = "quality_dense") -> dict:
-    """Highest reduction with `metric` >= bar (ties: better quality, then recall); else the best quality."""
-    return max(results, key=lambda r: _rank_key(r, bar, metric))
+def choose(results: list[dict], bar: float, metric: str = "quality_dense", min_recall: float = 0.0) -> dict:
+    """Highest reduction with `metric` >= bar and event recall >= min_recall (ties: better quality, then
+    recall); else the best quality among those with enough recall; else the best quality."""
+    return max(results, key=lambda r: _rank_key(r, bar, metric, min_recall))
 
 
 def evaluate(tune: list[EvalStream], test: list[EvalStream], decoder: Decoder, args, log=print) -> dict:
@@ -361,18 +368,19 @@ def evaluate(tune: list[EvalStream], test: list[EvalStream], decoder: Decoder, a
               for w, t, s in itertools.product(args.windows, args.thresholds, args.settles)]
     log(f"sweeping {len(coarse)} operating points on {len(tune)} tuning stream(s); uniform bar {bar:.3f}")
     try_configs(coarse)
-    best = sorted(sweep, key=lambda r: _rank_key(r, bar), reverse=True)[: args.refine_top]
+    best = sorted(sweep, key=lambda r: _rank_key(r, bar, min_recall=args.min_recall),
+                  reverse=True)[: args.refine_top]
     fine = [ChangeDetectorConfig(**dict(r["config"], min_interval_s=m, max_interval_s=h, rearm_fraction=a))
             for r in best for m, h, a in itertools.product(args.min_intervals, args.max_intervals,
                                                            args.rearm_fractions)
             if h == 0 or h >= m]
     log(f"refining {len(fine)} operating points around the best {len(best)}")
     try_configs(fine)
-    chosen = choose(sweep, bar)
+    chosen = choose(sweep, bar, min_recall=args.min_recall)
     chosen_cfg = ChangeDetectorConfig(**chosen["config"])
     # The online view: what a consumer shows at each moment must be as right as with uniform decoding.
     online_bar = max(tune_single["in_effect_dense"], tune_avg["in_effect_dense"])
-    chosen_online = choose(sweep, online_bar, "in_effect_dense")
+    chosen_online = choose(sweep, online_bar, "in_effect_dense", args.min_recall)
     online_cfg = ChangeDetectorConfig(**chosen_online["config"])
 
     test_single, test_avg = uniform_pair(test, args.uniform_rate)
@@ -489,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ward-reductions", type=_floats, default=[2.0, 3.0, 4.0, 6.0])
     p.add_argument("--annotation-period", type=float, default=1.0, help="seconds between dense annotations")
     p.add_argument("--tolerance", type=float, default=5.0, help="seconds after a change a decode counts as its event")
+    p.add_argument("--min-recall", type=float, default=0.9,
+                   help="event recall (changes decoded within --tolerance) an operating point must reach")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "vljepa_ros" / "selective_eval",
                    help="embedding cache folder ('' disables)")
     p.add_argument("--out", type=Path, default=Path("selective_eval.json"), help="JSON report")
