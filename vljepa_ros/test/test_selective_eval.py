@@ -11,6 +11,7 @@ from vljepa_ros.selective_eval import (
     Decode,
     EvalStream,
     build_parser,
+    choose,
     covering_accuracy,
     dense_annotations,
     evaluate,
@@ -123,3 +124,17 @@ def test_sweep_picks_a_point_that_matches_uniform_quality_with_fewer_decodes():
 def test_main_refuses_a_missing_model(tmp_path, capsys):
     assert main(["--model", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r.json")]) == 2
     assert "manifest" in capsys.readouterr().err
+
+
+def test_choose_needs_quality_and_recall_then_prefers_fewer_decodes():
+    def point(quality, recall, reduction):
+        return {"quality_dense": quality, "event_recall": recall, "reduction_factor": reduction,
+                "event_recall_correct_text": recall}
+
+    late = point(0.70, 0.40, 12.0)  # good captions, but most arrive after the tolerance
+    good = point(0.62, 0.95, 9.0)
+    better = point(0.61, 0.92, 9.5)
+    poor = point(0.50, 0.99, 20.0)
+    assert choose([late, good, better, poor], bar=0.60, min_recall=0.9) is better
+    assert choose([late, good, better, poor], bar=0.60, min_recall=0.0) is late
+    assert choose([late, poor], bar=0.60, min_recall=0.9) is poor  # nothing meets: best quality with recall
