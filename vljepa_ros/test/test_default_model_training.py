@@ -69,3 +69,4 @@ def test_training_inputs_are_deterministic_per_seed_and_index():
     a, b = scene_inputs(1, 0, 3, clip), scene_inputs(1, 0, 3, clip)
     np.testing.assert_array_equal(a.clips, b.clips)
     assert a.texts == b.texts
+
