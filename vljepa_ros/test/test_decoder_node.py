@@ -179,7 +179,7 @@ def test_bad_embeddings_are_counted_on_diagnostics_and_the_stream_goes_on(ros):
     h.send(embedding_msg(first[-1] + 1, np.ones(7)))  # wrong dimension
     h.send(embedding_msg(first[-1] + 2, stream.vectors[0], shape=[3, 3]))  # shape does not match data
     h.send(embedding_msg(first[-1] + 3, stream.vectors[0], kind=Embedding.KIND_VISUAL_STATE))
-    h.send(embedding_msg(first[0], stream.vectors[0]))  # stamp older than the previous one
+    h.send(embedding_msg(first[-1] - NS // 4, stream.vectors[0]))  # older than the previous one (not a restart)
     for stamp, vec in zip(stream.stamps_ns[20:], stream.vectors[20:]):
         h.send(embedding_msg(stamp, vec))
     h.spin_until(lambda: len(h.captions) == 2)

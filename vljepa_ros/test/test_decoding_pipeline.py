@@ -56,7 +56,7 @@ def test_rejected_embeddings_are_counted_and_do_not_disturb_the_stream():
     for k in range(3):
         pipeline.feed("cam", "f", (10 + k) * NS, vec)
     for stamp, bad, reason in [(20 * NS, vec[:100], "dimension"), (20 * NS, vec * np.nan, "non_finite"),
-                               (5 * NS, vec, "stamp_backwards"), (20 * NS, vec * 0, "zero_norm")]:
+                               (23 * NS // 2, vec, "stamp_backwards"), (20 * NS, vec * 0, "zero_norm")]:
         with pytest.raises(RejectedEmbedding):
             pipeline.feed("cam", "f", stamp, bad)
     stats = pipeline.statistics("cam")
@@ -139,3 +139,21 @@ def test_changing_the_window_mid_stream_keeps_detecting_changes():
             events.append(event)
     assert [e.text for e in events] == FRONT
     assert [e.reason for e in events] == [DecodeReason.FIRST, DecodeReason.CHANGE, DecodeReason.CHANGE]
+
+
+def test_a_camera_clock_restart_restarts_its_stream_and_small_steps_back_are_rejected():
+    pipeline = DecodingPipeline(RetrievalDecoder(BANK), CFG)
+    first = make_stream(BANK, [idx(FRONT[0]), idx(FRONT[1])], [10.0, 10.0], noise=0.2, seed=13)
+    for stamp, vec in zip(first.stamps_ns, first.vectors):
+        pipeline.feed("cam", "f", int(stamp), vec)
+    last = int(first.stamps_ns[-1])
+    with pytest.raises(RejectedEmbedding):  # half a second back: an out-of-order message
+        pipeline.feed("cam", "f", last - NS // 2, first.vectors[-1])
+    again = make_stream(BANK, [idx(FRONT[2])], [10.0], noise=0.2, seed=14, start_ns=5 * NS)  # clock restarted
+    events = [e for s, v in zip(again.stamps_ns, again.vectors) if (e := pipeline.feed("cam", "f", int(s), v))]
+    assert [(e.reason, e.text) for e in events] == [(DecodeReason.FIRST, FRONT[2])]
+    stats = pipeline.statistics("cam")
+    assert stats.clock_restarts == 1 and stats.rejected == {"stamp_backwards": 1}
+    expected = (last - first.stamps_ns[0] + again.stamps_ns[-1] - again.stamps_ns[0]) / NS
+    assert stats.stream_seconds == pytest.approx(expected)
+    assert stats.embeddings_seen == len(first.stamps_ns) + len(again.stamps_ns)

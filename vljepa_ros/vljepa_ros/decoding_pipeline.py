@@ -22,6 +22,7 @@ from vljepa_ros.change_detection import (
     RejectedEmbedding,
     cosine_distance,
 )
+from vljepa_ros.clip_buffer import TIME_RESET_NS
 from vljepa_ros.decoders import Decoder
 from vljepa_ros.segmentation import segment_means, ward_segments
 
@@ -65,6 +66,7 @@ class StreamStatistics:
     uniform_decodes: int
     reduction_factor: float
     transients: int  # changes that did not persist through the settle period (no decode)
+    clock_restarts: int  # stamps that jumped back by >= 1 s: the camera's clock restarted, its stream too
     rejected: dict[str, int] = field(default_factory=dict)  # embeddings refused, by reason
     last_stamp_ns: int = 0
     last_score: float = 0.0  # the newest change score (compare with the threshold when tuning)
@@ -79,6 +81,9 @@ class _Stream:
     decodes: int = 0
     first_ns: int | None = None
     last_ns: int | None = None
+    earlier_seconds: float = 0.0  # stream time seen before the last clock restart
+    earlier_transients: int = 0  # transients of detectors replaced by a restart or reset
+    clock_restarts: int = 0
     rejected: Counter = field(default_factory=Counter)
 
 
@@ -133,6 +138,7 @@ class DecodingPipeline:
         """Forget a camera's segment state (e.g. its model changed); counters are kept, next decode is FIRST."""
         stream = self._streams.get(camera)
         if stream is not None:
+            stream.earlier_transients += stream.detector.transients
             stream.detector = ChangeDetector(self._config)
 
     def _stream(self, camera: str) -> _Stream:
@@ -151,24 +157,36 @@ class DecodingPipeline:
         """Add one embedding of `camera`; return a CaptionEvent when a segment was decoded.
 
         Raises RejectedEmbedding (after counting it in the camera's statistics) for malformed vectors, a
-        dimension other than the decoder's, or a stamp older than the camera's previous one.
+        dimension other than the decoder's, or a stamp older than the camera's previous one by less than a
+        second. A stamp a second or more behind means the camera's clock restarted (bag loop, simulator
+        reset; the perception ClipBuffer uses the same rule): the camera's stream starts over, counted in
+        `clock_restarts`, and its next caption is a FIRST decode.
         """
         stream = self._stream(camera)
         stream.frame_id = frame_id
+        stamp_ns = int(stamp_ns)
+        restarted = stream.last_ns is not None and stamp_ns <= stream.last_ns - TIME_RESET_NS
+        detector = ChangeDetector(self._config) if restarted else stream.detector
         try:
             size = np.asarray(vector).size
             if size != self._decoder.embedding_dim:
                 raise RejectedEmbedding(
                     "dimension", f"embedding has {size} values, decoder expects {self._decoder.embedding_dim}"
                 )
-            request = stream.detector.update(stamp_ns, vector)
+            request = detector.update(stamp_ns, vector)
         except RejectedEmbedding as err:
             stream.rejected[err.reason] += 1
             raise
+        if restarted:
+            stream.earlier_transients += stream.detector.transients
+            stream.detector = detector
+            stream.clock_restarts += 1
+            stream.earlier_seconds += (stream.last_ns - stream.first_ns) / _NS_PER_S
+            stream.first_ns = stamp_ns
         stream.seen += 1
         if stream.first_ns is None:
-            stream.first_ns = int(stamp_ns)
-        stream.last_ns = int(stamp_ns)
+            stream.first_ns = stamp_ns
+        stream.last_ns = stamp_ns
         if request is None:
             return None
         stream.decodes += 1
@@ -194,7 +212,9 @@ class DecodingPipeline:
     def statistics(self, camera: str) -> StreamStatistics:
         """Running cost for `camera` (KeyError if it never sent an embedding)."""
         stream = self._streams[camera]
-        seconds = 0.0 if stream.first_ns is None else (stream.last_ns - stream.first_ns) / _NS_PER_S
+        seconds = stream.earlier_seconds
+        if stream.first_ns is not None:
+            seconds += (stream.last_ns - stream.first_ns) / _NS_PER_S
         uniform = uniform_decode_count(seconds, self._uniform_rate_hz) if stream.seen else 0
         return StreamStatistics(
             camera=camera,
@@ -206,7 +226,8 @@ class DecodingPipeline:
             uniform_rate_hz=self._uniform_rate_hz,
             uniform_decodes=uniform,
             reduction_factor=uniform / max(stream.decodes, 1),
-            transients=stream.detector.transients,
+            transients=stream.earlier_transients + stream.detector.transients,
+            clock_restarts=stream.clock_restarts,
             rejected=dict(stream.rejected),
             last_stamp_ns=stream.last_ns or 0,
             last_score=stream.detector.last_score,

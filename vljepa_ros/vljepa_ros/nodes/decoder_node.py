@@ -351,6 +351,7 @@ class DecoderNode(Node):
                 "stream_seconds": f"{stats.stream_seconds:.1f}",
                 "uniform_decodes": str(stats.uniform_decodes), "reduction_factor": f"{stats.reduction_factor:.2f}",
                 "transients": str(stats.transients),
+                "clock_restarts": str(stats.clock_restarts),
                 "last_change_score": f"{stats.last_score:.4f}",
                 "disarmed_seconds": f"{stats.disarmed_seconds:.1f}",
             })
