@@ -138,3 +138,23 @@ def test_choose_needs_quality_and_recall_then_prefers_fewer_decodes():
     assert choose([late, good, better, poor], bar=0.60, min_recall=0.9) is better
     assert choose([late, good, better, poor], bar=0.60, min_recall=0.0) is late
     assert choose([late, poor], bar=0.60, min_recall=0.9) is poor  # nothing meets: best quality with recall
+
+
+def test_command_runs_the_bundled_model_end_to_end(tmp_path):
+    import json
+
+    from vljepa_ros.bundled_model import bundled_manifest_path
+
+    if not bundled_manifest_path().is_file():
+        pytest.skip("no bundled model")
+    out = tmp_path / "r.json"
+    assert main(["--tune-seeds", "11", "--test-seeds", "12", "--duration", "60", "--windows", "2",
+                 "--thresholds", "0.12", "--settles", "8", "--min-intervals", "1", "--max-intervals", "0",
+                 "--rearm-fractions", "1", "--cache", str(tmp_path / "cache"), "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    t = report["test"]
+    assert t["embeddings"] > 200 and 3.5 < report["embedding_rate_hz"] < 4.5  # 4 Hz clips over ~60 s
+    assert t["uniform_average"]["decodes"] == int(t["stream_seconds"]) + 1
+    assert 1 <= t["selective"]["decodes"] < t["uniform_average"]["decodes"]
+    assert t["selective"]["true_changes"] > 0
+    assert list((tmp_path / "cache").glob("*.npz"))  # embeddings cached for the next sweep
