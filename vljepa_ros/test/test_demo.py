@@ -33,7 +33,7 @@ def test_demo_runs_the_nodes_and_reports(tmp_path, tmp_path_factory):
     captions = bag_io.read_messages(recorded, "/vljepa_decoder/caption")
     printed = re.findall(r"\[caption\]", out)
     assert len(embeddings) > 0 and len(captions) == len(printed) >= 1
-    frames = {f.stamp_ns for f in bag_io.read_camera_frames(tmp_path / "tiny_world_seed3_6s")}
+    frames = {f.stamp_ns for f in bag_io.read_camera_frames(tmp_path / "tiny_world_seed0_6s")}
     assert {bag_io.stamp_to_ns(m.header.stamp) for _, m in embeddings} <= frames
     assert (tmp_path / "run" / "report" / "index.html").is_file()
     assert (tmp_path / "run" / "report" / "timeline_camera.png").is_file()
@@ -48,7 +48,7 @@ def test_live_nodes_and_offline_replay_agree(tmp_path):
     result = subprocess.run([sys.executable, "-m", "vljepa_ros.demo", "--duration", "25", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    bag = tmp_path / "tiny_world_seed3_25s"
+    bag = tmp_path / "tiny_world_seed0_25s"
     args = replay.build_parser().parse_args([str(bag), "--out", str(tmp_path / "offline"), "--quiet", "--no-report"])
     replay.run_replay(replay.config_from_args(args), log=lambda *_: None)
 

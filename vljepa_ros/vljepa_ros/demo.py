@@ -48,7 +48,7 @@ class DemoOptions:
     """What the demo runs; validated on construction."""
 
     out_dir: Path
-    seed: int = 3
+    seed: int = 0
     duration_s: float = 45.0
     rate: float = 1.0
     model: Path | None = None
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line interface of `demo`."""
     parser = argparse.ArgumentParser(prog="demo", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("out") / "demo", help="output folder (default out/demo)")
-    parser.add_argument("--seed", type=int, default=3, help="tiny-world stream seed")
+    parser.add_argument("--seed", type=int, default=0, help="tiny-world stream seed")
     parser.add_argument("--duration", type=float, default=45.0, help="stream length in seconds (5-600)")
     parser.add_argument("--rate", type=float, default=1.0, help="playback rate (1.0: real time)")
     parser.add_argument("--model", type=Path, help="model manifest (default: the bundled tiny-world model)")
