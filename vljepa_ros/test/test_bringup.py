@@ -105,3 +105,24 @@ def test_bad_configuration_is_refused_with_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "vljepa_ros.bringup", "--camera-names", "a"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "camera_names" in result.stderr
+
+
+def test_the_yaml_applies_in_a_namespace(tmp_path, tmp_path_factory):
+    """A robot runs the nodes under a namespace: the file's values must still reach them, and the decoder must
+    listen to the perception node of its own namespace."""
+    params = tmp_path / "vljepa.yaml"
+    params.write_text(default_params_file().read_text().replace("    top_k: 3\n", "    top_k: 5\n"))
+    assert node_parameters(params, "vljepa_perception")["top_k"] == 5
+    options = BringupOptions(params_file=params, model_manifest=str(tiny_random_manifest(tmp_path_factory)))
+    context = rclpy.Context()
+    rclpy.init(args=rclpy_args(options, ["--ros-args", "-r", "__ns:=/robot1"]), context=context)
+    try:
+        bringup = Bringup(options, context=context)
+        try:
+            assert bringup.perception.get_fully_qualified_name() == "/robot1/vljepa_perception"
+            assert bringup.perception.get_parameter("top_k").value == 5
+            assert {s.topic_name for s in bringup.decoder.subscriptions} == {"/robot1/vljepa_perception/embedding"}
+        finally:
+            bringup.destroy()
+    finally:
+        rclpy.try_shutdown(context=context)

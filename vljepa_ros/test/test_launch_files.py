@@ -135,8 +135,10 @@ def test_launch_file_references_exist(path, declared):
 def test_yaml_sets_only_declared_parameters_and_documents_all(declared):
     sections = load_params_file(CONFIG)
     text = CONFIG.read_text()
-    assert set(sections) == set(NODE_NAMES.values())
-    for name, values in sections.items():
+    # '/**/' keys: the sections must also apply when the nodes run in a namespace.
+    assert set(sections) == {f"/**/{name}" for name in NODE_NAMES.values()}
+    for key, values in sections.items():
+        name = key.removeprefix("/**/")
         parameters = declared[name]["parameters"]
         unknown = set(values) - parameters
         assert not unknown, f"{name}: the YAML sets undeclared {sorted(unknown)} (rclpy would ignore them)"
@@ -145,7 +147,8 @@ def test_yaml_sets_only_declared_parameters_and_documents_all(declared):
         assert not undocumented, f"{name}: {sorted(undocumented)} missing from {CONFIG.name}"
         # Each set parameter has a comment line directly above it (or above its block of siblings).
         lines = text.splitlines()
-        for key in values:
-            index = next(i for i, line in enumerate(lines) if re.match(rf"\s+{re.escape(key)}:", line)
-                         and i > lines.index(f"{name}:"))
-            assert any(lines[j].strip().startswith("#") for j in range(max(0, index - 3), index)), key
+        section_start = lines.index(f"{key}:")
+        for parameter in values:
+            index = next(i for i, line in enumerate(lines) if re.match(rf"\s+{re.escape(parameter)}:", line)
+                         and i > section_start)
+            assert any(lines[j].strip().startswith("#") for j in range(max(0, index - 3), index)), parameter
