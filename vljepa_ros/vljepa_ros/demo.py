@@ -337,9 +337,10 @@ def run_demo(options: DemoOptions) -> int:
             time.sleep(0.1)
     finally:
         code = stop_nodes(process)
-        counts = recorder.close() if recorder is not None else {}
         if executor is not None:
-            executor.shutdown()
+            executor.shutdown()  # no recorder callback may run once the bag is closed
+            spinner.join(timeout=5)
+        counts = recorder.close() if recorder is not None else {}
         if replayer is not None:
             replayer.destroy()
         rclpy.try_shutdown()
