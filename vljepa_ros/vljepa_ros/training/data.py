@@ -18,7 +18,7 @@ from vljepa_ros.preprocessing import preprocess_clip
 from vljepa_ros.tiny_world.clips import clip_rng, sample_scene_clip, sample_transition_clip
 
 FRAME_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (160, 120), (128, 96))
-FRAME_SIZE_WEIGHTS = (0.3, 0.4, 0.3)
+FRAME_SIZE_WEIGHTS = (0.2, 0.4, 0.4)
 
 
 @dataclass(frozen=True)
