@@ -39,7 +39,7 @@ MS = 1e3
 def _model(manifest: str | None, tmp: Path) -> tuple[Path, str]:
     if manifest:
         return Path(manifest), "given"
-    from vljepa_ros.nodes.perception_node import bundled_manifest_path
+    from vljepa_ros.bundled_model import bundled_manifest_path
 
     bundled = bundled_manifest_path()
     if bundled.is_file():

@@ -20,7 +20,7 @@ def tiny_random_manifest(tmp_path_factory) -> Path:
 
 def preferred_manifest(tmp_path_factory) -> Path:
     """The bundled default model when it is in the source tree, else the tiny random one."""
-    from vljepa_ros.nodes.perception_node import bundled_manifest_path
+    from vljepa_ros.bundled_model import bundled_manifest_path
 
     bundled = bundled_manifest_path()
     return bundled if bundled.is_file() else tiny_random_manifest(tmp_path_factory)

@@ -1,6 +1,5 @@
 """replay: bag in -> the nodes' core -> output bag; every frame accounted for; reruns byte-identical."""
 
-import argparse
 import json
 from pathlib import Path
 

@@ -4,14 +4,13 @@ The bag is generated (held-out seed), replayed through the same core and paramet
 output bag is read back with a stock typestore plus the definitions stored in the bag.
 """
 
-from pathlib import Path
 
 import pytest
 
 from vljepa_ros import bag_io, replay
 from vljepa_ros.change_detection import ChangeDetectorConfig
 from vljepa_ros.manifest import load_manifest
-from vljepa_ros.nodes.perception_node import bundled_manifest_path
+from vljepa_ros.bundled_model import bundled_manifest_path
 from vljepa_ros.params_file import node_parameters
 from vljepa_ros.report import decode_latency_bound_s
 from vljepa_ros.tiny_world.bag_writer import write_stream_bag

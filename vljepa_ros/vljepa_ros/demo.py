@@ -199,7 +199,7 @@ def answer_window_s(options: DemoOptions) -> float:
     interval of the model and decoder parameters the nodes run with (report.decode_latency_bound_s)."""
     from vljepa_ros.change_detection import ChangeDetectorConfig
     from vljepa_ros.manifest import load_manifest
-    from vljepa_ros.nodes.perception_node import bundled_manifest_path
+    from vljepa_ros.bundled_model import bundled_manifest_path
     from vljepa_ros.params_file import node_parameters
     from vljepa_ros.replay import default_params_file, detector_values_from_parameters
     from vljepa_ros.report import decode_latency_bound_s
@@ -260,7 +260,7 @@ def write_demo_report(out_dir: Path, recorded: Path, bag: Path, truth: dict | No
     from vljepa_ros.change_detection import ChangeDetectorConfig
     from vljepa_ros.decoders import RetrievalDecoder
     from vljepa_ros.decoding_pipeline import decode_segments
-    from vljepa_ros.nodes.perception_node import bundled_manifest_path
+    from vljepa_ros.bundled_model import bundled_manifest_path
     from vljepa_ros.params_file import node_parameters
     from vljepa_ros.replay import default_params_file, detector_values_from_parameters, truth_changes
     from vljepa_ros.text_bank import TextBank

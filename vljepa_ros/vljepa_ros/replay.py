@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> ReplayConfig:
     """Parsed arguments + parameters file -> ReplayConfig; ConfigError names the parameter at fault."""
-    from vljepa_ros.nodes.perception_node import bundled_manifest_path
+    from vljepa_ros.bundled_model import bundled_manifest_path
 
     params_file = args.params_file or default_params_file()
     perception = node_parameters(params_file, PERCEPTION_NODE) if params_file.is_file() else {}

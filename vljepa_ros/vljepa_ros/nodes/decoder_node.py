@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
@@ -40,6 +39,7 @@ from vljepa_ros.change_detection import ChangeDetectorConfig, RejectedEmbedding
 from vljepa_ros.decoders import RetrievalDecoder
 from vljepa_ros.decoding_pipeline import CaptionEvent, DecodingPipeline, StreamStatistics
 from vljepa_ros.manifest import load_manifest
+from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.qos import profile_from_config
 from vljepa_ros.nodes.ros_conversions import float_array, ns_to_time, time_to_ns
 from vljepa_ros.perception_config import ConfigError, QosConfig
@@ -374,23 +374,7 @@ class DecoderNode(Node):
 
 def main(args=None) -> int:
     """Console script `decoder_node`: spin until shutdown; exit 2 with one line if start-up is refused."""
-    rclpy.init(args=args)
-    try:
-        node = DecoderNode()
-    except Exception as err:  # noqa: BLE001 - any start-up failure becomes one clear line, not a traceback
-        print(f"{NODE_NAME}: refusing to start: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(DecoderNode, NODE_NAME, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

@@ -18,21 +18,22 @@ import sys
 import time
 from pathlib import Path
 
-import rclpy
 from rclpy.exceptions import ParameterUninitializedException
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
 from vljepa_msgs.msg import Embedding, WorldStateTransition
 
+from vljepa_ros.bundled_model import bundled_manifest_path
 from vljepa_ros.image_conversion import ImageConversionError
 from vljepa_ros.nodes.diagnostics import CameraHealth, camera_status
 from vljepa_ros.nodes.qos import profile_from_config
+from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.ros_conversions import (
     check_compressed_msg,
     check_image_msg,
@@ -55,26 +56,9 @@ from vljepa_ros.perception_pipeline import BatchResult, PerceptionPipeline, Pipe
 from vljepa_ros.vljepa_runtime import VLJepaRuntime
 
 NODE_NAME = "vljepa_perception"
-BUNDLED_MODEL = Path("models") / "tinyworld" / "manifest.yaml"
 LOG_THROTTLE_S = 5.0
 # Parameters that may change while running; everything else is read once at start-up.
 _DYNAMIC = ("query", "transition_query", "action_vocabulary", "enabled")
-
-
-def bundled_manifest_path() -> Path:
-    """The default model shipped with the package: the installed share/ copy, else the source tree's."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        try:
-            installed = Path(get_package_share_directory("vljepa_ros")) / BUNDLED_MODEL
-            if installed.is_file():
-                return installed
-        except (PackageNotFoundError, OSError):  # OSError: no AMENT_PREFIX_PATH (not a sourced workspace)
-            pass
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[2] / BUNDLED_MODEL
 
 
 def clear_trt_cache(folder: Path) -> int:
@@ -357,23 +341,8 @@ class PerceptionNode(Node):
 
 def main(args=None) -> int:
     """Console script `perception_node`: spin until shutdown; exit 2 with one line if start-up is refused."""
-    rclpy.init(args=args)
-    try:
-        node = PerceptionNode()
-    except Exception as err:  # noqa: BLE001 - any start-up failure becomes one clear line, not a traceback
-        print(f"{NODE_NAME}: refusing to start: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # Two threads: camera callbacks and the diagnostics timer must not wait behind result publishing.
+    return run_node(PerceptionNode, NODE_NAME, lambda: MultiThreadedExecutor(num_threads=2), args)
 
 
 if __name__ == "__main__":
