@@ -140,6 +140,22 @@ def test_choose_needs_quality_and_recall_then_prefers_fewer_decodes():
     assert choose([late, poor], bar=0.60, min_recall=0.9) is poor  # nothing meets: best quality with recall
 
 
+def test_choose_with_a_target_reduction_prefers_quality_among_points_that_reach_it():
+    def point(quality, recall, reduction):
+        return {"quality_dense": quality, "event_recall": recall, "reduction_factor": reduction,
+                "event_recall_correct_text": recall}
+
+    edge = point(0.61, 0.95, 10.0)  # the most reduction, only just over the bar
+    margin = point(0.75, 0.95, 8.0)
+    cheap = point(0.80, 0.95, 2.0)  # best quality, but under the target reduction
+    late = point(0.90, 0.50, 9.0)
+    points = [edge, margin, cheap, late]
+    assert choose(points, bar=0.60, min_recall=0.9, target_reduction=3.0) is margin
+    assert choose(points, bar=0.60, min_recall=0.9) is edge
+    assert choose(points, bar=0.60, min_recall=0.9, target_reduction=12.0) is edge  # none reaches it: most reduction
+    assert choose([cheap, late], bar=0.85, min_recall=0.9, target_reduction=3.0) is cheap  # none meets the bar
+
+
 def test_command_runs_the_bundled_model_end_to_end(tmp_path):
     import json
 
