@@ -4,7 +4,8 @@ A thin shell around perception_pipeline.PerceptionPipeline:
 - subscriptions convert and sample frames (cheap; frames the model frame rate skips are never decoded);
 - a worker thread runs batched inference for every camera with a clip ready and publishes
   `~/embedding`, `~/visual_embedding` (publish_visual_state) and `~/world_state_transition`, each stamped
-  with the newest input frame of its clip and that frame's frame_id;
+  with the newest input frame of its clip and that frame's frame_id (with a volatile output QoS, the optional
+  `~/visual_embedding` and `~/world_state_transition` messages are only built while a reader is matched);
 - `query`, `transition_query` and `action_vocabulary` change at runtime through parameters (an invalid value
   is refused with a reason and the old one kept), `~/enable` (std_srvs/SetBool) pauses and resumes;
 - `/diagnostics` carries one status per camera; incompatible QoS and silent cameras are warned about.
@@ -25,6 +26,7 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
 from vljepa_msgs.msg import Embedding, WorldStateTransition
@@ -144,6 +146,8 @@ class PerceptionNode(Node):
         )
 
         out_qos = profile_from_config(self.config.output_qos)
+        # Only a volatile writer may skip a message no reader is matched to: a transient-local one keeps it.
+        self._skip_unsubscribed = out_qos.durability == DurabilityPolicy.VOLATILE
         self._embedding_pub = self.create_publisher(Embedding, "~/embedding", out_qos)
         self._visual_pub = (
             self.create_publisher(Embedding, "~/visual_embedding", out_qos)
@@ -276,17 +280,25 @@ class PerceptionNode(Node):
     # ----- output (worker thread) --------------------------------------------------------------------
 
     def _publish_results(self, batch: BatchResult) -> None:
+        # Optional outputs nobody subscribes to are not built: on a volatile writer a message without a
+        # matched reader reaches no one, and building plus publishing one costs as much as ~/embedding does.
+        publish_visual = self._visual_pub is not None and self._wanted(self._visual_pub)
         for result in batch.embeddings:
             self._embedding_pub.publish(predicted_embedding_msg(result))
-            if self._visual_pub is not None and result.visual_state is not None:
+            if publish_visual and result.visual_state is not None:
                 self._visual_pub.publish(visual_state_msg(result))
             now_ns, wall_ns = self.get_clock().now().nanoseconds, self._wall_ns()
             self.pipeline.record_output(
                 result.camera, wall_ns, (now_ns - result.stamp_ns) / 1e9, (wall_ns - result.received_ns) / 1e9,
                 result.inference_s,
             )
-        for transition in batch.transitions:
-            self._transition_pub.publish(transition_msg(transition))
+        if batch.transitions and self._wanted(self._transition_pub):
+            for transition in batch.transitions:
+                self._transition_pub.publish(transition_msg(transition))
+
+    def _wanted(self, publisher) -> bool:
+        """Whether a message on ``publisher`` can reach anyone (always, unless the writer is volatile)."""
+        return not self._skip_unsubscribed or publisher.get_subscription_count() > 0
 
     def _on_worker_error(self, err: BaseException) -> None:
         self._warn_throttled(("inference",), f"inference failed (clips counted as drops.inference_error): {err!r}")

@@ -58,20 +58,26 @@ def float_array(vector: np.ndarray) -> array.array:
     return array.array("f", np.ascontiguousarray(vector, dtype=np.float32).tobytes())
 
 
-def _header(stamp_ns: int, frame_id: str) -> Header:
-    return Header(stamp=ns_to_time(stamp_ns), frame_id=frame_id)
+def _set_time(stamp: Time, stamp_ns: int) -> None:
+    """Fill a message's own (default-constructed) Time in place: cheaper than building and assigning a new one."""
+    stamp.sec, stamp.nanosec = divmod(int(stamp_ns), NS_PER_S)
+
+
+def _set_header(header: Header, stamp_ns: int, frame_id: str) -> None:
+    _set_time(header.stamp, stamp_ns)
+    header.frame_id = frame_id
 
 
 def embedding_msg(result: EmbeddingResult, kind: int, vector: np.ndarray, query: str) -> Embedding:
     """An Embedding message for one vector of ``result`` (``kind``: Embedding.KIND_PREDICTED or KIND_VISUAL_STATE)."""
     msg = Embedding()
-    msg.header = _header(result.stamp_ns, result.frame_id)
+    _set_header(msg.header, result.stamp_ns, result.frame_id)
     msg.kind = kind
     msg.camera = result.camera
     msg.model_id = result.model_id
     msg.model_version = result.model_version
     msg.query = query
-    msg.clip_start = ns_to_time(result.clip_start_ns)
+    _set_time(msg.clip_start, result.clip_start_ns)
     msg.num_frames = result.num_frames
     msg.shape = array.array("I", [vector.shape[0]])
     msg.normalized = True
@@ -92,12 +98,12 @@ def visual_state_msg(result: EmbeddingResult) -> Embedding:
 def transition_msg(result: TransitionResult) -> WorldStateTransition:
     """A WorldStateTransition message; header stamp = the newest frame of the 'after' clip."""
     msg = WorldStateTransition()
-    msg.header = _header(result.stamp_ns, result.frame_id)
+    _set_header(msg.header, result.stamp_ns, result.frame_id)
     msg.camera = result.camera
     msg.model_id = result.model_id
     msg.model_version = result.model_version
-    msg.before_stamp = ns_to_time(result.before_stamp_ns)
-    msg.after_stamp = ns_to_time(result.stamp_ns)
+    _set_time(msg.before_stamp, result.before_stamp_ns)
+    _set_time(msg.after_stamp, result.stamp_ns)
     msg.state_distance = float(result.state_distance)
     msg.dim = int(result.transition_embedding.shape[0])
     msg.normalized = True
