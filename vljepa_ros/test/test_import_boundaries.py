@@ -18,7 +18,8 @@ TORCH_SIDE = ("vljepa_ros.torch_models", "vljepa_ros.export", "vljepa_ros.traini
 CORE_MODULES = (
     "image_conversion", "preprocessing", "clip_buffer", "manifest", "onnx_session", "query_tokenizer",
     "text_bank", "text_encoder_runtime", "vljepa_runtime", "change_detection", "segmentation", "decoders",
-    "run_stats", "perception_config", "perception_pipeline", "decoding_pipeline",
+    "run_stats", "perception_config", "perception_pipeline", "decoding_pipeline", "bundled_model", "bag_io",
+    "params_file", "report",
 )
 
 BLOCKER = """
