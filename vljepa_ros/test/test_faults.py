@@ -152,13 +152,6 @@ def test_unavailable_gpu_providers_fall_back_to_cpu_and_say_why(manifest, tmp_pa
 # ----- in-process node over DDS ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 class NodeRig:
     """The perception node and a helper node (camera publisher, diagnostics listener) spinning in a thread."""
 

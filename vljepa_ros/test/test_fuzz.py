@@ -178,13 +178,6 @@ class FuzzRig:
         return self.process.returncode
 
 
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 @pytest.mark.ros
 def test_running_node_counts_every_malformed_message_and_keeps_working(ros, tmp_path_factory, tmp_path):
     manifest = str(tiny_random_manifest(tmp_path_factory))

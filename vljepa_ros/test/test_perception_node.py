@@ -39,13 +39,6 @@ def manifest(tmp_path_factory):
     return str(preferred_manifest(tmp_path_factory))
 
 
-@pytest.fixture(scope="module")
-def ros():
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-
-
 class Rig:
     """The perception node plus a helper node that publishes frames and records outputs, spinning in a thread."""
 
