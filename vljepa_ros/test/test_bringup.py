@@ -14,6 +14,7 @@ from sensor_msgs.msg import Image
 from vljepa_msgs.msg import Caption, Embedding
 
 from perception_fixtures import tiny_random_manifest
+from polling import wait_until
 from vljepa_ros.bringup import Bringup, BringupOptions, default_params_file, rclpy_args
 from vljepa_ros.nodes.ros_conversions import ns_to_time, time_to_ns
 from vljepa_ros.params_file import node_parameters
@@ -35,13 +36,6 @@ def _image(index: int) -> Image:
     frame[10:20, (index % 40):(index % 40) + 8] = 255
     message.data = frame.tobytes()
     return message
-
-
-def _wait(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_nodes_start_from_the_yaml_and_caption_a_camera(tmp_path_factory):
@@ -71,15 +65,15 @@ def test_nodes_start_from_the_yaml_and_caption_a_camera(tmp_path_factory):
         executor.add_node(rig)
         spinner = threading.Thread(target=executor.spin, daemon=True)
         spinner.start()
-        assert _wait(lambda: publisher.get_subscription_count() > 0, 10)
-        assert _wait(lambda: rig.count_publishers("/vljepa_decoder/caption") > 0, 10)
+        assert wait_until(lambda: publisher.get_subscription_count() > 0, 10)
+        assert wait_until(lambda: rig.count_publishers("/vljepa_decoder/caption") > 0, 10)
         sent = []
         for index in range(60):
             message = _image(index)
             sent.append(time_to_ns(message.header.stamp))
             publisher.publish(message)
             time.sleep(0.03)
-        assert _wait(lambda: len(captions) >= 1 and len(embeddings) >= 5, 30)
+        assert wait_until(lambda: len(captions) >= 1 and len(embeddings) >= 5, 30)
         executor.shutdown()
         spinner.join(timeout=5)
     finally:

@@ -28,6 +28,7 @@ from sensor_msgs.msg import Image
 from vljepa_msgs.msg import Embedding
 
 from perception_fixtures import moving_frame, tiny_random_manifest
+from polling import wait_until
 from reliability_fixtures import BagFrame, rgb8_fields, write_camera_bag
 from vljepa_ros import bag_io, replay
 from vljepa_ros.nodes.perception_node import PerceptionNode
@@ -180,12 +181,7 @@ class NodeRig:
                 self.statuses.append((time.monotonic(), status))
 
     def wait_for(self, condition, timeout_s=30.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_until(condition, timeout_s)
 
     def stream(self, seconds: float, start_ns: int) -> int:
         """Publish a live 20 Hz camera for ``seconds`` of wall time; returns the next stamp."""

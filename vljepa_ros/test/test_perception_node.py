@@ -22,6 +22,7 @@ from std_srvs.srv import SetBool
 from vljepa_msgs.msg import Embedding, WorldStateTransition
 
 from perception_fixtures import moving_frame, preferred_manifest
+from polling import wait_until
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import embedding_from_msg, ns_to_time, time_to_ns
 
@@ -83,12 +84,7 @@ class Rig:
         self.node.destroy_node()
 
     def wait_for(self, condition, timeout_s=20.0):
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.05)
-        return False
+        return wait_until(condition, timeout_s)
 
     def wait_connected(self):
         assert self.wait_for(lambda: self.pub_a.get_subscription_count() and self.pub_b.get_subscription_count()
