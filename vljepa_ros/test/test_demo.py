@@ -18,8 +18,9 @@ def test_demo_runs_the_nodes_and_reports(tmp_path, tmp_path_factory):
     model = tiny_random_manifest(tmp_path_factory)
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     result = subprocess.run(
-        # Seed 3 changes its scene at 3.9 s, inside this short stream.
-        [sys.executable, "-m", "vljepa_ros.demo", "--model", str(model), "--duration", "6", "--seed", "3",
+        # Seed 3 changes its scene at 3.9 s, inside this short stream. 10 s, not less: the first caption needs a
+        # full clip (2 s) plus the decoder's window of embeddings, later still when a loaded machine drops clips.
+        [sys.executable, "-m", "vljepa_ros.demo", "--model", str(model), "--duration", "10", "--seed", "3",
          "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=240, env=env)
     out = result.stdout
@@ -35,7 +36,7 @@ def test_demo_runs_the_nodes_and_reports(tmp_path, tmp_path_factory):
     captions = bag_io.read_messages(recorded, "/vljepa_decoder/caption")
     printed = re.findall(r"\[caption\]", out)
     assert len(embeddings) > 0 and len(captions) == len(printed) >= 1
-    frames = {f.stamp_ns for f in bag_io.read_camera_frames(tmp_path / "tiny_world_seed3_6s")}
+    frames = {f.stamp_ns for f in bag_io.read_camera_frames(tmp_path / "tiny_world_seed3_10s")}
     assert {bag_io.stamp_to_ns(m.header.stamp) for _, m in embeddings} <= frames
     assert (tmp_path / "run" / "report" / "index.html").is_file()
     assert (tmp_path / "run" / "report" / "timeline_camera.png").is_file()
