@@ -16,6 +16,7 @@ Usage: .venv/bin/python benchmarks/bench_encoder.py [--vit-l] [--iters N] [--blo
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -45,7 +46,11 @@ def _parse(argv):
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads for both (0: all cores)")
     p.add_argument("--providers", default="cpu", help="ONNX Runtime preference list, e.g. tensorrt,cuda,cpu")
-    p.add_argument("--fp16", action="store_true", help="fp16 ONNX graph (torch eager stays fp32 on CPU)")
+    p.add_argument("--fp16", action="store_true",
+                   help="fp16 ONNX graph (torch eager: fp16 autocast on cuda, fp32 on cpu)")
+    p.add_argument("--torch-device", default="cpu", choices=("cpu", "cuda"),
+                   help="where torch eager runs; on cuda each call copies the clip in and the result out, "
+                        "as the ONNX Runtime call does")
     p.add_argument("--no-fused", action="store_true", help="skip the fused-preprocessing comparison")
     p.add_argument("--camera", default="480x640", help="camera frame HxW for the preprocessing comparison")
     p.add_argument("--tolerance", type=float, default=None, help="export parity tolerance (default 1e-3, fp16 5e-2)")
@@ -94,6 +99,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     clip = rng.standard_normal((args.batch, 3, cfg.num_frames, cfg.img_size, cfg.img_size)).astype(np.float32)
     clip_t = torch.from_numpy(clip)
+    device = torch.device(args.torch_device)
     result = {
         "benchmark": "bench_encoder",
         "model": {"preset": "vit_l" if args.vit_l else "tiny", "params": n_params, "frames": cfg.num_frames,
@@ -101,7 +107,9 @@ def main(argv=None) -> int:
         "batch": args.batch, "iters": iters, "block": block, "threads": threads, "fp16_onnx": args.fp16,
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(),
                     "python": sys.version.split()[0], "torch": torch.__version__, "onnxruntime": ort.__version__,
-                    "ort_available_providers": ort.get_available_providers()},
+                    "ort_available_providers": ort.get_available_providers(),
+                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "torch_device": args.torch_device,
     }
     with tempfile.TemporaryDirectory(prefix="bench_encoder_") as tmp:
         start = time.perf_counter()
@@ -112,9 +120,13 @@ def main(argv=None) -> int:
         model = OnnxModel.load(exported.spec.file, config)
         result["provider"] = model.provider
 
+        autocast = torch.autocast("cuda", dtype=torch.float16, enabled=args.fp16 and device.type == "cuda")
+
+        torch_encoder = copy.deepcopy(encoder).to(device)  # the exports below trace the CPU copy
+
         def run_torch():
-            with torch.inference_mode():
-                encoder(clip_t)
+            with torch.inference_mode(), autocast:
+                torch_encoder(clip_t.to(device)).float().cpu()
 
         def run_ort():
             model.run({"clip": clip})

@@ -90,11 +90,11 @@ def bare_vs_runtime_seconds(runtime, clip: np.ndarray, query: str, reps: int, se
     return times["bare"], times["wrapped"]
 
 
-def pipeline_own_cost(runtime, reps: int, height: int, width: int) -> dict:
+def pipeline_own_cost(runtime, reps: int, height: int, width: int, messages: bool = True) -> dict:
     """Per clip without DDS or threads: newest frame (rgb8 bytes) -> conversion -> clip -> step -> both
-    messages built, minus the batch's runtime time, and that cost over the runtime time."""
+    messages built (unless ``messages`` is False: no ROS installed), minus the batch's runtime time, and that
+    cost over the runtime time."""
     from vljepa_ros.image_conversion import image_to_rgb
-    from vljepa_ros.nodes.ros_conversions import predicted_embedding_msg, visual_state_msg
     from vljepa_ros.perception_config import PipelineConfig
     from vljepa_ros.perception_pipeline import PerceptionPipeline
 
@@ -104,6 +104,8 @@ def pipeline_own_cost(runtime, reps: int, height: int, width: int) -> dict:
     for i in range(pipeline.clip_spec.frames - 1):
         rgb = image_to_rgb("rgb8", height, width, width * 3, False, payloads[i])
         pipeline.offer_frame("cam", "cam", i * period, rgb)
+    if messages:
+        from vljepa_ros.nodes.ros_conversions import predicted_embedding_msg, visual_state_msg
     own, total, ratios = [], [], []
     for rep in range(reps):
         i = pipeline.clip_spec.frames - 1 + rep
@@ -113,7 +115,7 @@ def pipeline_own_cost(runtime, reps: int, height: int, width: int) -> dict:
             "cam", "cam", i * period, lambda: image_to_rgb("rgb8", height, width, width * 3, False, data)
         )
         batch = pipeline.step(0)
-        for result in batch.embeddings:
+        for result in batch.embeddings if messages else ():
             predicted_embedding_msg(result)
             visual_state_msg(result)
         elapsed = time.perf_counter() - start
@@ -267,6 +269,35 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
     }
 
 
+def runtime_only(args, providers: list[str]) -> int:
+    """Without ROS: wrapper cost over raw session.run in wall time (a GPU provider's work is not CPU time of
+    this thread), the pipeline's own cost without messages, and batched vs unbatched throughput."""
+    from vljepa_ros.vljepa_runtime import VLJepaRuntime
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest, source = _model(args.manifest, Path(tmp))
+        runtime = VLJepaRuntime.from_manifest(manifest, providers=providers)
+        clip = runtime.prepare_clip(_frames(runtime.manifest.clip.frames, args.height, args.width, seed=9))
+        bare, wrapped = bare_vs_runtime_seconds(runtime, clip, runtime.manifest.queries["caption"], args.reps)
+        core = pipeline_own_cost(runtime, args.reps, args.height, args.width, messages=False)
+        rates = [throughput(runtime, n, args.reps, args.height, args.width) for n in (1, 2, 4)]
+    result = {
+        "model": {"manifest": str(manifest), "source": source, "model_id": runtime.manifest.model_id,
+                  "provider": runtime.provider, "clip": runtime.manifest.clip.to_dict()},
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "bare_ort_ms": {"p50": _pct(bare, 50) * MS, "p95": _pct(bare, 95) * MS, "n": len(bare)},
+        "runtime_wrapper_ms": {"p50": _pct(wrapped, 50) * MS,
+                               "paired_extra_over_bare_p50": _pct(np.subtract(wrapped, bare), 50) * MS},
+        "pipeline_without_ros": core,
+        "throughput": rates,
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", help="model manifest (default: bundled model, else tiny random)")
@@ -276,6 +307,8 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--out", help="write the JSON result here")
+    parser.add_argument("--no-node", action="store_true",
+                        help="runtime and pipeline only, no ROS (a GPU machine without ROS installed)")
     parser.add_argument("--camera-process", metavar="TOPIC", help=argparse.SUPPRESS)  # internal: the child
     args = parser.parse_args(argv)
     if args.camera_process:
@@ -284,6 +317,8 @@ def main(argv=None) -> int:
     from vljepa_ros.vljepa_runtime import VLJepaRuntime
 
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
+    if args.no_node:
+        return runtime_only(args, providers)
     load_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         manifest, source = _model(args.manifest, Path(tmp))
