@@ -57,6 +57,15 @@ def test_io_binding_matches_plain_run(encoder_path):
     assert plain.run(feeds)[0].shape == (2, 256, 96)
 
 
+def test_pool_threads_do_not_spin_unless_asked(encoder_path):
+    def spinning(config):
+        session, _ = create_session(encoder_path, config)
+        return session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    assert spinning(SessionConfig(providers=("cpu",))) == "0"
+    assert spinning(SessionConfig(providers=("cpu",), spin_wait=True)) == "1"
+
+
 def test_dummy_inputs_follow_graph_signature(encoder_path):
     model = OnnxModel.load(encoder_path, SessionConfig(providers=("cpu",), warmup_runs=0))
     feeds = model.dummy_inputs(batch=3)
