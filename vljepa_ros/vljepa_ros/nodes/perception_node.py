@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 from rclpy.exceptions import ParameterUninitializedException
@@ -156,6 +157,8 @@ class PerceptionNode(Node):
         )
         self._transition_pub = self.create_publisher(WorldStateTransition, "~/world_state_transition", out_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        # (camera, kind) -> the Embedding message filled again for every clip (worker thread only).
+        self._embedding_msgs: defaultdict[tuple[str, int], Embedding] = defaultdict(Embedding)
 
         self._qos_events: dict[str, int] = {c.name: 0 for c in self.config.cameras}
         self._qos_problem: dict[str, str] = {c.name: "" for c in self.config.cameras}
@@ -284,10 +287,13 @@ class PerceptionNode(Node):
         # matched reader reaches no one, and building plus publishing one costs as much as ~/embedding does.
         publish_visual = self._visual_pub is not None and self._wanted(self._visual_pub)
         for result in batch.embeddings:
-            self._embedding_pub.publish(predicted_embedding_msg(result))
+            msgs = self._embedding_msgs
+            self._embedding_pub.publish(predicted_embedding_msg(result, msgs[result.camera, Embedding.KIND_PREDICTED]))
             if publish_visual and result.visual_state is not None:
-                self._visual_pub.publish(visual_state_msg(result))
-            now_ns, wall_ns = self.get_clock().now().nanoseconds, self._wall_ns()
+                self._visual_pub.publish(visual_state_msg(result, msgs[result.camera, Embedding.KIND_VISUAL_STATE]))
+            # Wall time first: it marks the publish, and reading the ROS clock is bookkeeping after it.
+            wall_ns = self._wall_ns()
+            now_ns = self.get_clock().now().nanoseconds
             self.pipeline.record_output(
                 result.camera, wall_ns, (now_ns - result.stamp_ns) / 1e9, (wall_ns - result.received_ns) / 1e9,
                 result.inference_s,
