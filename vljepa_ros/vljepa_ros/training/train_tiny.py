@@ -54,7 +54,7 @@ class TrainConfig:
     """Everything that defines a training run; validated on construction."""
 
     seed: int = 0
-    steps: int = 1500
+    steps: int = 2600
     batch_size: int = 32
     lr: float = 2e-3
     weight_decay: float = 0.05
@@ -78,7 +78,7 @@ class TrainConfig:
     frame_rate_hz: float = 4.0
     eval_every: int = 200
     eval_clips: int = 96
-    max_minutes: float = 20.0       # > 0: stop early (logged) when the wall-clock budget is spent
+    max_minutes: float = 28.0       # > 0: stop early (logged) when the wall-clock budget is spent
     transition_fraction: float = 0.62  # share of each batch that is transition clips (the harder task)
     queries: dict = field(default_factory=lambda: dict(DEFAULT_QUERIES))
 
