@@ -136,13 +136,18 @@ class VLJepaRuntime:
         if tokens.ndim != 3:
             raise ValueError(f"predict: expected (batch, N, D) tokens, got shape {tokens.shape}")
         batch = tokens.shape[0]
-        queries = [query] * batch if isinstance(query, str) else list(query)
-        if len(queries) != batch:
-            raise ValueError(f"predict: {len(queries)} queries for a batch of {batch}")
-        encoded = [self.query_tokens(q) for q in queries]
+        if isinstance(query, str):
+            # One query for the whole batch (the node's case): its cached ids repeated, no per-row stacking.
+            encoded = self.query_tokens(query)
+            ids, mask = encoded.ids[None].repeat(batch, axis=0), encoded.mask[None].repeat(batch, axis=0)
+        else:
+            queries = list(query)
+            if len(queries) != batch:
+                raise ValueError(f"predict: {len(queries)} queries for a batch of {batch}")
+            encoded = [self.query_tokens(q) for q in queries]
+            ids, mask = np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
         names = self.predictor.input_names
-        feeds = {names[0]: np.ascontiguousarray(tokens), names[1]: np.stack([e.ids for e in encoded]),
-                 names[2]: np.stack([e.mask for e in encoded])}
+        feeds = {names[0]: np.ascontiguousarray(tokens), names[1]: ids, names[2]: mask}
         return l2_normalise(self.predictor.run(feeds)[0])
 
     def predict_default(self, tokens: np.ndarray, name: str = "caption") -> np.ndarray:
