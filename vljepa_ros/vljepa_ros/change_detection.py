@@ -65,11 +65,11 @@ def _require_float(name: str, value, low: float, high: float, low_open: bool, hi
 class ChangeDetectorConfig:
     """Operating point of the online detector (defaults chosen by `evaluate_selective`, see docs)."""
 
-    window: int = 4  # embeddings averaged into the smoothed current embedding
-    threshold: float = 0.05  # change score (1 - cosine) that declares a change
+    window: int = 6  # embeddings averaged into the smoothed current embedding
+    threshold: float = 0.07  # change score (1 - cosine) that declares a change
     rearm_fraction: float = 1.0  # re-arm once the score < threshold * rearm_fraction (1.0: at the threshold)
-    settle: int = 6  # embeddings to wait after a change before decoding the new segment (1.5 s at 4 Hz)
-    min_interval_s: float = 1.0  # no change decode sooner than this after the previous decode
+    settle: int = 8  # embeddings to wait after a change before decoding the new segment (2 s at 4 Hz)
+    min_interval_s: float = 0.0  # no change decode sooner than this after the previous decode
     max_interval_s: float = 0.0  # heartbeat decode after this long without one; 0 disables
 
     def __post_init__(self):

@@ -503,8 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settles", type=_ints, default=[0, 2, 4, 6, 8, 12])
     p.add_argument("--min-intervals", type=_floats, default=[1.0, 0.0, 2.0, 3.0],
                    help="the first is used in the coarse sweep, all in the refinement")
-    p.add_argument("--max-intervals", type=_floats, default=[0.0, 3.0, 5.0, 10.0],
-                   help="heartbeat periods (0: none); the first is used in the coarse sweep")
+    p.add_argument("--max-intervals", type=_floats, default=[0.0],
+                   help="heartbeat periods (0: none); the first is used in the coarse sweep. Default: none, since "
+                        "the decoder's contract is text only on changes; e.g. 0,3,5,10 to sweep heartbeats too")
     p.add_argument("--rearm-fractions", type=_floats, default=[1.0, 0.75, 0.5],
                    help="hysteresis; the first is used in the coarse sweep")
     p.add_argument("--refine-top", type=int, default=5, help="coarse points refined")
