@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from perception_fixtures import tiny_random_manifest
 from vljepa_ros import bag_io
@@ -46,9 +47,17 @@ def test_demo_runs_the_nodes_and_reports(tmp_path, tmp_path_factory):
 def test_live_nodes_and_offline_replay_agree(tmp_path):
     """The demo's live run (nodes over DDS at 1x) and `replay` (same core, no DDS) caption the same moments."""
     from vljepa_ros import replay
+    from vljepa_ros.replay import default_params_file
 
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
-    result = subprocess.run([sys.executable, "-m", "vljepa_ros.demo", "--duration", "25", "--out", str(tmp_path)],
+    # Reliable camera input: with the default best-effort subscription, DDS may lose a frame on a loaded
+    # machine, and the sampler then builds that clip from the next frame, off the offline grid.
+    params = yaml.safe_load(default_params_file().read_text())
+    params["vljepa_perception"]["ros__parameters"]["input_qos"] = "DEFAULT"
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "vljepa_ros.demo", "--duration", "25", "--out", str(tmp_path),
+                             "--params-file", str(params_file)],
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     bag = tmp_path / "tiny_world_seed0_25s"
