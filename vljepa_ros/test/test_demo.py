@@ -53,7 +53,7 @@ def test_live_nodes_and_offline_replay_agree(tmp_path):
     # Reliable camera input: with the default best-effort subscription, DDS may lose a frame on a loaded
     # machine, and the sampler then builds that clip from the next frame, off the offline grid.
     params = yaml.safe_load(default_params_file().read_text())
-    params["vljepa_perception"]["ros__parameters"]["input_qos"] = "DEFAULT"
+    params["/**/vljepa_perception"]["ros__parameters"]["input_qos"] = "DEFAULT"
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
     result = subprocess.run([sys.executable, "-m", "vljepa_ros.demo", "--duration", "25", "--out", str(tmp_path),
