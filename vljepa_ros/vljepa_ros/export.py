@@ -31,6 +31,7 @@ from vljepa_ros.manifest import (
     sha256_of_graph,
     write_manifest,
 )
+from vljepa_ros.onnx_patch_embedding import patch_convs_to_matmul
 from vljepa_ros.query_tokenizer import build_vocab, write_vocab
 from vljepa_ros.text_bank import TextBank
 from vljepa_ros.torch_models.checkpoint import load_official_encoder, load_predictor
@@ -88,6 +89,7 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[T
                 torch.onnx.export(module, args, str(raw), dynamic_axes=axes, do_constant_folding=True, **common)
         model = onnx.load(str(raw))
     _pin_static_dims(model, outputs)
+    patch_convs_to_matmul(model)
     if fp16:
         model = convert_to_fp16(model)
     _save(model, path)
