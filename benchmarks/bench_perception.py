@@ -269,6 +269,15 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
     }
 
 
+def _emit(result: dict, out: str | None) -> int:
+    """Print the result as JSON and write it to ``out`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
+    return 0
+
+
 def runtime_only(args, providers: list[str]) -> int:
     """Without ROS: wrapper cost over raw session.run in wall time (a GPU provider's work is not CPU time of
     this thread), the pipeline's own cost without messages, and batched vs unbatched throughput."""
@@ -291,11 +300,7 @@ def runtime_only(args, providers: list[str]) -> int:
         "pipeline_without_ros": core,
         "throughput": rates,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
+    return _emit(result, args.out)
 
 
 def main(argv=None) -> int:
@@ -385,11 +390,7 @@ def main(argv=None) -> int:
         },
         "throughput": rates,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return 0
+    return _emit(result, args.out)
 
 
 if __name__ == "__main__":
