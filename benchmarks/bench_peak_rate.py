@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -246,13 +245,9 @@ class Rig:
         return step
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        from vljepa_ros.demo import stop_nodes
+
+        stop_nodes(self.process, timeout_s=20)
         self.executor.shutdown()
         self.spinner.join(5)
         self.node.destroy_node()

@@ -7,7 +7,6 @@ produce embeddings for good frames afterwards.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from reliability_fixtures import (
     malformed_compressed,
     mutated_compressed,
 )
+from vljepa_ros.demo import stop_nodes
 from vljepa_ros.image_conversion import (
     CORRUPT_COMPRESSED,
     REASONS,
@@ -166,16 +166,10 @@ class FuzzRig:
         return int(self.statuses.get(camera, {}).get("frames_received", -1))
 
     def close(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        returncode = stop_nodes(self.process, timeout_s=20)
         self.node.destroy_node()
         self.log.close()
-        return self.process.returncode
+        return returncode
 
 
 @pytest.mark.ros

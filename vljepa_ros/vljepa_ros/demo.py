@@ -125,12 +125,12 @@ def start_nodes(options: DemoOptions, log_path: Path) -> subprocess.Popen:
                             start_new_session=True)
 
 
-def stop_nodes(process: subprocess.Popen) -> int:
+def stop_nodes(process: subprocess.Popen, timeout_s: float = 15.0) -> int:
     """Ctrl-C to the node process (clean shutdown), then kill if it hangs; returns its exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
