@@ -122,7 +122,8 @@ def main(argv=None) -> int:
 
         autocast = torch.autocast("cuda", dtype=torch.float16, enabled=args.fp16 and device.type == "cuda")
 
-        torch_encoder = copy.deepcopy(encoder).to(device)  # the exports below trace the CPU copy
+        # On a GPU, torch runs a copy: the exports below trace the CPU module. On the CPU, no copy (ViT-L is 1.2 GB).
+        torch_encoder = encoder if device.type == "cpu" else copy.deepcopy(encoder).to(device)
 
         def run_torch():
             with torch.inference_mode(), autocast:
