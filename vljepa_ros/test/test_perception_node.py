@@ -54,6 +54,7 @@ class Rig:
             transition_horizon_s=1.0,
             stall_timeout_s=1.0,
             diagnostics_period_s=0.2,
+            intra_op_threads=1,
         )
         defaults.update(params)
         self.perception = PerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
@@ -145,6 +146,8 @@ def rig(ros, manifest):
 
 def test_two_cameras_produce_embeddings_stamped_with_their_input_frames(rig):
     model = rig.perception.pipeline.runtime.manifest
+    for part in (rig.perception.pipeline.runtime.encoder, rig.perception.pipeline.runtime.predictor):
+        assert part.session.get_session_options().intra_op_num_threads == 1  # the parameter reached ONNX Runtime
     rig.wait_connected()
     rig.publish(3.5)
     assert rig.wait_for(lambda: {m.camera for m in rig.embeddings} == {"cam_a", "cam_b"} and len(rig.transitions) >= 2)
@@ -276,6 +279,13 @@ def test_missing_model_refuses_to_start_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "model_manifest" in lines[0] and "refusing to start" in lines[0]
+
+
+def test_negative_thread_count_refuses_to_start_with_one_line(manifest):
+    proc = _run_node("-p", f"model_manifest:={manifest}", "-p", "providers:=[cpu]", "-p", "intra_op_threads:=-1")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "refusing to start" in lines[0] and "intra_op_threads" in lines[0], proc.stderr
 
 
 def test_mismatched_model_refuses_to_start_with_one_line(tmp_path, manifest):
