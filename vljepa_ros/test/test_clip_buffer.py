@@ -1,6 +1,7 @@
 """Clip sampling on the stamp grid, stride, transition look-back, keep-latest queue and state history."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -162,6 +163,53 @@ def test_ready_queue_wakes_a_waiting_worker_and_close_releases_it():
     q.close()
     worker.join(5.0)
     assert not worker.is_alive() and got[-1] == []
+
+
+def _wait_until_idle(q, timeout_s=5.0):
+    """Block until a worker thread sits in take_batch with nothing to take (it has reached its wait)."""
+    deadline = time.monotonic() + timeout_s
+    while not q._idle_workers and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert q._idle_workers, "the worker never reached take_batch"
+
+
+def test_hand_off_returns_at_once_without_an_idle_worker():
+    q = ReadyQueue()
+    clip = _clip("a", 1)[0]
+    q.put(clip)
+    # No worker waits: nobody would take the clip, so hand_off must not wait out its (long) timeout.
+    start = time.monotonic()
+    assert q.hand_off(clip, timeout_s=30.0) is False
+    assert time.monotonic() - start < 10.0 and q.pending() == 1
+
+
+def test_hand_off_waits_until_the_idle_worker_has_taken_the_clip():
+    q = ReadyQueue()
+    got = []
+    worker = threading.Thread(target=lambda: got.append(q.take_batch(4, 30.0)))
+    worker.start()
+    _wait_until_idle(q)
+    clip = _clip("a", 1)[0]
+    q.put(clip)
+    assert q.hand_off(clip, timeout_s=30.0) is True
+    assert q.pending() == 0  # taken before hand_off returned, not merely queued
+    worker.join(5.0)
+    assert got == [[clip]]
+
+
+def test_hand_off_is_released_by_close():
+    q = ReadyQueue()
+    q._idle_workers = 1  # a worker that is idle but never scheduled: only close() can end the wait
+    clip = _clip("a", 1)[0]
+    q.put(clip)
+    results = []
+    producer = threading.Thread(target=lambda: results.append(q.hand_off(clip, timeout_s=30.0)))
+    producer.start()
+    time.sleep(0.05)
+    assert producer.is_alive()
+    q.close()
+    producer.join(5.0)
+    assert results == [True] and not producer.is_alive()
 
 
 def test_ready_queue_clear_returns_what_was_waiting():

@@ -190,7 +190,10 @@ class ReadyQueue:
             raise ValueError(f"depth must be >= 1, got {depth}")
         self.depth = depth
         self._queues: OrderedDict[str, deque[Clip]] = OrderedDict()
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # workers wait here for clips
+        self._taken = threading.Condition(lock)  # producers wait here in hand_off
+        self._idle_workers = 0  # workers blocked in take_batch with nothing to take
         self._closed = False
 
     def put(self, clip: Clip) -> Clip | None:
@@ -208,9 +211,12 @@ class ReadyQueue:
         Returns [] on timeout or after ``close``.
         """
         with self._cond:
-            if not self._cond.wait_for(lambda: self._closed or self._pending(), timeout_s):
-                return []
-            if self._closed:
+            self._idle_workers += 1
+            try:
+                ready = self._cond.wait_for(lambda: self._closed or self._pending(), timeout_s)
+            finally:
+                self._idle_workers -= 1
+            if not ready or self._closed:
                 return []
             batch = []
             for camera in list(self._queues):
@@ -219,7 +225,25 @@ class ReadyQueue:
                     batch.append(queue.popleft())
                     # Served cameras go to the back, so a batch limit cannot starve the last camera.
                     self._queues.move_to_end(camera)
+            self._taken.notify_all()
             return batch
+
+    def hand_off(self, clip: Clip, timeout_s: float) -> bool:
+        """After ``put(clip)``: if a worker sat idle in ``take_batch``, block until it has taken ``clip`` (at
+        most ``timeout_s``); returns whether it did. Returns False at once when no worker was idle: a busy
+        worker finds the clip when it is done, and the caller must not wait for that.
+
+        Why: in CPython a woken thread runs only once the running one releases the GIL. A ROS executor
+        thread that queued the clip goes on with its own Python bookkeeping (~0.35 ms in rclpy's executor
+        after each callback) before it blocks, and the idle worker waited for all of it. Blocking here
+        releases the GIL at once, so the worker starts the model while the executor finishes its work on
+        the other core.
+        """
+        with self._cond:
+            if not self._idle_workers:
+                return False
+            queue = self._queues.get(clip.camera, ())
+            return self._taken.wait_for(lambda: self._closed or all(c is not clip for c in queue), timeout_s)
 
     def clear(self) -> list[Clip]:
         """Remove and return every waiting clip."""
@@ -227,6 +251,7 @@ class ReadyQueue:
             cleared = [clip for queue in self._queues.values() for clip in queue]
             for queue in self._queues.values():
                 queue.clear()
+            self._taken.notify_all()
             return cleared
 
     def close(self) -> None:
@@ -234,6 +259,7 @@ class ReadyQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+            self._taken.notify_all()
 
     def pending(self) -> int:
         """Number of clips waiting."""

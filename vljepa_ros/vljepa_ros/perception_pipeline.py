@@ -44,6 +44,9 @@ DROP_WORKER_BEHIND = "worker_behind"  # a waiting clip was replaced by a newer o
 DROP_OUT_OF_ORDER = "out_of_order"  # stamp not newer than the last sampled frame
 DROP_DISABLED = "disabled"  # frame arrived while the pipeline was disabled
 DROP_INFERENCE_ERROR = "inference_error"  # the runtime raised on a batch containing the clip
+# Longest a producer waits for an idle worker to take the clip it queued (ReadyQueue.hand_off); an idle
+# worker takes it in ~0.1 ms, the bound only matters on a machine too loaded to schedule the worker.
+HAND_OFF_TIMEOUT_S = 0.002
 
 
 class VocabularyError(ValueError):
@@ -250,7 +253,8 @@ class PerceptionPipeline:
                 return "sampled"
             if self.queue.put(clip) is not None:
                 stats.drops[DROP_WORKER_BEHIND] += 1
-            return "queued"
+        self.queue.hand_off(clip, HAND_OFF_TIMEOUT_S)
+        return "queued"
 
     def _sampling_verdict(self, camera: str, stamp_ns: int) -> str:
         """SAMPLE, or why not (counted here for drops, and for sub-sampling). Call with the lock held."""
