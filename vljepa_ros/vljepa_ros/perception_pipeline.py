@@ -221,7 +221,8 @@ class PerceptionPipeline:
         ``stats[camera].malformed[reason]`` and re-raised for the caller to log; the sampling slot stays
         open so the next good frame takes it.
         Returns "queued" (a clip became ready), "sampled", "rate" (skipped to keep the model frame rate),
-        "out_of_order" or "disabled" (the last two also counted as drops).
+        "out_of_order" or "disabled" (the last two also counted as drops). A "queued" call returns only once
+        an idle worker has taken the clip (at most HAND_OFF_TIMEOUT_S; see ReadyQueue.hand_off).
         """
         with self.lock:
             stats = self._camera(camera)
