@@ -58,6 +58,7 @@ class Step:
     worker_behind: int = 0
     expected_outputs: int = 0
     sent_total: int = 0  # every frame published during the step (warm-up and tail included)
+    refused_by_transport: int = 0  # of those, writes the DDS writer refused (counted as sent and lost)
     latency_ms: list = field(default_factory=list)
 
     def drop_fraction(self, mode: str) -> float | None:
@@ -80,6 +81,7 @@ class Step:
             "expected_embeddings": self.expected_outputs,
             "frames_sent_in_step": self.sent_total, "frames_received_by_node_in_step": self.received_by_node,
             "drops_worker_behind_in_step": self.worker_behind,
+            "frames_refused_by_transport_in_step": self.refused_by_transport,
             "drop_fraction": None if drops is None else round(drops, 4),
             "latency_ms_p50": None if lat is None else round(float(np.percentile(lat, 50)), 2),
             "latency_ms_p95": None if lat is None else round(float(np.percentile(lat, 95)), 2),
@@ -192,6 +194,7 @@ class Rig:
                  spec) -> Step:
         """Publish every camera at ``rate_hz`` and measure the window (``spec``: the model's clip spec)."""
         model_rate_hz = spec.frame_rate_hz
+        from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
         from sensor_msgs.msg import Image
 
         from vljepa_ros.nodes.ros_conversions import ns_to_time
@@ -224,7 +227,12 @@ class Rig:
             for i, (pub, msg) in enumerate(zip(self.publishers, messages)):
                 msg.header.stamp = ns_to_time(base + i)  # distinct stamps per camera
                 msg.header.frame_id = self.names[i]
-                pub.publish(msg)
+                try:
+                    pub.publish(msg)
+                except _rclpy.RCLError:
+                    # Fast DDS refuses a reliable write once the reader has left the writer's history full
+                    # for max_blocking_time: the node is not taking frames at this rate. A lost frame.
+                    step.refused_by_transport += 1
                 published[i].append(base + i)
                 if window[0] <= now < window[1]:
                     sent_at[base + i] = now
@@ -279,7 +287,8 @@ def find_peak(manifest: Path, cameras: int, mode: str, total_rates: list[float],
             log(f"  {mode} {cameras} cam @ {rate:g} Hz/cam: out {record['embeddings_for_window']}/"
                 f"{record['expected_embeddings']}, drops {record['drop_fraction']:.1%}, node received "
                 f"{record['frames_received_by_node_in_step']}/{record['frames_sent_in_step']}, worker_behind "
-                f"{record['drops_worker_behind_in_step']}, p50 {record['latency_ms_p50']} ms {'ok' if ok else 'FAIL'}",
+                f"{record['drops_worker_behind_in_step']}, refused {record['frames_refused_by_transport_in_step']}, "
+                f"p50 {record['latency_ms_p50']} ms {'ok' if ok else 'FAIL'}",
                 flush=True)
             if record["achieved_publish_hz_total"] < 0.95 * total:
                 limit = f"publisher reached {record['achieved_publish_hz_total']} of {total} Hz"
