@@ -54,7 +54,6 @@ class Rig:
             transition_horizon_s=1.0,
             stall_timeout_s=1.0,
             diagnostics_period_s=0.2,
-            intra_op_threads=1,
         )
         defaults.update(params)
         self.perception = PerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
@@ -147,7 +146,7 @@ def rig(ros, manifest):
 def test_two_cameras_produce_embeddings_stamped_with_their_input_frames(rig):
     model = rig.perception.pipeline.runtime.manifest
     for part in (rig.perception.pipeline.runtime.encoder, rig.perception.pipeline.runtime.predictor):
-        assert part.session.get_session_options().intra_op_num_threads == 1  # the parameter reached ONNX Runtime
+        assert part.session.get_session_options().intra_op_num_threads == 1  # the default reached ONNX Runtime
     rig.wait_connected()
     rig.publish(3.5)
     assert rig.wait_for(lambda: {m.camera for m in rig.embeddings} == {"cam_a", "cam_b"} and len(rig.transitions) >= 2)

@@ -85,9 +85,10 @@ _PARAMETERS = {
     "trt_force_rebuild": (False, "Delete the cached TensorRT engines in trt_cache_dir before loading."),
     "fp16": (False, "Let TensorRT build fp16 engines (for fp16 ONNX files export with --fp16 instead)."),
     "intra_op_threads": (
-        0,
-        "ONNX Runtime threads per model for CPU operators; 0: its default (one per core). Small models run "
-        "faster on 1: the threads' synchronisation costs more than they add, and a core stays free for ROS.",
+        1,
+        "ONNX Runtime threads per model for CPU operators; 0: its default (one per core), for large models on "
+        "the CPU. Small models run faster on 1: the threads' synchronisation costs more than they add, and a "
+        "core stays free for the camera callbacks.",
     ),
     "camera_topics": (["/camera/image_raw"], "Image or CompressedImage topics, one per camera."),
     "camera_types": (Parameter.Type.STRING_ARRAY, "Per topic: auto|image|compressed (auto: '/compressed' suffix)."),
