@@ -7,7 +7,10 @@ The same nodes, names, parameters and topic wiring as `launch/vljepa.launch.py`,
     bringup --params-file my.yaml --camera-topics /front/image_raw /left/image_raw/compressed
     bringup --use-sim-time --ros-args -r __ns:=/robot
 
-Both nodes run in one MultiThreadedExecutor. The decoder's `~/embedding` is remapped to the perception
+Each node spins in its own single-threaded executor on its own thread. rclpy's MultiThreadedExecutor
+busy-loops in Python while a callback of a busy mutually exclusive group has new data waiting, and it took
+the GIL from the camera callbacks: the perception node took no frame for up to 1.8 s, and frames were lost.
+The decoder's `~/embedding` is remapped to the perception
 node's `vljepa_perception/embedding` (relative, so a namespace applies to both). Command-line options become
 parameter overrides and win over the file; `--ros-args` after the options go to rclpy unchanged.
 """
@@ -37,7 +40,6 @@ class BringupOptions:
     model_manifest: str | None = None
     use_sim_time: bool = False
     decoder: bool = True
-    threads: int = 4
 
     def __post_init__(self):
         if self.params_file is not None and not Path(self.params_file).is_file():
@@ -45,8 +47,6 @@ class BringupOptions:
         if self.camera_names and len(self.camera_names) != len(self.camera_topics):
             raise ValueError(f"camera_names: {len(self.camera_names)} names for {len(self.camera_topics)} "
                              "camera_topics (give --camera-topics with --camera-names)")
-        if self.threads < 2:
-            raise ValueError(f"threads: need at least 2 executor threads, got {self.threads}")
 
 
 def default_params_file() -> Path:
@@ -98,10 +98,10 @@ def captions_bank_of(manifest_path: str) -> str:
 
 
 class Bringup:
-    """The running nodes and their executor. Needs rclpy.init() with the params file (see `rclpy_args`)."""
+    """The running nodes, one executor each. Needs rclpy.init() with the params file (see `rclpy_args`)."""
 
     def __init__(self, options: BringupOptions, context=None):
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         from vljepa_ros.nodes.decoder_node import DecoderNode
         from vljepa_ros.nodes.perception_node import PerceptionNode
@@ -119,33 +119,37 @@ class Bringup:
         except Exception:
             self.destroy()
             raise
-        self.executor = MultiThreadedExecutor(num_threads=options.threads, context=context)
+        self.executors = []
         for node in self.nodes:
-            self.executor.add_node(node)
-        self._thread: threading.Thread | None = None
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(node)
+            self.executors.append(executor)
+        self._threads: list[threading.Thread] = []
 
     def spin(self) -> None:
-        """Spin in the calling thread until shutdown."""
-        self.executor.spin()
+        """Spin until shutdown: the perception node in the calling thread, the decoder on a second thread."""
+        self._start_threads(self.executors[1:])
+        self.executors[0].spin()
 
     def spin_in_background(self) -> None:
-        """Spin on a daemon thread (tests, demo)."""
-        self._thread = threading.Thread(target=self.executor.spin, name="vljepa_bringup", daemon=True)
-        self._thread.start()
+        """Spin every node on daemon threads (tests, demo)."""
+        self._start_threads(self.executors)
+
+    def _start_threads(self, executors) -> None:
+        for executor, node in zip(executors, self.nodes[len(self.nodes) - len(executors):]):
+            thread = threading.Thread(target=executor.spin, name=f"{node.get_name()}_executor", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def destroy(self) -> None:
         """Stop spinning and destroy the nodes (the perception worker is joined)."""
-        if getattr(self, "executor", None) is not None:
-            self.executor.shutdown()
-        if self._thread_alive():
-            self._thread.join(timeout=5)
+        for executor in getattr(self, "executors", ()):
+            executor.shutdown()
+        for thread in getattr(self, "_threads", ()):
+            thread.join(timeout=5)
         for node in reversed(self.nodes):
             node.destroy_node()
         self.nodes = []
-
-    def _thread_alive(self) -> bool:
-        thread = getattr(self, "_thread", None)
-        return thread is not None and thread.is_alive()
 
 
 def rclpy_args(options: BringupOptions, ros_args: Sequence[str] = ()) -> list[str]:
@@ -166,7 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="model manifest (overrides model_manifest)")
     parser.add_argument("--use-sim-time", action="store_true", help="follow /clock (e.g. from live_replay)")
     parser.add_argument("--no-decoder", action="store_true", help="start only the perception node")
-    parser.add_argument("--threads", type=int, default=4, help="executor threads (default 4)")
     return parser
 
 
@@ -174,7 +177,7 @@ def options_from_args(args: argparse.Namespace) -> BringupOptions:
     """Parsed arguments -> validated options."""
     return BringupOptions(params_file=args.params_file, camera_topics=tuple(args.camera_topics),
                           camera_names=tuple(args.camera_names), model_manifest=args.model,
-                          use_sim_time=args.use_sim_time, decoder=not args.no_decoder, threads=args.threads)
+                          use_sim_time=args.use_sim_time, decoder=not args.no_decoder)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
