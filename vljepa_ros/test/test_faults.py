@@ -13,14 +13,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -30,6 +28,7 @@ from vljepa_msgs.msg import Embedding
 from perception_fixtures import moving_frame, tiny_random_manifest
 from polling import wait_until
 from reliability_fixtures import BagFrame, rgb8_fields, write_camera_bag
+from spinning import Spinner
 from vljepa_ros import bag_io, replay
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import ns_to_time, time_to_ns
@@ -169,11 +168,7 @@ class NodeRig:
         self.embeddings: list[Embedding] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self.node.create_subscription(Embedding, "/vljepa_perception/embedding", self.embeddings.append, 50)
-        self.executor = MultiThreadedExecutor(num_threads=3)
-        self.executor.add_node(self.perception)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.perception, self.node)
 
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
         for status in array.status:
@@ -196,8 +191,7 @@ class NodeRig:
         return stamp
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(5)
+        self.spinner.shutdown()
         self.perception.destroy_node()
         self.node.destroy_node()
 

@@ -6,7 +6,6 @@ time: sampling follows stamps, not arrival) and records what the perception node
 
 import subprocess
 import sys
-import threading
 import time
 
 import cv2
@@ -14,7 +13,6 @@ import numpy as np
 import pytest
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -23,6 +21,7 @@ from vljepa_msgs.msg import Embedding, WorldStateTransition
 
 from perception_fixtures import moving_frame, preferred_manifest
 from polling import wait_until
+from spinning import Spinner
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import embedding_from_msg, ns_to_time, time_to_ns
 
@@ -70,16 +69,11 @@ class Rig:
         )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.enable_client = self.node.create_client(SetBool, f"{NODE}/enable")
-        self.executor = MultiThreadedExecutor(num_threads=3)
-        self.executor.add_node(self.perception)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner(self.perception, self.node)
         self.published = {"a": [], "b": []}
 
     def close(self):
-        self.executor.shutdown()
-        self.thread.join(5)
+        self.spinner.shutdown()
         self.perception.destroy_node()
         self.node.destroy_node()
 
