@@ -28,10 +28,10 @@ from vljepa_msgs.msg import Embedding
 from perception_fixtures import moving_frame, tiny_random_manifest
 from polling import wait_until
 from reliability_fixtures import BagFrame, rgb8_fields, write_camera_bag
-from spinning import Spinner
 from vljepa_ros import bag_io, replay
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import ns_to_time, time_to_ns
+from vljepa_ros.nodes.spinning import NodeSpinner
 
 MS = 1_000_000
 S = 1_000 * MS
@@ -168,7 +168,8 @@ class NodeRig:
         self.embeddings: list[Embedding] = []
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self.node.create_subscription(Embedding, "/vljepa_perception/embedding", self.embeddings.append, 50)
-        self.spinner = Spinner(self.perception, self.node)
+        self.spinner = NodeSpinner([self.perception, self.node])
+        self.spinner.start()
 
     def _on_diagnostics(self, array: DiagnosticArray) -> None:
         for status in array.status:

@@ -21,9 +21,9 @@ from vljepa_msgs.msg import Embedding, WorldStateTransition
 
 from perception_fixtures import moving_frame, preferred_manifest
 from polling import wait_until
-from spinning import Spinner
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import embedding_from_msg, ns_to_time, time_to_ns
+from vljepa_ros.nodes.spinning import NodeSpinner
 
 pytestmark = pytest.mark.ros
 
@@ -69,7 +69,8 @@ class Rig:
         )
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.enable_client = self.node.create_client(SetBool, f"{NODE}/enable")
-        self.spinner = Spinner(self.perception, self.node)
+        self.spinner = NodeSpinner([self.perception, self.node])
+        self.spinner.start()
         self.published = {"a": [], "b": []}
 
     def close(self):

@@ -7,10 +7,7 @@ The same nodes, names, parameters and topic wiring as `launch/vljepa.launch.py`,
     bringup --params-file my.yaml --camera-topics /front/image_raw /left/image_raw/compressed
     bringup --use-sim-time --ros-args -r __ns:=/robot
 
-Each node spins in its own single-threaded executor on its own thread. rclpy's MultiThreadedExecutor
-busy-loops in Python while a callback of a busy mutually exclusive group has new data waiting, and it took
-the GIL from the camera callbacks: the perception node took no frame for up to 1.8 s, and frames were lost.
-The decoder's `~/embedding` is remapped to the perception
+Each node spins in its own single-threaded executor on its own thread (nodes/spinning.py). The decoder's `~/embedding` is remapped to the perception
 node's `vljepa_perception/embedding` (relative, so a namespace applies to both). Command-line options become
 parameter overrides and win over the file; `--ros-args` after the options go to rclpy unchanged.
 """
@@ -19,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,10 +97,9 @@ class Bringup:
     """The running nodes, one executor each. Needs rclpy.init() with the params file (see `rclpy_args`)."""
 
     def __init__(self, options: BringupOptions, context=None):
-        from rclpy.executors import SingleThreadedExecutor
-
         from vljepa_ros.nodes.decoder_node import DecoderNode
         from vljepa_ros.nodes.perception_node import PerceptionNode
+        from vljepa_ros.nodes.spinning import NodeSpinner
 
         self.options = options
         self.nodes = []
@@ -119,34 +114,21 @@ class Bringup:
         except Exception:
             self.destroy()
             raise
-        self.executors = []
-        for node in self.nodes:
-            executor = SingleThreadedExecutor(context=context)
-            executor.add_node(node)
-            self.executors.append(executor)
-        self._threads: list[threading.Thread] = []
+        self.spinner = NodeSpinner(self.nodes, context=context)
 
     def spin(self) -> None:
-        """Spin until shutdown: the perception node in the calling thread, the decoder on a second thread."""
-        self._start_threads(self.executors[1:])
-        self.executors[0].spin()
+        """Spin until shutdown (Ctrl-C)."""
+        self.spinner.start()
+        self.spinner.wait()
 
     def spin_in_background(self) -> None:
-        """Spin every node on daemon threads (tests, demo)."""
-        self._start_threads(self.executors)
-
-    def _start_threads(self, executors) -> None:
-        for executor, node in zip(executors, self.nodes[len(self.nodes) - len(executors):]):
-            thread = threading.Thread(target=executor.spin, name=f"{node.get_name()}_executor", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Spin on daemon threads and return (tests, demo)."""
+        self.spinner.start()
 
     def destroy(self) -> None:
         """Stop spinning and destroy the nodes (the perception worker is joined)."""
-        for executor in getattr(self, "executors", ()):
-            executor.shutdown()
-        for thread in getattr(self, "_threads", ()):
-            thread.join(timeout=5)
+        if getattr(self, "spinner", None) is not None:
+            self.spinner.shutdown()
         for node in reversed(self.nodes):
             node.destroy_node()
         self.nodes = []
