@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -199,8 +198,9 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
     from rclpy.parameter import Parameter
     from vljepa_msgs.msg import Embedding
 
-    from vljepa_ros.nodes.perception_node import PerceptionNode, make_executor
+    from vljepa_ros.nodes.perception_node import PerceptionNode
     from vljepa_ros.nodes.ros_conversions import time_to_ns
+    from vljepa_ros.nodes.spinning import NodeSpinner
 
     rclpy.init()
     topic = "/bench/image_raw"
@@ -212,10 +212,7 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
     received_ms = []
     rig.create_subscription(Embedding, f"/{node.get_name()}/embedding",
                             lambda m: received_ms.append((time.time_ns() - time_to_ns(m.header.stamp)) / 1e6), 10)
-    executor = make_executor()  # as the node's console script runs it
-    executor.add_node(node)
-    executor.add_node(rig)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner = NodeSpinner([node, rig])  # the node in its own single-threaded executor, as bringup runs it
     spinner.start()
     try:
         camera = subprocess.run(
@@ -235,8 +232,7 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
             drops = dict(stats.drops)
             frames_in, clips_out = stats.input_rate.total, stats.output_rate.total
     finally:
-        executor.shutdown()
-        spinner.join(5)
+        spinner.shutdown()
         node.destroy_node()
         rig.destroy_node()
         rclpy.try_shutdown()

@@ -293,8 +293,8 @@ class PerceptionNode(Node):
         # Optional outputs nobody subscribes to are not built: on a volatile writer a message without a
         # matched reader reaches no one, and building plus publishing one costs as much as ~/embedding does.
         publish_visual = self._visual_pub is not None and self._wanted(self._visual_pub)
+        msgs = self._embedding_msgs
         for result in batch.embeddings:
-            msgs = self._embedding_msgs
             self._embedding_pub.publish(predicted_embedding_msg(result, msgs[result.camera, Embedding.KIND_PREDICTED]))
             if publish_visual and result.visual_state is not None:
                 self._visual_pub.publish(visual_state_msg(result, msgs[result.camera, Embedding.KIND_VISUAL_STATE]))
@@ -365,7 +365,7 @@ class PerceptionNode(Node):
 
 
 def make_executor() -> SingleThreadedExecutor:
-    """The executor the node runs in (main, and the benchmark that measures it).
+    """The executor the node's console script runs it in (bringup and the benchmark give it the same kind).
 
     One thread: results are published from the worker, and the node's callbacks share the default mutually
     exclusive callback group, so a second executor thread would never run two of them at once; it only
