@@ -7,9 +7,10 @@ The same nodes, names, parameters and topic wiring as `launch/vljepa.launch.py`,
     bringup --params-file my.yaml --camera-topics /front/image_raw /left/image_raw/compressed
     bringup --use-sim-time --ros-args -r __ns:=/robot
 
-Each node spins in its own single-threaded executor on its own thread (nodes/spinning.py). The decoder's `~/embedding` is remapped to the perception
-node's `vljepa_perception/embedding` (relative, so a namespace applies to both). Command-line options become
-parameter overrides and win over the file; `--ros-args` after the options go to rclpy unchanged.
+Each node spins in its own single-threaded executor on its own thread (nodes/spinning.py). The decoder's
+`~/embedding` is remapped to the perception node's `vljepa_perception/embedding` (relative, so a namespace
+applies to both). Command-line options become parameter overrides and win over the file; `--ros-args` after
+the options go to rclpy unchanged.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import numpy as np
 def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """x / ||x|| along `axis` in float32; raises ValueError on zero or non-finite rows (no silent NaNs)."""
     x = np.asarray(x, dtype=np.float32)
-    # Four numpy calls instead of linalg.norm's generic path and two checks: this runs on every published
-    # embedding, after the model has evicted it from the caches (~90 us cold before, ~40 us now).
+    # Not linalg.norm's generic path and two separate checks: this runs on every published embedding right
+    # after a model call, with cold caches, where each numpy call costs tens of us (130 vs 167 us per call).
     norm = np.sqrt(np.square(x).sum(axis=axis, keepdims=True))
     if norm.size and not (norm.min() > 0 and np.isfinite(norm).all()):
         raise ValueError("cannot L2-normalise: a vector is zero or not finite")
