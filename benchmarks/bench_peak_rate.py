@@ -95,10 +95,11 @@ class Rig:
                  input_qos: str = "DEFAULT"):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from sensor_msgs.msg import Image
         from vljepa_msgs.msg import Embedding
+
+        from vljepa_ros.nodes.spinning import NodeSpinner
 
         self.names = [f"peak{i}" for i in range(cameras)]
         topics = [f"/{n}/image_raw" for n in self.names]
@@ -126,9 +127,9 @@ class Rig:
         self.totals: dict[str, dict[str, int]] = {}
         self.node.create_subscription(Embedding, f"{NODE}/embedding", self._on_embedding, 1000)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
-        self.executor = MultiThreadedExecutor(num_threads=2)
-        self.executor.add_node(self.node)
-        self.spinner = threading.Thread(target=self.executor.spin, daemon=True)
+        # Not a MultiThreadedExecutor: it busy-loops while a busy callback group has data waiting, which
+        # would delay the output callbacks this monitor timestamps (nodes/spinning.py).
+        self.spinner = NodeSpinner([self.node])
         self.spinner.start()
 
     def _on_embedding(self, msg) -> None:
@@ -256,8 +257,7 @@ class Rig:
         from vljepa_ros.demo import stop_nodes
 
         stop_nodes(self.process, timeout_s=20)
-        self.executor.shutdown()
-        self.spinner.join(5)
+        self.spinner.shutdown()
         self.node.destroy_node()
         self.log.close()
 
