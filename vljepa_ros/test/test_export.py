@@ -1,4 +1,4 @@
-"""Export: ONNX vs PyTorch parity (encoder, predictor), parity failure, the CLI."""
+"""Export: ONNX vs PyTorch parity (encoder, predictor normalised in the graph), parity failure, the CLI."""
 
 import numpy as np
 import onnxruntime as ort
@@ -33,12 +33,13 @@ def test_predictor_parity_with_padding(tmp_path):
     exported = export_predictor(predictor, tmp_path / "pred.onnx", num_tokens=32, max_tokens=8, log=lambda _: None)
     assert exported.max_abs_error < 1e-4
     assert [t.name for t in exported.spec.inputs] == ["visual_tokens", "query_ids", "query_mask"]
+    assert exported.spec.output_l2_normalized
     session = ort.InferenceSession(str(tmp_path / "pred.onnx"), providers=["CPUExecutionProvider"])
     tokens = torch.randn(2, 32, 48)
     ids = torch.tensor([[3, 4, 5, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]])
     mask = (ids > 0).long()
     with torch.no_grad():
-        want = predictor(tokens, ids, mask).numpy()
+        want = torch.nn.functional.normalize(predictor(tokens, ids, mask), dim=-1).numpy()
     got = session.run(None, {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()})
     np.testing.assert_allclose(got[0], want, atol=1e-4)
 

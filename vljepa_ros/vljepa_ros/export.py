@@ -31,6 +31,7 @@ from vljepa_ros.manifest import (
     sha256_of_graph,
     write_manifest,
 )
+from vljepa_ros.onnx_output_normalisation import l2_normalise_output
 from vljepa_ros.onnx_patch_embedding import patch_convs_to_matmul
 from vljepa_ros.query_tokenizer import build_vocab, write_vocab
 from vljepa_ros.text_bank import TextBank
@@ -64,8 +65,10 @@ EXTERNAL_DATA_BYTES = 1_500_000_000
 
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[TensorSpec],
-            outputs: Sequence[TensorSpec], opset: int, dynamo: bool = False, fp16: bool = False) -> None:
-    """Export with the symbolic dims of `inputs` dynamic, pin the output dims, optionally convert to fp16.
+            outputs: Sequence[TensorSpec], opset: int, dynamo: bool = False, fp16: bool = False,
+            normalise_output: str | None = None) -> None:
+    """Export with the symbolic dims of `inputs` dynamic, pin the output dims, optionally convert to fp16,
+    optionally L2-normalise output `normalise_output` inside the graph (in fp32, after any fp16 part).
 
     The TorchScript exporter (deprecated in torch 2.13, pinned here) exports the encoder and predictor in ~1 s
     against ~8 s for the torch.export-based one; the text encoder needs the latter (the traced BERT graph fails
@@ -92,6 +95,8 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[T
     patch_convs_to_matmul(model)
     if fp16:
         model = convert_to_fp16(model)
+    if normalise_output is not None:
+        l2_normalise_output(model, normalise_output)
     _save(model, path)
 
 
@@ -266,7 +271,8 @@ def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSE
 def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, max_tokens: int,
                      opset: int = DEFAULT_OPSET, tolerance: float = 1e-4, seed: int = 0, fp16: bool = False,
                      log: Callable[[str], None] = print) -> ExportedGraph:
-    """Predictor -> ONNX: (visual_tokens, query_ids, query_mask) -> `embedding` (batch, E), not normalised."""
+    """Predictor -> ONNX: (visual_tokens, query_ids, query_mask) -> `embedding` (batch, E), L2-normalised in the
+    graph (the PyTorch module's output is not; parity is checked against its normalised output)."""
     cfg = predictor.cfg
     inputs = (
         TensorSpec("visual_tokens", "float32", ("batch", num_tokens, cfg.visual_dim)),
@@ -284,11 +290,16 @@ def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, ma
         return tokens, ids * mask, mask
 
     predictor = predictor.eval()
-    _export(predictor, example(1), path, inputs, outputs, opset, fp16=fp16)
+    _export(predictor, example(1), path, inputs, outputs, opset, fp16=fp16, normalise_output="embedding")
     tokens, ids, mask = example(3)
     feeds = {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()}
-    err = check_parity(predictor, path, feeds, tolerance, "predictor", log)
-    return ExportedGraph(OnnxFileSpec(path, sha256_of_graph(path), inputs, outputs), err)
+
+    def normalised(*args: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.normalize(predictor(*args), dim=-1)
+
+    err = check_parity(normalised, path, feeds, tolerance, "predictor", log)
+    spec = OnnxFileSpec(path, sha256_of_graph(path), inputs, outputs, output_l2_normalized=True)
+    return ExportedGraph(spec, err)
 
 
 def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequence[str], out_dir: Path,

@@ -86,11 +86,15 @@ class OnnxFileSpec:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     fused_preprocessing: bool = False
+    # The graph L2-normalises its first output itself (onnx_output_normalisation); the runtime only checks it.
+    output_l2_normalized: bool = False
 
     def to_dict(self, root: Path, with_fused_flag: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"file": _relative(self.file, root), "sha256": self.sha256}
         if with_fused_flag:
             out["fused_preprocessing"] = self.fused_preprocessing
+        if self.output_l2_normalized:
+            out["output_l2_normalized"] = True
         out["inputs"] = [t.to_dict() for t in self.inputs]
         out["outputs"] = [t.to_dict() for t in self.outputs]
         return out
@@ -332,6 +336,7 @@ def _parse_onnx_file(r: _Reader, raw: Any, key: str, root: Path) -> OnnxFileSpec
         inputs=r.tensors(raw, "inputs", key),
         outputs=r.tensors(raw, "outputs", key),
         fused_preprocessing=r.boolean(raw, "fused_preprocessing", key, default=False),
+        output_l2_normalized=r.boolean(raw, "output_l2_normalized", key, default=False),
     )
 
 

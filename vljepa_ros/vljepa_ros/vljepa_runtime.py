@@ -7,6 +7,7 @@ build WorldPrediction-style transition clips (before state, then after state, in
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -36,6 +37,8 @@ class VLJepaRuntime:
         self.predictor = predictor
         self.tokenizer = tokenizer
         self._queries: dict[str, TokenizedQuery] = {}
+        self._batched_queries: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._predictor_normalises = manifest.predictor.output_l2_normalized
         spec = manifest.encoder.inputs[0]
         self._clip_shape = tuple(spec.shape[1:])
         self._clip_dtype = _NUMPY_DTYPE[spec.dtype]
@@ -131,15 +134,16 @@ class VLJepaRuntime:
         return cached
 
     def predict(self, tokens: np.ndarray, query: str | Sequence[str]) -> np.ndarray:
-        """(B, N, D) tokens + one query (or B queries) -> (B, E) L2-normalised predicted embeddings."""
+        """(B, N, D) tokens + one query (or B queries) -> (B, E) L2-normalised predicted embeddings.
+
+        Raises ValueError when an embedding is zero or not finite (never a silent NaN).
+        """
         tokens = np.asarray(tokens, dtype=np.float32)
         if tokens.ndim != 3:
             raise ValueError(f"predict: expected (batch, N, D) tokens, got shape {tokens.shape}")
         batch = tokens.shape[0]
         if isinstance(query, str):
-            # One query for the whole batch (the node's case): its cached ids repeated, no per-row stacking.
-            encoded = self.query_tokens(query)
-            ids, mask = encoded.ids[None].repeat(batch, axis=0), encoded.mask[None].repeat(batch, axis=0)
+            ids, mask = self._batched_query(query, batch)
         else:
             queries = list(query)
             if len(queries) != batch:
@@ -147,8 +151,25 @@ class VLJepaRuntime:
             encoded = [self.query_tokens(q) for q in queries]
             ids, mask = np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
         names = self.predictor.input_names
-        feeds = {names[0]: np.ascontiguousarray(tokens), names[1]: ids, names[2]: mask}
-        return l2_normalise(self.predictor.run(feeds)[0])
+        embeddings = self.predictor.run({names[0]: np.ascontiguousarray(tokens), names[1]: ids, names[2]: mask})[0]
+        if not self._predictor_normalises:
+            return l2_normalise(embeddings)
+        # The graph divided by the norm: a zero or non-finite row left NaN or inf there, and so in the sum.
+        if not math.isfinite(embeddings.sum()):
+            raise ValueError("predict: the predictor returned a zero or non-finite embedding")
+        return embeddings
+
+    def _batched_query(self, query: str, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """One query's ids and mask repeated for a batch, cached: the node asks for the same few every clip."""
+        key = (query, batch)
+        cached = self._batched_queries.get(key)
+        if cached is None:
+            encoded = self.query_tokens(query)
+            cached = (encoded.ids[None].repeat(batch, axis=0), encoded.mask[None].repeat(batch, axis=0))
+            if len(self._batched_queries) >= QUERY_CACHE_SIZE:
+                del self._batched_queries[next(iter(self._batched_queries))]
+            self._batched_queries[key] = cached
+        return cached
 
     def predict_default(self, tokens: np.ndarray, name: str = "caption") -> np.ndarray:
         """predict() with one of the manifest's default queries ("caption", "transition")."""
