@@ -311,3 +311,60 @@ def test_without_visual_state_or_transitions_the_embedding_is_unchanged(runtime)
     a, b = full.step().embeddings[0], lean.step().embeddings[0]
     assert b.visual_state is None and a.visual_state is not None
     np.testing.assert_array_equal(a.embedding, b.embedding)
+
+
+def _clips_with_raw_frames(pipeline, seconds, gap_after_s=None):
+    """Offer a 30 Hz stream (with a 1 s hole after ``gap_after_s``, which resets the clip buffer) into a deep
+    queue; returns every queued clip with the raw frames its stamps name."""
+    raw, clips = {}, []
+    for i in range(int(seconds * 1e9 / CAMERA_PERIOD_NS)):
+        stamp = i * CAMERA_PERIOD_NS
+        if gap_after_s is not None and gap_after_s * 1e9 <= stamp < (gap_after_s + 1) * 1e9:
+            continue
+        raw[stamp] = moving_frame(stamp / 1e9)
+        if pipeline.offer_frame("front", "front_optical", stamp, raw[stamp]) == "queued":
+            clips.append(pipeline.queue._queues["front"][-1])
+    return [(clip, [raw[s] for s in clip.stamps_ns]) for clip in clips]
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_clips_carry_inputs_laid_out_ahead_equal_to_the_runtime_preprocessing(runtime, stride):
+    pipeline = _pipeline(runtime, transition_horizon_s=0.0, queue_depth=100, stride=stride)
+    clips = _clips_with_raw_frames(pipeline, 9.0, gap_after_s=4.0)
+    assert len(clips) >= 4 and pipeline.clip_resets("front") == {"gap": 1}
+    for clip, raw in clips:
+        np.testing.assert_array_equal(clip.encoder_input, runtime.prepare_clip(raw))
+    # Each clip got its own array: the producer never writes into an input it already queued.
+    assert len({id(clip.encoder_input) for clip, _ in clips}) == len(clips)
+
+
+def test_a_laid_out_input_is_not_reused_after_a_disable(runtime):
+    pipeline = _pipeline(runtime, transition_horizon_s=0.0, queue_depth=100)
+    first = _clips_with_raw_frames(pipeline, 2.5)
+    pipeline.set_enabled(False)
+    pipeline.set_enabled(True)
+    pipeline.queue.clear()
+    raw = {}
+    for i in range(100, 100 + int(2.5e9 / CAMERA_PERIOD_NS)):  # the same camera, later, different content
+        stamp = i * CAMERA_PERIOD_NS
+        raw[stamp] = moving_frame(stamp / 1e9, seed=4)
+        pipeline.offer_frame("front", "front_optical", stamp, raw[stamp])
+    clip = pipeline.queue._queues["front"][0]
+    assert first and clip.stamps_ns[0] > first[-1][0].stamp_ns
+    np.testing.assert_array_equal(clip.encoder_input, runtime.prepare_clip([raw[s] for s in clip.stamps_ns]))
+
+
+def test_batched_run_with_laid_out_inputs_equals_running_from_frames(runtime):
+    pipeline = _pipeline(runtime, transition_horizon_s=1.0, queue_depth=1)
+    _stream(pipeline, "front", 3.6)
+    _stream(pipeline, "rear", 3.6, start_ns=5 * MS, seed=1)
+    clips = pipeline.queue.take_batch(2, 0)
+    assert all(c.encoder_input is not None for c in clips) and any(c.before is not None for c in clips)
+    laid_out = pipeline.run_clips(clips)
+    from dataclasses import replace
+
+    from_frames = pipeline.run_clips([replace(c, encoder_input=None) for c in clips])
+    for a, b in zip(laid_out.embeddings, from_frames.embeddings):
+        np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-6)
+    for a, b in zip(laid_out.transitions, from_frames.transitions):
+        np.testing.assert_allclose(a.transition_embedding, b.transition_embedding, atol=1e-6)

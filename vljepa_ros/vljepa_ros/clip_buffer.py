@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ class Clip:
     sequence: int
     before: Clip | None = None
     received_ns: int = 0  # when the newest frame reached the buffer (caller's clock), for processing latency
+    encoder_input: Any = None  # the frames laid out as one model input, when ``add`` was given build_input
 
     @property
     def stamp_ns(self) -> int:
@@ -117,10 +119,12 @@ class ClipBuffer:
         # otherwise lose every other sample to timestamp jitter. The grid itself does not move.
         return SAMPLE if stamp_ns >= self._next_due_ns - self.period_ns // 4 else SKIP_RATE
 
-    def add(self, stamp_ns: int, frame_id: str, frame: Any, received_ns: int = 0) -> Clip | None:
+    def add(self, stamp_ns: int, frame_id: str, frame: Any, received_ns: int = 0,
+            build_input: Callable[[tuple[Any, ...]], Any] | None = None) -> Clip | None:
         """Store a frame that ``check`` accepted; returns a new clip when one is due, else None.
 
         ``received_ns`` (any clock) is copied into the clip, so its processing latency can be measured.
+        ``build_input(frames)``, when given, runs for an emitted clip's frames and becomes its ``encoder_input``.
         """
         if self._history:
             newest = self._history[-1][0]
@@ -142,14 +146,17 @@ class ClipBuffer:
             return None
         self._since_emit = 0
         self._sequence += 1
+        recent = list(self._history)[-self.frames :]
+        frames = tuple(f for _, f in recent)
         return Clip(
             camera=self.camera,
             frame_id=frame_id,
-            stamps_ns=tuple(s for s, _ in list(self._history)[-self.frames :]),
-            frames=tuple(f for _, f in list(self._history)[-self.frames :]),
+            stamps_ns=tuple(s for s, _ in recent),
+            frames=frames,
             sequence=self._sequence,
             before=self._before_clip(stamp_ns, frame_id),
             received_ns=received_ns,
+            encoder_input=None if build_input is None else build_input(frames),
         )
 
     def _before_clip(self, stamp_ns: int, frame_id: str) -> Clip | None:
