@@ -104,6 +104,10 @@ def test_missing_manifest_file(tmp_path):
     (lambda r: r["query_tokenizer"].update(max_tokens=0), "query_tokenizer.max_tokens"),
     (lambda r: r["queries"].update(caption=""), "queries.caption"),
     (lambda r: r.update(embedding_dim=128), r"predictor.outputs\[0\].shape"),
+    (lambda r: r["encoder"].update(normalise_in_graph=True), r"encoder.inputs\[0\]: normalise_in_graph expects uint8"),
+    (lambda r: r["encoder"].update(normalise_in_graph=True, fused_preprocessing=True),
+     "encoder.normalise_in_graph: cannot be combined with fused_preprocessing"),
+    (lambda r: r["predictor"].update(output_l2_normalized="yes"), "predictor.output_l2_normalized"),
 ])
 def test_structural_errors_name_the_field(model_dir, change, field):
     path = _edit(model_dir, change)

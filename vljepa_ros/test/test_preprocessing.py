@@ -5,7 +5,9 @@ import pytest
 
 from vljepa_ros.manifest import ClipSpec
 from vljepa_ros.preprocessing import (
+    crop_clip,
     crop_offsets,
+    normalisation_constants,
     preprocess_clip,
     preprocess_image,
     resize_and_crop,
@@ -77,3 +79,16 @@ def test_stack_frames_for_fused_graph_keeps_uint8_and_resizes_odd_sizes():
     out = stack_frames(frames, CLIP, 48, 64)
     assert out.shape == (4, 48, 64, 3) and out.dtype == np.uint8
     assert np.all(out[:3] == 7) and np.all(out[3] == 9)
+
+
+def test_crop_clip_is_the_uint8_crop_that_preprocess_clip_normalises():
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (30, 40, 3), dtype=np.uint8) for _ in range(4)]
+    crops = crop_clip(frames, CLIP)
+    assert crops.shape == (4, 16, 16, 3) and crops.dtype == np.uint8
+    np.testing.assert_array_equal(crops[2], resize_and_crop(frames[2], CLIP))
+    scale, offset = normalisation_constants(CLIP)
+    np.testing.assert_array_equal(preprocess_clip(frames, CLIP),
+                                  (crops.astype(np.float32) * scale + offset).transpose(3, 0, 1, 2))
+    with pytest.raises(ValueError, match="clip needs 4 frames"):
+        crop_clip(frames[:3], CLIP)

@@ -31,8 +31,10 @@ from vljepa_ros.manifest import (
     sha256_of_graph,
     write_manifest,
 )
+from vljepa_ros.onnx_input_normalisation import fold_input_normalisation
 from vljepa_ros.onnx_output_normalisation import l2_normalise_output
 from vljepa_ros.onnx_patch_embedding import patch_convs_to_matmul
+from vljepa_ros.preprocessing import normalisation_constants
 from vljepa_ros.query_tokenizer import build_vocab, write_vocab
 from vljepa_ros.text_bank import TextBank
 from vljepa_ros.torch_models.checkpoint import load_official_encoder, load_predictor
@@ -66,9 +68,10 @@ EXTERNAL_DATA_BYTES = 1_500_000_000
 
 def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[TensorSpec],
             outputs: Sequence[TensorSpec], opset: int, dynamo: bool = False, fp16: bool = False,
-            normalise_output: str | None = None) -> None:
+            normalise_output: str | None = None, fold_normalisation: ClipSpec | None = None) -> None:
     """Export with the symbolic dims of `inputs` dynamic, pin the output dims, optionally convert to fp16,
     optionally L2-normalise output `normalise_output` inside the graph (in fp32, after any fp16 part).
+    `fold_normalisation`: the float clip input becomes its uint8 crop (onnx_input_normalisation).
 
     The TorchScript exporter (deprecated in torch 2.13, pinned here) exports the encoder and predictor in ~1 s
     against ~8 s for the torch.export-based one; the text encoder needs the latter (the traced BERT graph fails
@@ -93,6 +96,8 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: Sequence[T
         model = onnx.load(str(raw))
     _pin_static_dims(model, outputs)
     patch_convs_to_matmul(model)
+    if fold_normalisation is not None:
+        fold_input_normalisation(model, fold_normalisation)
     if fp16:
         model = convert_to_fp16(model)
     if normalise_output is not None:
@@ -236,13 +241,17 @@ def _drop_round_trip_casts(model: onnx.ModelProto) -> None:
 
 def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSET, tolerance: float = 1e-4,
                    seed: int = 0, fp16: bool = False, fused_frame_size: tuple[int, int] | None = None,
-                   frame_rate_hz: float = 4.0, parity_batch: int = 2,
+                   frame_rate_hz: float = 4.0, parity_batch: int = 2, normalise_in_graph: bool = False,
                    log: Callable[[str], None] = print) -> ExportedGraph:
     """Encoder -> ONNX with output `tokens` (batch, N, D) float32.
 
-    Input `clip` (batch, 3, T, S, S) float32, or with `fused_frame_size=(H, W)` input `frames`
-    (batch, T, H, W, 3) uint8 with resize/crop/normalise inside the graph. `fp16`: fp16 weights and compute.
+    Input `clip` (batch, 3, T, S, S) float32, or with `normalise_in_graph` input `frames` (batch, T, S, S, 3)
+    uint8, the centre crops (mean/std folded into the patch embedding), or with `fused_frame_size=(H, W)` input
+    `frames` (batch, T, H, W, 3) uint8 with resize/crop/normalise inside the graph. `fp16`: fp16 weights and
+    compute (not with normalise_in_graph).
     """
+    if normalise_in_graph and (fp16 or fused_frame_size is not None):
+        raise ValueError("normalise_in_graph: not with fp16 or fused preprocessing (which normalises in the graph)")
     cfg = encoder.cfg
     encoder = encoder.eval()
     generator = torch.Generator().manual_seed(seed)
@@ -262,10 +271,24 @@ def export_encoder(encoder: VJepa2Encoder, path: Path, opset: int = DEFAULT_OPSE
             return torch.randint(0, 256, (batch, *shape), generator=generator, dtype=torch.uint8)
     inputs = (TensorSpec(name, dtype, ("batch", *shape)),)
     outputs = (TensorSpec("tokens", "float32", ("batch", cfg.num_tokens, cfg.embed_dim)),)
-    _export(module, (example(1),), path, inputs, outputs, opset, fp16=fp16)
-    err = check_parity(module, path, {name: example(parity_batch).numpy()}, tolerance, "encoder", log)
-    spec = OnnxFileSpec(path, sha256_of_graph(path), inputs, outputs, fused_preprocessing=fused_frame_size is not None)
-    return ExportedGraph(spec, err)
+    if not normalise_in_graph:
+        _export(module, (example(1),), path, inputs, outputs, opset, fp16=fp16)
+        err = check_parity(module, path, {name: example(parity_batch).numpy()}, tolerance, "encoder", log)
+        spec = OnnxFileSpec(path, sha256_of_graph(path), inputs, outputs,
+                            fused_preprocessing=fused_frame_size is not None)
+        return ExportedGraph(spec, err)
+    clip = clip_spec_for(encoder, frame_rate_hz)
+    _export(module, (example(1),), path, inputs, outputs, opset, fold_normalisation=clip)
+    crops = (TensorSpec("frames", "uint8", ("batch", cfg.num_frames, cfg.img_size, cfg.img_size, 3)),)
+    scale, offset = (torch.from_numpy(v) for v in normalisation_constants(clip))
+
+    def from_crops(frames: torch.Tensor) -> torch.Tensor:  # the host's float arithmetic, then the encoder
+        return encoder((frames.float() * scale + offset).permute(0, 4, 1, 2, 3))
+
+    feeds = {"frames": torch.randint(0, 256, (parity_batch, *crops[0].shape[1:]), generator=generator,
+                                     dtype=torch.uint8).numpy()}
+    err = check_parity(from_crops, path, feeds, tolerance, "encoder", log)
+    return ExportedGraph(OnnxFileSpec(path, sha256_of_graph(path), crops, outputs, normalise_in_graph=True), err)
 
 
 def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, max_tokens: int,
@@ -307,13 +330,14 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
                  model_id: str = "vljepa", frame_rate_hz: float = 4.0, max_tokens: int | None = None,
                  opset: int = DEFAULT_OPSET, tolerance: float | None = None, text_encoder_source=None,
                  fp16: bool = False, fused_frame_size: tuple[int, int] | None = None,
-                 log: Callable[[str], None] = print) -> Path:
+                 normalise_in_graph: bool = False, log: Callable[[str], None] = print) -> Path:
     """Export encoder + predictor, vocabulary and banks into `out_dir`; returns the manifest path.
 
     `text_encoder_source` (a `torch_models.text_encoder.TextEncoderSource`, e.g. `minilm_source()`, ~90 MB)
     also exports a Y-encoder so the runtime can embed new vocabularies; its width must equal embedding_dim.
     `fp16` converts encoder and predictor (I/O stays fp32); `fused_frame_size=(H, W)` puts preprocessing
-    into the encoder graph for frames of that size. `tolerance` defaults to 1e-4 (fp32) or 5e-2 (fp16).
+    into the encoder graph for frames of that size; `normalise_in_graph` makes the encoder take uint8 centre
+    crops (the host only resizes and crops). `tolerance` defaults to 1e-4 (fp32) or 5e-2 (fp16).
     """
     if tolerance is None:
         tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
@@ -331,7 +355,8 @@ def export_model(encoder: VJepa2Encoder, predictor: VLJepaPredictor, vocab: Sequ
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     enc = export_encoder(encoder, out_dir / "encoder.onnx", opset, tolerance, fp16=fp16,
-                         fused_frame_size=fused_frame_size, frame_rate_hz=frame_rate_hz, log=log)
+                         fused_frame_size=fused_frame_size, frame_rate_hz=frame_rate_hz,
+                         normalise_in_graph=normalise_in_graph, log=log)
     pred = export_predictor(predictor, out_dir / "predictor.onnx", encoder.cfg.num_tokens, max_tokens, opset,
                             tolerance, fp16=fp16, log=log)
     vocab_path = write_vocab(vocab, out_dir / "query_vocab.txt")
@@ -365,12 +390,12 @@ TINY_ACTIONS = ("push the ball", "pick up the box", "drop the box", "nothing hap
 
 
 def export_tiny_random(out_dir: Path, seed: int = 0, fp16: bool = False,
-                       fused_frame_size: tuple[int, int] | None = None,
+                       fused_frame_size: tuple[int, int] | None = None, normalise_in_graph: bool = False,
                        log: Callable[[str], None] = lambda _: None) -> Path:
     """A small random-weight model (8x64x64 clips, 256 tokens, 384-d embeddings) for tests; returns manifest path.
 
     Its caption/action banks hold random unit vectors, so retrieval results are arbitrary but deterministic.
-    `fp16` / `fused_frame_size` select those export variants.
+    `fp16` / `fused_frame_size` / `normalise_in_graph` select those export variants.
     """
     torch.manual_seed(seed)
     vocab = build_vocab([*DEFAULT_QUERIES.values(), *TINY_CAPTIONS, *TINY_ACTIONS])
@@ -381,7 +406,8 @@ def export_tiny_random(out_dir: Path, seed: int = 0, fp16: bool = False,
     banks = {name: TextBank.from_embeddings(texts, rng.standard_normal((len(texts), 384)).astype(np.float32))
              for name, texts in (("captions", TINY_CAPTIONS), ("actions", TINY_ACTIONS))}
     return export_model(encoder, predictor, vocab, Path(out_dir), banks=banks, model_id="vljepa-tiny-random",
-                        fp16=fp16, fused_frame_size=fused_frame_size, log=log)
+                        fp16=fp16, fused_frame_size=fused_frame_size, normalise_in_graph=normalise_in_graph,
+                        log=log)
 
 
 # --------------------------------------------------------------------------------------------------- CLI
@@ -413,6 +439,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--fp16", action="store_true", help="fp16 weights/compute (I/O fp32, RoPE angles fp32)")
     p.add_argument("--fused-preprocessing", metavar="HxW",
                    help="encoder takes uint8 frames of this size (e.g. 480x640) and preprocesses in the graph")
+    p.add_argument("--normalise-in-graph", action="store_true",
+                   help="encoder takes the uint8 centre crop; mean/std folded into its patch embedding (CPU nodes)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -476,7 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = export_model(encoder, predictor, vocab, args.out, banks=banks, model_id=args.model_id,
                                 frame_rate_hz=args.frame_rate, max_tokens=args.max_tokens, opset=args.opset,
                                 tolerance=args.tolerance, text_encoder_source=_text_encoder_source(args), fp16=args.fp16,
-                                fused_frame_size=_frame_size(args.fused_preprocessing))
+                                fused_frame_size=_frame_size(args.fused_preprocessing),
+                                normalise_in_graph=args.normalise_in_graph)
     except (ParityError, ValueError, OSError) as err:
         print(f"export_model: error: {err}", file=sys.stderr)
         return 1

@@ -86,6 +86,8 @@ class OnnxFileSpec:
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     fused_preprocessing: bool = False
+    # Encoder input is the uint8 centre crop (batch, T, S, S, 3); mean/std are folded into the patch embedding.
+    normalise_in_graph: bool = False
     # The graph L2-normalises its first output itself (onnx_output_normalisation); the runtime only checks it.
     output_l2_normalized: bool = False
 
@@ -93,6 +95,8 @@ class OnnxFileSpec:
         out: dict[str, Any] = {"file": _relative(self.file, root), "sha256": self.sha256}
         if with_fused_flag:
             out["fused_preprocessing"] = self.fused_preprocessing
+        if self.normalise_in_graph:
+            out["normalise_in_graph"] = True
         if self.output_l2_normalized:
             out["output_l2_normalized"] = True
         out["inputs"] = [t.to_dict() for t in self.inputs]
@@ -336,6 +340,7 @@ def _parse_onnx_file(r: _Reader, raw: Any, key: str, root: Path) -> OnnxFileSpec
         inputs=r.tensors(raw, "inputs", key),
         outputs=r.tensors(raw, "outputs", key),
         fused_preprocessing=r.boolean(raw, "fused_preprocessing", key, default=False),
+        normalise_in_graph=r.boolean(raw, "normalise_in_graph", key, default=False),
         output_l2_normalized=r.boolean(raw, "output_l2_normalized", key, default=False),
     )
 
@@ -409,7 +414,14 @@ def _check_consistency(r: _Reader, m: Manifest) -> None:
     if isinstance(out.shape[-1], int) and out.shape[-1] != m.embedding_dim:
         raise r.fail("predictor.outputs[0].shape", f"last dim {out.shape[-1]} != embedding_dim {m.embedding_dim}")
     clip_in = m.encoder.inputs[0]
-    if not m.encoder.fused_preprocessing:
+    if m.encoder.normalise_in_graph:
+        if m.encoder.fused_preprocessing:
+            raise r.fail("encoder.normalise_in_graph", "cannot be combined with fused_preprocessing (which implies it)")
+        expected = (m.clip.frames, m.clip.crop_size, m.clip.crop_size, 3)
+        if clip_in.dtype != "uint8" or tuple(clip_in.shape[1:]) != expected:
+            raise r.fail("encoder.inputs[0]", f"normalise_in_graph expects uint8 crops (batch, T, S, S, 3)={expected}, "
+                                              f"got {clip_in.dtype} {list(clip_in.shape)}")
+    elif not m.encoder.fused_preprocessing:
         expected = (3, m.clip.frames, m.clip.crop_size, m.clip.crop_size)
         if tuple(clip_in.shape[1:]) != expected:
             raise r.fail(

@@ -136,9 +136,15 @@ class PerceptionPipeline:
         # (v * scale + offset), so looking values up gives bit-identical clips 3x faster than recomputing.
         # Shaped (256, 1, 3) for cv2.LUT, which maps all three channels in one pass.
         self._lut = (np.arange(256, dtype=np.float32)[:, None] * scale + offset).reshape(256, 1, 3)
-        # Fused encoders take uint8 (T, H, W, 3) frames at the exported size; others the normalised crop.
+        # Fused encoders take uint8 (T, H, W, 3) frames at the exported size; normalise_in_graph ones the uint8
+        # crop (T, S, S, 3); others the normalised crop as (3, T, S, S) float32 planes.
+        encoder_input = manifest.encoder.inputs[0]
         fused = manifest.encoder.fused_preprocessing
-        self._fused_size = tuple(manifest.encoder.inputs[0].shape[2:4]) if fused else None
+        self._fused_size = tuple(encoder_input.shape[2:4]) if fused else None
+        self._uint8_crops = manifest.encoder.normalise_in_graph
+        self._frames_first = fused or self._uint8_crops
+        self._input_shape = tuple(encoder_input.shape[1:])
+        self._input_dtype = np.uint8 if encoder_input.dtype == "uint8" else np.float32
         # Held while clip buffers or statistics change (producer threads, the worker); readers of ``stats``
         # on other threads (diagnostics) take it too. Re-entrant so stats_for works inside it.
         self.lock = threading.RLock()
@@ -270,7 +276,7 @@ class PerceptionPipeline:
         array, placed = self._next_inputs.pop(camera, (None, ()))
         if array is None:
             array = self._empty_inputs(1)[0]
-        slots = _time_slots(array, self._fused_size is not None)
+        slots = _time_slots(array, self._frames_first)
         for t, frame in enumerate(frames):
             if t >= len(placed) or placed[t] is not frame:
                 slots[t] = frame
@@ -287,7 +293,7 @@ class PerceptionPipeline:
         if not shared:
             return
         array = self._empty_inputs(1)[0]
-        slots = _time_slots(array, self._fused_size is not None)
+        slots = _time_slots(array, self._frames_first)
         for t, frame in enumerate(shared):
             slots[t] = frame
         with self.lock:
@@ -350,13 +356,16 @@ class PerceptionPipeline:
         """The per-frame part of the manifest's preprocessing, done once per sampled frame.
 
         Unfused: short-side resize, centre crop and normalisation to a (3, S, S) float32 plane stack, so a
-        frame shared by T overlapping clips is normalised once, not T times. Fused: resize to the encoder's
-        input size, uint8 (as preprocessing.stack_frames does). The result never views ``frame`` (which may
-        view a message buffer). Raises ImageConversionError(bad_shape) unless ``frame`` is RGB uint8 (H, W, 3).
+        frame shared by T overlapping clips is normalised once, not T times; for an encoder that normalises in
+        its graph, the (S, S, 3) uint8 crop. Fused: resize to the encoder's input size, uint8 (as
+        preprocessing.stack_frames does). The result never views ``frame`` (which may view a message buffer).
+        Raises ImageConversionError(bad_shape) unless ``frame`` is RGB uint8 (H, W, 3).
         """
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ImageConversionError("bad_shape", f"expected an RGB uint8 (H, W, 3) frame, got {got}")
+        if self._uint8_crops:
+            return np.array(resize_and_crop(frame, self.clip_spec), dtype=np.uint8, copy=True)
         if self._fused_size is None:
             cropped = np.ascontiguousarray(resize_and_crop(frame, self.clip_spec))
             return np.ascontiguousarray(cv2.LUT(cropped, self._lut).transpose(2, 0, 1))
@@ -447,7 +456,7 @@ class PerceptionPipeline:
 
     def clip_input(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """Prepared frames (see ``prepare_frame``) -> one encoder input, equal to runtime.prepare_clip(raw frames):
-        (3, T, S, S) float32 unfused, (T, H, W, 3) uint8 fused."""
+        (3, T, S, S) float32 unfused, (T, S, S, 3) uint8 normalised in the graph, (T, H, W, 3) uint8 fused."""
         return self._encoder_batch([frames])[0]
 
     def transition_input(self, before: Sequence[np.ndarray], after: Sequence[np.ndarray]) -> np.ndarray:
@@ -473,22 +482,18 @@ class PerceptionPipeline:
         if len(frame_sets) == 1 and laid_out and laid_out[0] is not None:
             return laid_out[0][None]
         batch = self._empty_inputs(len(frame_sets))
-        fused = self._fused_size is not None
         for i, (row, clip_frames) in enumerate(zip(batch, frame_sets)):
             if i < len(laid_out) and laid_out[i] is not None:
                 row[...] = laid_out[i]
                 continue
-            slots = _time_slots(row, fused)
+            slots = _time_slots(row, self._frames_first)
             for t, frame in enumerate(clip_frames):
                 slots[t] = frame
         return batch
 
     def _empty_inputs(self, batch: int) -> np.ndarray:
-        """An uninitialised (batch, ...) encoder input: (B, T, H, W, 3) uint8 fused, (B, 3, T, S, S) float32."""
-        frames, crop = self.clip_spec.frames, self.clip_spec.crop_size
-        if self._fused_size is not None:
-            return np.empty((batch, frames, *self._fused_size, 3), dtype=np.uint8)
-        return np.empty((batch, 3, frames, crop, crop), dtype=np.float32)
+        """An uninitialised (batch, ...) encoder input of the manifest's shape and dtype."""
+        return np.empty((batch, *self._input_shape), dtype=self._input_dtype)
 
     def close(self) -> None:
         """Release a worker blocked in ``step``."""
@@ -539,9 +544,9 @@ class PerceptionPipeline:
         return TextBank.from_embeddings(texts, np.asarray(self._text_encoder(list(texts)), np.float32))
 
 
-def _time_slots(clip_input: np.ndarray, fused: bool) -> np.ndarray:
+def _time_slots(clip_input: np.ndarray, frames_first: bool) -> np.ndarray:
     """A (T, ...) view of one encoder input whose index t is frame t's slot."""
-    return clip_input if fused else clip_input.swapaxes(0, 1)
+    return clip_input if frames_first else clip_input.swapaxes(0, 1)
 
 
 def _evenly(frames: Sequence[np.ndarray], count: int) -> list[np.ndarray]:

@@ -79,6 +79,18 @@ def preprocess_image(image: np.ndarray, clip: ClipSpec) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(single, clip.frames, axis=1))
 
 
+def crop_clip(frames: Sequence[np.ndarray] | np.ndarray, clip: ClipSpec) -> np.ndarray:
+    """T RGB uint8 frames -> (T, S, S, 3) uint8 centre crops: the input of an encoder that normalises in its
+    graph (manifest ``encoder.normalise_in_graph``). Same resize and crop as `preprocess_clip`, no float step."""
+    if len(frames) != clip.frames:
+        raise ValueError(f"clip needs {clip.frames} frames (clip.frames), got {len(frames)}")
+    out = np.empty((clip.frames, clip.crop_size, clip.crop_size, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        check_frame(frame, i)
+        out[i] = resize_and_crop(frame, clip)
+    return out
+
+
 def stack_frames(frames: Sequence[np.ndarray], clip: ClipSpec, height: int, width: int) -> np.ndarray:
     """Frames for an encoder with fused preprocessing: (T, H, W, 3) uint8, each frame resized to (H, W) if needed.
 

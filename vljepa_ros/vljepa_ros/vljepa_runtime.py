@@ -85,6 +85,8 @@ class VLJepaRuntime:
         if self.fused_preprocessing:
             _, height, width, _ = self._clip_shape
             return preprocessing.stack_frames(frames, self.manifest.clip, height, width)
+        if self.manifest.encoder.normalise_in_graph:
+            return preprocessing.crop_clip(frames, self.manifest.clip)
         return preprocessing.preprocess_clip(frames, self.manifest.clip)
 
     def prepare_image(self, image: np.ndarray) -> np.ndarray:
@@ -106,15 +108,15 @@ class VLJepaRuntime:
     # ------------------------------------------------------------------------------------- inference
     def encode(self, clips: np.ndarray) -> np.ndarray:
         """(B, *clip_shape) encoder inputs (a single clip without batch axis is accepted) -> (B, N, D) tokens."""
-        clips = np.asarray(clips)
+        clips = _contiguous(clips)
         if clips.ndim == len(self._clip_shape):
             clips = clips[None]
-        if tuple(clips.shape[1:]) != self._clip_shape or clips.dtype != self._clip_dtype:
+        if clips.shape[1:] != self._clip_shape or clips.dtype != self._clip_dtype:
             raise ValueError(f"encode: expected (batch, {', '.join(map(str, self._clip_shape))}) "
                              f"{np.dtype(self._clip_dtype).name}, got {clips.shape} {clips.dtype}")
         if clips.shape[0] == 0:
             raise ValueError("encode: empty batch")
-        return self.encoder.run({self.encoder.input_names[0]: np.ascontiguousarray(clips)})[0]
+        return self.encoder.run({self.encoder.input_names[0]: clips})[0]
 
     @staticmethod
     def visual_state(tokens: np.ndarray) -> np.ndarray:
@@ -138,7 +140,7 @@ class VLJepaRuntime:
 
         Raises ValueError when an embedding is zero or not finite (never a silent NaN).
         """
-        tokens = np.asarray(tokens, dtype=np.float32)
+        tokens = _contiguous(tokens, np.float32)
         if tokens.ndim != 3:
             raise ValueError(f"predict: expected (batch, N, D) tokens, got shape {tokens.shape}")
         batch = tokens.shape[0]
@@ -151,7 +153,7 @@ class VLJepaRuntime:
             encoded = [self.query_tokens(q) for q in queries]
             ids, mask = np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
         names = self.predictor.input_names
-        embeddings = self.predictor.run({names[0]: np.ascontiguousarray(tokens), names[1]: ids, names[2]: mask})[0]
+        embeddings = self.predictor.run({names[0]: tokens, names[1]: ids, names[2]: mask})[0]
         if not self._predictor_normalises:
             return l2_normalise(embeddings)
         # The graph divided by the norm: a zero or non-finite row left NaN or inf there, and so in the sum.
@@ -196,6 +198,17 @@ class VLJepaRuntime:
         if bank.dim != self.manifest.embedding_dim:
             raise ManifestError(f"banks.{name}: dim {bank.dim} != embedding_dim {self.manifest.embedding_dim}")
         return bank
+
+
+def _contiguous(array, dtype=None) -> np.ndarray:
+    """``array`` as a C-contiguous ndarray (of ``dtype``), copied only when it is not one already.
+
+    The node's batches already are: skipping numpy's conversion calls saves ~20 us each right after a model
+    call, when their code is out of the caches."""
+    if (isinstance(array, np.ndarray) and array.flags.c_contiguous
+            and (dtype is None or array.dtype == dtype)):
+        return array
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def _sample(side: np.ndarray | Frames, count: int, label: str) -> list[np.ndarray]:

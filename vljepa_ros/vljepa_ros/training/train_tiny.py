@@ -259,7 +259,7 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict:
     export_banks = {name: TextBank.from_embeddings(texts[name], vectors[name]) for name in texts}
     manifest = export_model(encoder, predictor, list(vocab), out_dir, banks=export_banks,
                             queries=cfg.queries, model_id="vljepa-tinyworld", frame_rate_hz=cfg.frame_rate_hz,
-                            max_tokens=cfg.max_query_tokens, log=log)
+                            max_tokens=cfg.max_query_tokens, normalise_in_graph=True, log=log)
     summary = {
         "config": {k: v for k, v in asdict(cfg).items()},
         "steps_done": step + 1, "train_seconds": round(train_s, 1), "data_seconds": round(data_s, 1),
