@@ -108,6 +108,7 @@ def test_missing_manifest_file(tmp_path):
     (lambda r: r["encoder"].update(normalise_in_graph=True, fused_preprocessing=True),
      "encoder.normalise_in_graph: cannot be combined with fused_preprocessing"),
     (lambda r: r["predictor"].update(output_l2_normalized="yes"), "predictor.output_l2_normalized"),
+    (lambda r: r["predictor"]["outputs"].pop(), "predictor.outputs: output_l2_normalized needs a second output"),
 ])
 def test_structural_errors_name_the_field(model_dir, change, field):
     path = _edit(model_dir, change)

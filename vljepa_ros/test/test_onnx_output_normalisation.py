@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import onnx
+import yaml
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -41,10 +42,22 @@ def test_output_rows_become_unit_vectors_in_the_same_direction(opset):
     raw = run(model, x)[0]
     l2_normalise_output(model, "y")
     onnx.checker.check_model(model)
-    assert [o.name for o in model.graph.output] == ["y"]
-    got = run(model, x)[0]
+    assert [o.name for o in model.graph.output] == ["y", "y_valid"]
+    got, valid = run(model, x)
     np.testing.assert_allclose(got, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-6)
+    assert valid.shape == () and valid == 1.0
     np.testing.assert_allclose(run(model, x[:1])[0], got[:1], atol=1e-6)  # dynamic batch kept
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("bad", [0.0, np.nan, np.inf])
+def test_the_validity_output_is_zero_when_any_row_is_zero_or_not_finite(opset, bad):
+    model = linear_model(opset, np.eye(4, 6, dtype=np.float32))
+    l2_normalise_output(model, "y")
+    x = np.ones((3, 4), np.float32)
+    x[1] = 0.0 if bad == 0.0 else [1.0, bad, 1.0, 1.0]
+    assert run(model, x)[1] == 0.0
+    assert run(model, x[[0, 2]])[1] == 1.0
 
 
 def test_a_node_reading_the_output_keeps_the_raw_values():
@@ -53,7 +66,7 @@ def test_a_node_reading_the_output_keeps_the_raw_values():
     x = np.random.default_rng(1).standard_normal((2, 4)).astype(np.float32)
     raw_y, raw_z = run(model, x)
     l2_normalise_output(model, "y")
-    y, z = run(model, x)
+    y, _, z = run(model, x)
     np.testing.assert_allclose(z, raw_z, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-6)
 
@@ -76,8 +89,10 @@ def own_copy(tmp_path_factory, tmp_path):
 def test_exported_predictors_normalise_in_the_graph(tmp_path_factory):
     manifest = load_manifest(tiny_random_manifest(tmp_path_factory))
     assert manifest.predictor.output_l2_normalized
-    ops = [n.op_type for n in onnx.load(str(manifest.predictor.file)).graph.node]
-    assert ops[-2:] == ["ReduceL2", "Div"]
+    graph = onnx.load(str(manifest.predictor.file)).graph
+    assert [o.name for o in graph.output] == ["embedding", "embedding_valid"]
+    assert [n.op_type for n in graph.node if n.output[0] == "embedding"] == ["Div"]
+    assert [t.name for t in manifest.predictor.outputs] == ["embedding", "embedding_valid"]
 
 
 def _zero_predictor_model(manifest_path):
@@ -102,25 +117,39 @@ def test_runtime_refuses_a_zero_embedding_from_a_normalising_graph(tmp_path_fact
         runtime.predict(tokens, "describe the scene")
 
 
-def test_rewrite_file_changes_only_the_normalisation(tmp_path_factory, tmp_path):
-    """An old export (predictor not normalised in the graph) rewritten in place gives the same unit vectors."""
-    manifest = load_manifest(tiny_random_manifest(tmp_path_factory))
-    model = onnx.load(str(manifest.predictor.file))
-    # Undo the pass to get what an export before it wrote: the head writes `embedding` again.
-    keep = [n for n in model.graph.node if n.name not in ("embedding/ReduceL2", "embedding/Div")]
+def _without_the_pass(model):
+    """Undo the pass on an exported predictor: what an export before it wrote (`embedding` unnormalised)."""
+    added = lambda name: name in ("embedding", "embedding_valid") or (  # noqa: E731
+        name.startswith("embedding/") and name != "embedding/unnormalised")
+    keep = [n for n in model.graph.node if not all(added(o) for o in n.output)]
     for node in keep:
         node.output[:] = ["embedding" if o == "embedding/unnormalised" else o for o in node.output]
     del model.graph.node[:]
     model.graph.node.extend(keep)
-    axes = next(t for t in model.graph.initializer if t.name == "embedding/norm_axes")
-    model.graph.initializer.remove(axes)
-    old = tmp_path / "old.onnx"
-    onnx.save_model(model, str(old))
-    rng = np.random.default_rng(0)
-    feeds = {"visual_tokens": rng.standard_normal((2, *manifest.predictor.inputs[0].shape[1:])).astype(np.float32),
-             "query_ids": np.ones((2, manifest.query_tokenizer.max_tokens), np.int64),
-             "query_mask": np.ones((2, manifest.query_tokenizer.max_tokens), np.int64)}
-    raw = ort.InferenceSession(str(old), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-    rewrite_file(old)
-    got = ort.InferenceSession(str(old), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
-    np.testing.assert_allclose(got, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-6)
+    for init in [t for t in model.graph.initializer if t.name.startswith("embedding/")]:
+        model.graph.initializer.remove(init)
+    model.graph.output.remove(next(o for o in model.graph.output if o.name == "embedding_valid"))
+    return model
+
+
+def test_older_exports_still_run_and_rewrite_file_normalises_them(tmp_path_factory, tmp_path):
+    """A predictor exported before the pass: the runtime normalises in numpy; rewritten, the graph does, alike."""
+    manifest_path = own_copy(tmp_path_factory, tmp_path)
+    manifest = load_manifest(manifest_path)
+    new = VLJepaRuntime.from_manifest(manifest_path, providers=("cpu",))
+    old_file = manifest.predictor.file
+    onnx.save_model(_without_the_pass(onnx.load(str(old_file))), str(old_file))
+    raw = yaml.safe_load(manifest_path.read_text())
+    raw["predictor"].pop("output_l2_normalized")
+    raw["predictor"]["outputs"] = raw["predictor"]["outputs"][:1]
+    raw["predictor"]["sha256"] = sha256_of_graph(old_file)
+    manifest_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    old = VLJepaRuntime.from_manifest(manifest_path, providers=("cpu",))
+    tokens = new.encode(np.random.default_rng(0).standard_normal((2, *new._clip_shape)).astype(np.float32))
+    np.testing.assert_allclose(old.predict(tokens, "describe the scene"), new.predict(tokens, "describe the scene"),
+                               atol=1e-6)
+    rewrite_file(old_file)
+    feeds = dict(zip(new.predictor.input_names, (tokens, *new._batched_query("describe the scene", 2))))
+    got = ort.InferenceSession(str(old_file), providers=["CPUExecutionProvider"]).run(None, feeds)
+    np.testing.assert_allclose(got[0], new.predict(tokens, "describe the scene"), atol=1e-6)
+    assert got[1] == 1.0

@@ -32,7 +32,7 @@ from vljepa_ros.manifest import (
     write_manifest,
 )
 from vljepa_ros.onnx_input_normalisation import fold_input_normalisation
-from vljepa_ros.onnx_output_normalisation import l2_normalise_output
+from vljepa_ros.onnx_output_normalisation import l2_normalise_output, valid_output_name
 from vljepa_ros.onnx_patch_embedding import patch_convs_to_matmul
 from vljepa_ros.preprocessing import normalisation_constants
 from vljepa_ros.query_tokenizer import build_vocab, write_vocab
@@ -304,6 +304,7 @@ def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, ma
     )
     outputs = (TensorSpec("embedding", "float32", ("batch", cfg.embedding_dim)),)
     generator = torch.Generator().manual_seed(seed)
+    checked = (*outputs, TensorSpec(valid_output_name("embedding"), "float32", ()))
 
     def example(batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         tokens = torch.randn((batch, num_tokens, cfg.visual_dim), generator=generator)
@@ -321,7 +322,7 @@ def export_predictor(predictor: VLJepaPredictor, path: Path, num_tokens: int, ma
         return torch.nn.functional.normalize(predictor(*args), dim=-1)
 
     err = check_parity(normalised, path, feeds, tolerance, "predictor", log)
-    spec = OnnxFileSpec(path, sha256_of_graph(path), inputs, outputs, output_l2_normalized=True)
+    spec = OnnxFileSpec(path, sha256_of_graph(path), inputs, checked, output_l2_normalized=True)
     return ExportedGraph(spec, err)
 
 

@@ -88,7 +88,8 @@ class OnnxFileSpec:
     fused_preprocessing: bool = False
     # Encoder input is the uint8 centre crop (batch, T, S, S, 3); mean/std are folded into the patch embedding.
     normalise_in_graph: bool = False
-    # The graph L2-normalises its first output itself (onnx_output_normalisation); the runtime only checks it.
+    # The graph L2-normalises its first output itself and adds a scalar `<output>_valid` after it
+    # (onnx_output_normalisation); the runtime only reads that flag.
     output_l2_normalized: bool = False
 
     def to_dict(self, root: Path, with_fused_flag: bool = False) -> dict[str, Any]:
@@ -429,6 +430,11 @@ def _check_consistency(r: _Reader, m: Manifest) -> None:
             )
     elif clip_in.dtype != "uint8" or len(clip_in.shape) != 5 or clip_in.shape[1] != m.clip.frames:
         raise r.fail("encoder.inputs[0]", "fused preprocessing expects uint8 frames shaped (batch, T, H, W, 3)")
+    if m.predictor.output_l2_normalized:
+        valid = m.predictor.outputs[1:2]
+        if not valid or (valid[0].name, valid[0].dtype, valid[0].shape) != (f"{out.name}_valid", "float32", ()):
+            raise r.fail("predictor.outputs", f"output_l2_normalized needs a second output {out.name}_valid, "
+                                              "float32, shape [] (the graph's validity flag)")
     if len(m.predictor.inputs) != 3:
         raise r.fail("predictor.inputs", "expected 3 inputs (visual tokens, query ids, query mask)")
     ids = m.predictor.inputs[1]

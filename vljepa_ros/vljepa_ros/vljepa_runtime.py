@@ -7,7 +7,6 @@ build WorldPrediction-style transition clips (before state, then after state, in
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -153,13 +152,12 @@ class VLJepaRuntime:
             encoded = [self.query_tokens(q) for q in queries]
             ids, mask = np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
         names = self.predictor.input_names
-        embeddings = self.predictor.run({names[0]: tokens, names[1]: ids, names[2]: mask})[0]
+        outputs = self.predictor.run({names[0]: tokens, names[1]: ids, names[2]: mask})
         if not self._predictor_normalises:
-            return l2_normalise(embeddings)
-        # The graph divided by the norm: a zero or non-finite row left NaN or inf there, and so in the sum.
-        if not math.isfinite(embeddings.sum()):
+            return l2_normalise(outputs[0])
+        if not outputs[1]:  # the graph's flag: every row's norm was finite and non-zero
             raise ValueError("predict: the predictor returned a zero or non-finite embedding")
-        return embeddings
+        return outputs[0]
 
     def _batched_query(self, query: str, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """One query's ids and mask repeated for a batch, cached: the node asks for the same few every clip."""
