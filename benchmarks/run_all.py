@@ -49,7 +49,7 @@ def benchmark_plan(quick: bool, manifest: Path, bundled: bool, out: Path) -> lis
         job("encoder_fp32", HERE / "bench_encoder.py", iters, 300),
         job("precision", HERE / "bench_precision.py", ["--iters", "10" if quick else "30"], 300),
         job("perception", HERE / "bench_perception.py",
-            ["--manifest", manifest] + (["--seconds", "4", "--reps", "8"] if quick else ["--seconds", "10", "--reps", "30"]),
+            ["--manifest", manifest] + (["--seconds", "4", "--reps", "8"] if quick else ["--seconds", "20", "--reps", "30"]),
             300 if quick else 420),
         job("peak_rate", HERE / "bench_peak_rate.py", ["--manifest", manifest] + (["--quick"] if quick else []),
             300 if quick else 600),
