@@ -33,7 +33,7 @@ def _ms_per_call(fn, reps: int) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("graphs", nargs="+", type=Path, help="encoder .onnx files (input: clip)")
+    parser.add_argument("graphs", nargs="+", type=Path, help="encoder .onnx files (one input: clip, frames or crops)")
     parser.add_argument("--providers", default="cuda")
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--out", type=Path)
@@ -44,7 +44,11 @@ def main(argv=None) -> int:
         session = ort.InferenceSession(str(path), providers=providers)
         shape = [d if isinstance(d, int) else 1 for d in session.get_inputs()[0].shape]
         name = session.get_inputs()[0].name
-        clips = {b: np.random.default_rng(0).standard_normal([b, *shape[1:]]).astype(np.float32) for b in (1, 2, 4)}
+        rng = np.random.default_rng(0)
+        if session.get_inputs()[0].type == "tensor(uint8)":  # frames or crops (fused / normalise_in_graph)
+            clips = {b: rng.integers(0, 256, [b, *shape[1:]], dtype=np.uint8) for b in (1, 2, 4)}
+        else:
+            clips = {b: rng.standard_normal([b, *shape[1:]]).astype(np.float32) for b in (1, 2, 4)}
 
         def run(batch, session=session, name=name, clips=clips):
             session.run(None, {name: clips[batch]})
