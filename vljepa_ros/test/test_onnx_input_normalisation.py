@@ -91,3 +91,19 @@ def test_pipeline_on_a_uint8_crop_model_gives_the_float_models_results(tmp_path)
         np.testing.assert_allclose(a.embeddings[0].embedding, b.embeddings[0].embedding, atol=1e-5)
         for ta, tb in zip(a.transitions, b.transitions):
             np.testing.assert_allclose(ta.transition_embedding, tb.transition_embedding, atol=1e-5)
+
+
+def test_cli_flag_writes_a_crop_input_model_the_runtime_loads(tmp_path, capsys):
+    from vljepa_ros.export import main
+
+    code = main(["--out", str(tmp_path / "m"), "--encoder-preset", "tiny", "--frames", "4", "--crop", "32",
+                 "--embedding-dim", "24", "--normalise-in-graph"])
+    assert code == 0, capsys.readouterr().err
+    runtime = VLJepaRuntime.from_manifest(tmp_path / "m" / "manifest.yaml", providers=("cpu",))
+    assert runtime.manifest.encoder.normalise_in_graph
+    clip = runtime.prepare_clip([moving_frame(i * 0.25) for i in range(4)])
+    assert clip.shape == (4, 32, 32, 3) and clip.dtype == np.uint8
+    assert runtime.predict_default(runtime.encode(clip)).shape == (1, 24)
+    code = main(["--out", str(tmp_path / "bad"), "--encoder-preset", "tiny", "--frames", "4", "--crop", "32",
+                 "--normalise-in-graph", "--fp16"])
+    assert code == 1 and "normalise_in_graph: not with fp16" in capsys.readouterr().err
