@@ -338,6 +338,30 @@ def test_clips_carry_inputs_laid_out_ahead_equal_to_the_runtime_preprocessing(ru
     assert len({id(clip.encoder_input) for clip, _ in clips}) == len(clips)
 
 
+@pytest.fixture(scope="module")
+def other_layouts(tmp_path_factory):
+    """The tiny random model exported with uint8 crops in, and with fused preprocessing for 96x128 frames."""
+    from vljepa_ros.export import export_tiny_random
+
+    folder = tmp_path_factory.mktemp("layouts")
+    return {
+        "crops": VLJepaRuntime.from_manifest(export_tiny_random(folder / "crops", normalise_in_graph=True),
+                                             providers=("cpu",)),
+        "fused": VLJepaRuntime.from_manifest(export_tiny_random(folder / "fused", fused_frame_size=(96, 128)),
+                                             providers=("cpu",)),
+    }
+
+
+@pytest.mark.parametrize("layout", ["crops", "fused"])
+def test_laid_out_inputs_match_the_runtime_for_uint8_layouts_too(other_layouts, layout):
+    runtime = other_layouts[layout]
+    pipeline = _pipeline(runtime, transition_horizon_s=0.0, queue_depth=100)
+    clips = _clips_with_raw_frames(pipeline, 5.0, gap_after_s=2.5)
+    assert len(clips) >= 3 and clips[0][0].encoder_input.dtype == np.uint8
+    for clip, raw in clips:
+        np.testing.assert_array_equal(clip.encoder_input, runtime.prepare_clip(raw))
+
+
 def test_a_laid_out_input_is_not_reused_after_a_disable(runtime):
     pipeline = _pipeline(runtime, transition_horizon_s=0.0, queue_depth=100)
     first = _clips_with_raw_frames(pipeline, 2.5)
