@@ -392,3 +392,13 @@ def test_batched_run_with_laid_out_inputs_equals_running_from_frames(runtime):
         np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-6)
     for a, b in zip(laid_out.transitions, from_frames.transitions):
         np.testing.assert_allclose(a.transition_embedding, b.transition_embedding, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(73, 97), (120, 160)])  # already at the resized size; resized
+def test_a_prepared_uint8_crop_never_views_the_camera_frame(other_layouts, size):
+    pipeline = _pipeline(other_layouts["crops"])
+    frame = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    prepared = pipeline.prepare_frame(frame)
+    assert prepared.shape == (64, 64, 3) and not np.shares_memory(prepared, frame)
+    frame[:] = 0  # the message buffer is reused by the next frame
+    assert prepared.any()

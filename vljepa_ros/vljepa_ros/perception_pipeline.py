@@ -34,7 +34,7 @@ import numpy as np
 from vljepa_ros.clip_buffer import SAMPLE, SKIP_OUT_OF_ORDER, Clip, ClipBuffer, ReadyQueue, StateHistory
 from vljepa_ros.image_conversion import ImageConversionError
 from vljepa_ros.perception_config import ConfigError, PipelineConfig, check_query, check_vocabulary
-from vljepa_ros.preprocessing import normalisation_constants, resize_and_crop
+from vljepa_ros.preprocessing import normalisation_constants, resize_and_crop, resized_size
 from vljepa_ros.run_stats import StreamStats
 from vljepa_ros.text_bank import TextBank
 
@@ -365,7 +365,11 @@ class PerceptionPipeline:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ImageConversionError("bad_shape", f"expected an RGB uint8 (H, W, 3) frame, got {got}")
         if self._uint8_crops:
-            return np.array(resize_and_crop(frame, self.clip_spec), dtype=np.uint8, copy=True)
+            crop = resize_and_crop(frame, self.clip_spec)
+            height, width = frame.shape[:2]
+            if resized_size(height, width, self.clip_spec.resize_short) == (height, width):
+                return crop.copy()  # no resize happened: the crop views ``frame``
+            return crop  # a view of the freshly resized frame, which nothing else holds
         if self._fused_size is None:
             cropped = np.ascontiguousarray(resize_and_crop(frame, self.clip_spec))
             return np.ascontiguousarray(cv2.LUT(cropped, self._lut).transpose(2, 0, 1))
