@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 from rclpy.exceptions import ParameterUninitializedException
@@ -37,15 +36,14 @@ from vljepa_ros.image_conversion import ImageConversionError
 from vljepa_ros.nodes.diagnostics import CameraHealth, camera_status
 from vljepa_ros.nodes.qos import profile_from_config
 from vljepa_ros.nodes.node_main import run_node
+from vljepa_ros.nodes.embedding_cdr import EmbeddingSerializer
 from vljepa_ros.nodes.ros_conversions import (
     check_compressed_msg,
     check_image_msg,
     compressed_msg_to_rgb,
     image_msg_to_rgb,
-    predicted_embedding_msg,
     time_to_ns,
     transition_msg,
-    visual_state_msg,
 )
 from vljepa_ros.perception_config import (
     CameraConfig,
@@ -164,8 +162,8 @@ class PerceptionNode(Node):
         )
         self._transition_pub = self.create_publisher(WorldStateTransition, "~/world_state_transition", out_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        # (camera, kind) -> the Embedding message filled again for every clip (worker thread only).
-        self._embedding_msgs: defaultdict[tuple[str, int], Embedding] = defaultdict(Embedding)
+        # Embeddings go out as CDR bytes laid out per camera and patched per clip (worker thread only).
+        self._serializer = EmbeddingSerializer()
 
         self._qos_events: dict[str, int] = {c.name: 0 for c in self.config.cameras}
         self._qos_problem: dict[str, str] = {c.name: "" for c in self.config.cameras}
@@ -293,11 +291,10 @@ class PerceptionNode(Node):
         # Optional outputs nobody subscribes to are not built: on a volatile writer a message without a
         # matched reader reaches no one, and building plus publishing one costs as much as ~/embedding does.
         publish_visual = self._visual_pub is not None and self._wanted(self._visual_pub)
-        msgs = self._embedding_msgs
         for result in batch.embeddings:
-            self._embedding_pub.publish(predicted_embedding_msg(result, msgs[result.camera, Embedding.KIND_PREDICTED]))
+            self._embedding_pub.publish(self._serializer.predicted(result))
             if publish_visual and result.visual_state is not None:
-                self._visual_pub.publish(visual_state_msg(result, msgs[result.camera, Embedding.KIND_VISUAL_STATE]))
+                self._visual_pub.publish(self._serializer.visual_state(result))
             # Wall time first: it marks the publish, and reading the ROS clock is bookkeeping after it.
             wall_ns = self._wall_ns()
             now_ns = self.get_clock().now().nanoseconds

@@ -68,16 +68,13 @@ def _set_header(header: Header, stamp_ns: int, frame_id: str) -> None:
     header.frame_id = frame_id
 
 
-def embedding_msg(
-    result: EmbeddingResult, kind: int, vector: np.ndarray, query: str, msg: Embedding | None = None
-) -> Embedding:
+def embedding_msg(result: EmbeddingResult, kind: int, vector: np.ndarray, query: str) -> Embedding:
     """An Embedding message for one vector of ``result`` (``kind``: Embedding.KIND_PREDICTED or KIND_VISUAL_STATE).
 
-    ``msg``, a message an earlier call returned, is filled again instead of building a new one: publishing
-    copies a message, so a publisher can keep one per camera and skip constructing it and its vector per clip.
+    The perception node publishes the same message as CDR bytes (nodes/embedding_cdr.py); the replay tool and
+    the tests build it here.
     """
-    if msg is None:
-        msg = Embedding()
+    msg = Embedding()
     _set_header(msg.header, result.stamp_ns, result.frame_id)
     msg.kind = kind
     msg.camera = result.camera
@@ -87,22 +84,19 @@ def embedding_msg(
     _set_time(msg.clip_start, result.clip_start_ns)
     msg.num_frames = result.num_frames
     msg.normalized = True
-    if len(msg.data) == vector.shape[0]:
-        np.frombuffer(msg.data, dtype=np.float32)[:] = vector
-    else:
-        msg.shape = array.array("I", [vector.shape[0]])
-        msg.data = float_array(vector)
+    msg.shape = array.array("I", [vector.shape[0]])
+    msg.data = float_array(vector)
     return msg
 
 
-def predicted_embedding_msg(result: EmbeddingResult, msg: Embedding | None = None) -> Embedding:
-    """The predicted embedding for the configured query (``msg``: see embedding_msg)."""
-    return embedding_msg(result, Embedding.KIND_PREDICTED, result.embedding, result.query, msg)
+def predicted_embedding_msg(result: EmbeddingResult) -> Embedding:
+    """The predicted embedding for the configured query."""
+    return embedding_msg(result, Embedding.KIND_PREDICTED, result.embedding, result.query)
 
 
-def visual_state_msg(result: EmbeddingResult, msg: Embedding | None = None) -> Embedding:
-    """The pooled visual state (requires ``result.visual_state``; ``msg``: see embedding_msg)."""
-    return embedding_msg(result, Embedding.KIND_VISUAL_STATE, result.visual_state, "", msg)
+def visual_state_msg(result: EmbeddingResult) -> Embedding:
+    """The pooled visual state (requires ``result.visual_state``)."""
+    return embedding_msg(result, Embedding.KIND_VISUAL_STATE, result.visual_state, "")
 
 
 def transition_msg(result: TransitionResult) -> WorldStateTransition:
