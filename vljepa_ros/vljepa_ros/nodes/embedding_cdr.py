@@ -10,7 +10,7 @@ counted from after it, padding written as zeros). The tests have rclpy read the 
 values and compare with the message it would have sent, so a change of Embedding.msg that this module does
 not follow fails them.
 
-No rclpy import: it writes bytes only.
+No rclpy import: it writes bytes only (vljepa_msgs only for the kind constants).
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
+from vljepa_msgs.msg import Embedding
 
 from vljepa_ros.perception_pipeline import EmbeddingResult
 
-KIND_VISUAL_STATE = 0  # Embedding.KIND_VISUAL_STATE
-KIND_PREDICTED = 1  # Embedding.KIND_PREDICTED
 _CDR_LITTLE_ENDIAN = b"\x00\x01\x00\x00"
 _STAMP = struct.Struct("<iI")
 _FLOAT32 = np.dtype("<f4")
@@ -98,12 +97,12 @@ class EmbeddingSerializer:
         self._layouts: dict[tuple, _Layout] = {}
 
     def predicted(self, result: EmbeddingResult) -> bytes:
-        """The ~/embedding message of ``result`` (KIND_PREDICTED, its query)."""
-        return self._serialise(KIND_PREDICTED, result, result.query, result.embedding)
+        """The ~/embedding message of ``result`` (Embedding.KIND_PREDICTED, its query)."""
+        return self._serialise(Embedding.KIND_PREDICTED, result, result.query, result.embedding)
 
     def visual_state(self, result: EmbeddingResult) -> bytes:
         """The ~/visual_embedding message of ``result`` (KIND_VISUAL_STATE, no query); needs its visual_state."""
-        return self._serialise(KIND_VISUAL_STATE, result, "", result.visual_state)
+        return self._serialise(Embedding.KIND_VISUAL_STATE, result, "", result.visual_state)
 
     def _serialise(self, kind: int, result: EmbeddingResult, query: str, vector: np.ndarray) -> bytes:
         if vector.dtype != _FLOAT32 or vector.ndim != 1 or not vector.flags.c_contiguous:
