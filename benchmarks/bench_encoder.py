@@ -30,9 +30,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from vljepa_ros.export import clip_spec_for, export_encoder
-from vljepa_ros.onnx_session import OnnxModel, SessionConfig, parse_provider_list
-from vljepa_ros.preprocessing import preprocess_clip, stack_frames
+from vljepa_ros.export.model import clip_spec_for, export_encoder
+from vljepa_ros.runtime.onnx_session import OnnxModel, SessionConfig, parse_provider_list
+from vljepa_ros.runtime.preprocessing import preprocess_clip, stack_frames
 from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
 
 MS = 1e3
@@ -46,11 +46,16 @@ def _parse(argv):
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="intra-op threads for both (0: all cores)")
     p.add_argument("--providers", default="cpu", help="ONNX Runtime preference list, e.g. tensorrt,cuda,cpu")
-    p.add_argument("--fp16", action="store_true",
-                   help="fp16 ONNX graph (torch eager: fp16 autocast on cuda, fp32 on cpu)")
-    p.add_argument("--torch-device", default="cpu", choices=("cpu", "cuda"),
-                   help="where torch eager runs; on cuda each call copies the clip in and the result out, "
-                        "as the ONNX Runtime call does")
+    p.add_argument(
+        "--fp16", action="store_true", help="fp16 ONNX graph (torch eager: fp16 autocast on cuda, fp32 on cpu)"
+    )
+    p.add_argument(
+        "--torch-device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where torch eager runs; on cuda each call copies the clip in and the result out, "
+        "as the ONNX Runtime call does",
+    )
     p.add_argument("--no-fused", action="store_true", help="skip the fused-preprocessing comparison")
     p.add_argument("--camera", default="480x640", help="camera frame HxW for the preprocessing comparison")
     p.add_argument("--tolerance", type=float, default=None, help="export parity tolerance (default 1e-3, fp16 5e-2)")
@@ -60,8 +65,13 @@ def _parse(argv):
 
 def _stats(samples_s: list[float]) -> dict:
     ms = sorted(s * MS for s in samples_s)
-    return {"median_ms": statistics.median(ms), "mean_ms": statistics.fmean(ms), "min_ms": ms[0], "max_ms": ms[-1],
-            "n": len(ms)}
+    return {
+        "median_ms": statistics.median(ms),
+        "mean_ms": statistics.fmean(ms),
+        "min_ms": ms[0],
+        "max_ms": ms[-1],
+        "n": len(ms),
+    }
 
 
 def _alternate(fns: dict, iters: int, block: int) -> dict:
@@ -102,19 +112,37 @@ def main(argv=None) -> int:
     device = torch.device(args.torch_device)
     result = {
         "benchmark": "bench_encoder",
-        "model": {"preset": "vit_l" if args.vit_l else "tiny", "params": n_params, "frames": cfg.num_frames,
-                  "crop": cfg.img_size, "tokens": cfg.num_tokens, "width": cfg.embed_dim, "depth": cfg.depth},
-        "batch": args.batch, "iters": iters, "block": block, "threads": threads, "fp16_onnx": args.fp16,
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "load_avg_start": os.getloadavg(),
-                    "python": sys.version.split()[0], "torch": torch.__version__, "onnxruntime": ort.__version__,
-                    "ort_available_providers": ort.get_available_providers(),
-                    "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
+        "model": {
+            "preset": "vit_l" if args.vit_l else "tiny",
+            "params": n_params,
+            "frames": cfg.num_frames,
+            "crop": cfg.img_size,
+            "tokens": cfg.num_tokens,
+            "width": cfg.embed_dim,
+            "depth": cfg.depth,
+        },
+        "batch": args.batch,
+        "iters": iters,
+        "block": block,
+        "threads": threads,
+        "fp16_onnx": args.fp16,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_avg_start": os.getloadavg(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "onnxruntime": ort.__version__,
+            "ort_available_providers": ort.get_available_providers(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
         "torch_device": args.torch_device,
     }
     with tempfile.TemporaryDirectory(prefix="bench_encoder_") as tmp:
         start = time.perf_counter()
-        exported = export_encoder(encoder, Path(tmp) / "encoder.onnx", tolerance=tolerance, fp16=args.fp16,
-                                  parity_batch=1)
+        exported = export_encoder(
+            encoder, Path(tmp) / "encoder.onnx", tolerance=tolerance, fp16=args.fp16, parity_batch=1
+        )
         result["export_s"] = time.perf_counter() - start
         result["parity_max_abs_error"] = exported.max_abs_error
         model = OnnxModel.load(exported.spec.file, config)
@@ -135,15 +163,23 @@ def main(argv=None) -> int:
         timing = _alternate({"torch_eager": run_torch, "onnxruntime": run_ort}, iters, block)
         result["encoder"] = timing
         result["encoder"]["torch_over_ort"] = timing["torch_eager"]["median_ms"] / timing["onnxruntime"]["median_ms"]
-        print(f"encoder {result['model']['preset']} batch {args.batch}: torch eager "
-              f"{timing['torch_eager']['median_ms']:.1f} ms, onnxruntime ({model.provider}) "
-              f"{timing['onnxruntime']['median_ms']:.1f} ms -> ORT is {result['encoder']['torch_over_ort']:.2f}x "
-              f"faster (median of {iters})")
+        print(
+            f"encoder {result['model']['preset']} batch {args.batch}: torch eager "
+            f"{timing['torch_eager']['median_ms']:.1f} ms, onnxruntime ({model.provider}) "
+            f"{timing['onnxruntime']['median_ms']:.1f} ms -> ORT is {result['encoder']['torch_over_ort']:.2f}x "
+            f"faster (median of {iters})"
+        )
 
         if not args.no_fused:
             height, width = (int(v) for v in args.camera.lower().split("x"))
-            fused = export_encoder(encoder, Path(tmp) / "fused.onnx", tolerance=tolerance, fp16=args.fp16,
-                                   fused_frame_size=(height, width), parity_batch=1)
+            fused = export_encoder(
+                encoder,
+                Path(tmp) / "fused.onnx",
+                tolerance=tolerance,
+                fp16=args.fp16,
+                fused_frame_size=(height, width),
+                parity_batch=1,
+            )
             fused_model = OnnxModel.load(fused.spec.file, config)
             frames = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(cfg.num_frames)]
             batch_frames = [frames] * args.batch
@@ -165,15 +201,20 @@ def main(argv=None) -> int:
             pre = _alternate({"cpu_preprocess": cpu_preprocess, "stack_frames": stack_only}, max(iters, 10), block)
             total = _alternate({"unfused": unfused_total, "fused": fused_total}, iters, block)
             result["fused_preprocessing"] = {
-                "camera": [height, width], "parity_max_abs_error": fused.max_abs_error,
-                "host_side": pre, "frames_to_tokens": total,
+                "camera": [height, width],
+                "parity_max_abs_error": fused.max_abs_error,
+                "host_side": pre,
+                "frames_to_tokens": total,
                 "unfused_over_fused": total["unfused"]["median_ms"] / total["fused"]["median_ms"],
                 "host_cpu_preprocess_over_stack": pre["cpu_preprocess"]["median_ms"] / pre["stack_frames"]["median_ms"],
             }
-            print(f"frames {height}x{width} -> tokens: unfused (OpenCV + float graph) {total['unfused']['median_ms']:.1f} ms,"
-                  f" fused (uint8 graph) {total['fused']['median_ms']:.1f} ms -> ratio "
-                  f"{result['fused_preprocessing']['unfused_over_fused']:.2f}; host side: OpenCV preprocess "
-                  f"{pre['cpu_preprocess']['median_ms']:.2f} ms vs stack {pre['stack_frames']['median_ms']:.2f} ms")
+            print(
+                f"frames {height}x{width} -> tokens: unfused (OpenCV + float graph) "
+                f"{total['unfused']['median_ms']:.1f} ms,"
+                f" fused (uint8 graph) {total['fused']['median_ms']:.1f} ms -> ratio "
+                f"{result['fused_preprocessing']['unfused_over_fused']:.2f}; host side: OpenCV preprocess "
+                f"{pre['cpu_preprocess']['median_ms']:.2f} ms vs stack {pre['stack_frames']['median_ms']:.2f} ms"
+            )
     result["machine"]["load_avg_end"] = os.getloadavg()
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")

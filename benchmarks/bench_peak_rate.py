@@ -75,11 +75,15 @@ class Step:
         drops = self.drop_fraction(mode)
         lat = np.asarray(self.latency_ms) if self.latency_ms else None
         return {
-            "rate_hz_per_camera": self.rate_hz, "cameras": self.cameras, "input_hz_total": self.rate_hz * self.cameras,
+            "rate_hz_per_camera": self.rate_hz,
+            "cameras": self.cameras,
+            "input_hz_total": self.rate_hz * self.cameras,
             "achieved_publish_hz_total": round(self.achieved_publish_hz, 2),
-            "frames_sent_in_window": self.sent, "embeddings_for_window": self.outputs,
+            "frames_sent_in_window": self.sent,
+            "embeddings_for_window": self.outputs,
             "expected_embeddings": self.expected_outputs,
-            "frames_sent_in_step": self.sent_total, "frames_received_by_node_in_step": self.received_by_node,
+            "frames_sent_in_step": self.sent_total,
+            "frames_received_by_node_in_step": self.received_by_node,
             "drops_worker_behind_in_step": self.worker_behind,
             "frames_refused_by_transport_in_step": self.refused_by_transport,
             "drop_fraction": None if drops is None else round(drops, 4),
@@ -91,26 +95,41 @@ class Step:
 class Rig:
     """The perception_node process plus this process's camera publishers and output monitor."""
 
-    def __init__(self, manifest: Path, cameras: int, mode: str, log_path: Path, height: int, width: int,
-                 input_qos: str = "DEFAULT"):
+    def __init__(
+        self,
+        manifest: Path,
+        cameras: int,
+        mode: str,
+        log_path: Path,
+        height: int,
+        width: int,
+        input_qos: str = "DEFAULT",
+    ):
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.qos import QoSProfile, qos_profile_sensor_data
         from sensor_msgs.msg import Image
-        from vljepa_msgs.msg import Embedding
 
+        from vljepa_msgs.msg import Embedding
         from vljepa_ros.nodes.spinning import NodeSpinner
 
         self.names = [f"peak{i}" for i in range(cameras)]
         topics = [f"/{n}/image_raw" for n in self.names]
-        params = {"model_manifest": str(manifest), "providers": "[cpu]", "camera_topics": "[" + ",".join(topics) + "]",
-                  "input_qos": input_qos, "diagnostics_period_s": "0.25", "stall_timeout_s": "30.0", "publish_visual_state": "false"}
+        params = {
+            "model_manifest": str(manifest),
+            "providers": "[cpu]",
+            "camera_topics": "[" + ",".join(topics) + "]",
+            "input_qos": input_qos,
+            "diagnostics_period_s": "0.25",
+            "stall_timeout_s": "30.0",
+            "publish_visual_state": "false",
+        }
         if mode == "every_frame":
             params.update(transition_horizon_s="0.0")
         command = [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args"]
         for name, value in params.items():
             command += ["-p", f"{name}:={value}"]
-        self.log = open(log_path, "w")
+        self.log = open(log_path, "w")  # noqa: SIM115 (closed when the process is stopped)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
         self.node = rclpy.create_node("peak_rate_rig")
@@ -142,11 +161,13 @@ class Rig:
             values = {kv.key: kv.value for kv in status.values}
             camera = status.name.rsplit(" ", 1)[-1]
             with self.lock:
-                self.totals[camera] = {"received": int(values.get("frames_received", 0)),
-                                       "published": int(values.get("clips_published", 0)),
-                                       "malformed": int(values.get("malformed_total", 0)),
-                                       "worker_behind": int(values.get("drops.worker_behind", 0)),
-                                       "drops_total": int(values.get("drops_total", 0))}
+                self.totals[camera] = {
+                    "received": int(values.get("frames_received", 0)),
+                    "published": int(values.get("clips_published", 0)),
+                    "malformed": int(values.get("malformed_total", 0)),
+                    "worker_behind": int(values.get("drops.worker_behind", 0)),
+                    "drops_total": int(values.get("drops_total", 0)),
+                }
 
     def wait_ready(self, timeout_s: float = 120.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -163,8 +184,10 @@ class Rig:
 
     def _snapshot(self) -> tuple[int, int]:
         with self.lock:
-            return (sum(self.totals.get(n, {}).get("received", 0) for n in self.names),
-                    sum(self.totals.get(n, {}).get("worker_behind", 0) for n in self.names))
+            return (
+                sum(self.totals.get(n, {}).get("received", 0) for n in self.names),
+                sum(self.totals.get(n, {}).get("worker_behind", 0) for n in self.names),
+            )
 
     def _settle(self, quiet_s: float = 1.0, limit_s: float = 8.0) -> None:
         """Wait until no output arrived for ``quiet_s`` (late outputs are latency, not drops), at most ``limit_s``."""
@@ -179,20 +202,19 @@ class Rig:
     def expect_clips(self, spec, published: list[list[int]], counted: set[int]) -> set[int]:
         """Stamps in ``counted`` at which the node's sampler closes a clip, given every stamp published per
         camera (the same ClipBuffer code as the node, carried over from step to step)."""
-        from vljepa_ros.clip_buffer import SAMPLE, ClipBuffer
+        from vljepa_ros.perception.clip_buffer import SAMPLE, ClipBuffer
 
         if self.samplers is None:
             self.samplers = [ClipBuffer(n, frames=spec.frames, frame_rate_hz=spec.frame_rate_hz) for n in self.names]
         closing = set()
         for sampler, stamps in zip(self.samplers, published):
             for stamp in stamps:
-                if sampler.check(stamp) == SAMPLE and sampler.add(stamp, sampler.camera, None) is not None:
-                    if stamp in counted:
-                        closing.add(stamp)
+                completes = sampler.check(stamp) == SAMPLE and sampler.add(stamp, sampler.camera, None) is not None
+                if completes and stamp in counted:
+                    closing.add(stamp)
         return closing
 
-    def run_step(self, rate_hz: float, warmup_s: float, window_s: float, tail_s: float, mode: str,
-                 spec) -> Step:
+    def run_step(self, rate_hz: float, warmup_s: float, window_s: float, tail_s: float, mode: str, spec) -> Step:
         """Publish every camera at ``rate_hz`` and measure the window (``spec``: the model's clip spec)."""
         model_rate_hz = spec.frame_rate_hz
         from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
@@ -207,8 +229,16 @@ class Rig:
         start_ns = time.time_ns() + 20_000_000
         window = (start_ns + int(warmup_s * 1e9), start_ns + int((warmup_s + window_s) * 1e9))
         end_ns = window[1] + int(tail_s * 1e9)
-        messages = [Image(height=self.height, width=self.width, encoding="rgb8", step=self.width * 3,
-                          data=self.payloads[i % len(self.payloads)]) for i in range(len(self.publishers))]
+        messages = [
+            Image(
+                height=self.height,
+                width=self.width,
+                encoding="rgb8",
+                step=self.width * 3,
+                data=self.payloads[i % len(self.payloads)],
+            )
+            for i in range(len(self.publishers))
+        ]
         sent_at: dict[int, int] = {}  # stamp of each frame in the window -> publish wall time
         published: list[list[int]] = [[] for _ in self.publishers]
         k = 0
@@ -254,7 +284,7 @@ class Rig:
         return step
 
     def close(self) -> None:
-        from vljepa_ros.demo import stop_nodes
+        from vljepa_ros.tools.demo import stop_nodes
 
         stop_nodes(self.process, timeout_s=20)
         self.spinner.shutdown()
@@ -262,8 +292,19 @@ class Rig:
         self.log.close()
 
 
-def find_peak(manifest: Path, cameras: int, mode: str, total_rates: list[float], timing: tuple[float, float, float],
-              log_dir: Path, height: int, width: int, spec, input_qos: str, log=print) -> dict:
+def find_peak(
+    manifest: Path,
+    cameras: int,
+    mode: str,
+    total_rates: list[float],
+    timing: tuple[float, float, float],
+    log_dir: Path,
+    height: int,
+    width: int,
+    spec,
+    input_qos: str,
+    log=print,
+) -> dict:
     """Step the total input rate up (split evenly over the cameras) until drops reach DROP_LIMIT; two failing
     steps in a row, or a publisher that cannot reach its rate, end the ladder."""
     rig = Rig(manifest, cameras, mode, log_dir / f"node_{mode}_{cameras}cam.log", height, width, input_qos)
@@ -284,12 +325,14 @@ def find_peak(manifest: Path, cameras: int, mode: str, total_rates: list[float],
                 log(f"  {mode} {cameras} cam @ {rate:g} Hz/cam: no clip expected in the window yet", flush=True)
                 continue
             ok = record["drop_fraction"] < DROP_LIMIT
-            log(f"  {mode} {cameras} cam @ {rate:g} Hz/cam: out {record['embeddings_for_window']}/"
+            log(
+                f"  {mode} {cameras} cam @ {rate:g} Hz/cam: out {record['embeddings_for_window']}/"
                 f"{record['expected_embeddings']}, drops {record['drop_fraction']:.1%}, node received "
                 f"{record['frames_received_by_node_in_step']}/{record['frames_sent_in_step']}, worker_behind "
                 f"{record['drops_worker_behind_in_step']}, refused {record['frames_refused_by_transport_in_step']}, "
                 f"p50 {record['latency_ms_p50']} ms {'ok' if ok else 'FAIL'}",
-                flush=True)
+                flush=True,
+            )
             if record["achieved_publish_hz_total"] < 0.95 * total:
                 limit = f"publisher reached {record['achieved_publish_hz_total']} of {total} Hz"
                 break
@@ -301,31 +344,44 @@ def find_peak(manifest: Path, cameras: int, mode: str, total_rates: list[float],
                     break
     finally:
         rig.close()
-    return {"cameras": cameras, "mode": mode,
-            "peak_rate_hz_per_camera": None if peak is None else peak["rate_hz_per_camera"],
-            "peak_input_hz_total": None if peak is None else peak["input_hz_total"],
-            "ladder_ended_by": limit or ("two failing steps" if failures == 2 else "end of ladder"),
-            "peak_step": peak, "steps": steps}
+    return {
+        "cameras": cameras,
+        "mode": mode,
+        "peak_rate_hz_per_camera": None if peak is None else peak["rate_hz_per_camera"],
+        "peak_input_hz_total": None if peak is None else peak["input_hz_total"],
+        "ladder_ended_by": limit or ("two failing steps" if failures == 2 else "end of ladder"),
+        "peak_step": peak,
+        "steps": steps,
+    }
 
 
 def default_manifest(tmp: Path) -> tuple[Path, str]:
     """The bundled default model, else the tiny random test model exported to ``tmp``."""
-    from vljepa_ros.bundled_model import bundled_manifest_path
+    from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 
     bundled = bundled_manifest_path()
     if bundled.is_file():
         return bundled, "bundled default"
-    from vljepa_ros.export import export_tiny_random
+    from vljepa_ros.export.model import export_tiny_random
 
     return export_tiny_random(tmp / "tiny", seed=0), "tiny random (bundled default absent)"
 
 
-def run(manifest: Path | None, quick: bool, out_dir: Path, height: int, width: int, camera_counts=(1, 2, 4),
-        modes=None, input_qos: str = "DEFAULT", log=print) -> dict:
+def run(
+    manifest: Path | None,
+    quick: bool,
+    out_dir: Path,
+    height: int,
+    width: int,
+    camera_counts=(1, 2, 4),
+    modes=None,
+    input_qos: str = "DEFAULT",
+    log=print,
+) -> dict:
     """The whole measurement; returns the JSON-able result."""
     import rclpy
 
-    from vljepa_ros.manifest import load_manifest
+    from vljepa_ros.runtime.manifest import load_manifest
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -345,17 +401,30 @@ def run(manifest: Path | None, quick: bool, out_dir: Path, height: int, width: i
             results = []
             for mode in modes:
                 for cameras in camera_counts:
-                    results.append(find_peak(Path(manifest), cameras, mode, ladders[mode], timing, out_dir,
-                                             height, width, spec, input_qos, log))
+                    results.append(
+                        find_peak(
+                            Path(manifest),
+                            cameras,
+                            mode,
+                            ladders[mode],
+                            timing,
+                            out_dir,
+                            height,
+                            width,
+                            spec,
+                            input_qos,
+                            log,
+                        )
+                    )
         finally:
             rclpy.try_shutdown()
     return {
         "method": "ros2_benchmark-style rate ladder against the perception_node process over DDS; peak = highest "
-                  f"step with drops < {DROP_LIMIT:.0%}",
+        f"step with drops < {DROP_LIMIT:.0%}",
         "model": {"manifest": str(manifest), "source": source, "clip_frame_rate_hz": spec.frame_rate_hz},
         "camera": f"{width}x{height} rgb8 (stamps: model period apart in every_frame, live in model_rate); "
-                  f"node input_qos {input_qos} "
-                  f"({'best effort' if input_qos == 'SENSOR_DATA' else 'reliable'}, depth 5)",
+        f"node input_qos {input_qos} "
+        f"({'best effort' if input_qos == 'SENSOR_DATA' else 'reliable'}, depth 5)",
         "fastdds_builtin_transports": os.environ.get("FASTDDS_BUILTIN_TRANSPORTS", "DEFAULT"),
         "timing_s": {"warmup": timing[0], "window": timing[1], "tail": timing[2]},
         "machine": {"cpu_count": os.cpu_count()},
@@ -370,13 +439,27 @@ def main(argv=None) -> int:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4], help="camera counts to measure")
-    parser.add_argument("--modes", nargs="+", choices=["every_frame", "model_rate"], help="default: both (quick: every_frame)")
-    parser.add_argument("--input-qos", choices=["DEFAULT", "SENSOR_DATA"], default="DEFAULT",
-                        help="node input QoS; the driver publishes with the matching profile")
+    parser.add_argument(
+        "--modes", nargs="+", choices=["every_frame", "model_rate"], help="default: both (quick: every_frame)"
+    )
+    parser.add_argument(
+        "--input-qos",
+        choices=["DEFAULT", "SENSOR_DATA"],
+        default="DEFAULT",
+        help="node input QoS; the driver publishes with the matching profile",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/bench/peak_rate.json"))
     args = parser.parse_args(argv)
-    result = run(args.manifest, args.quick, args.out.parent / "peak_rate_logs", args.height, args.width,
-                 tuple(args.cameras), args.modes, args.input_qos)
+    result = run(
+        args.manifest,
+        args.quick,
+        args.out.parent / "peak_rate_logs",
+        args.height,
+        args.width,
+        tuple(args.cameras),
+        args.modes,
+        args.input_qos,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     for r in result["results"]:

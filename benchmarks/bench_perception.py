@@ -41,12 +41,12 @@ MS = 1e3
 def _model(manifest: str | None, tmp: Path) -> tuple[Path, str]:
     if manifest:
         return Path(manifest), "given"
-    from vljepa_ros.bundled_model import bundled_manifest_path
+    from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 
     bundled = bundled_manifest_path()
     if bundled.is_file():
         return bundled, "bundled default"
-    from vljepa_ros.export import export_tiny_random
+    from vljepa_ros.export.model import export_tiny_random
 
     return export_tiny_random(tmp / "tiny", seed=0), "tiny random (bundled default absent)"
 
@@ -132,9 +132,9 @@ def pipeline_own_cost(runtime, reps: int, height: int, width: int, messages: boo
     """Per clip without DDS or threads: newest frame (rgb8 bytes) -> conversion -> clip -> step -> both
     messages built (unless ``messages`` is False: no ROS installed), minus the batch's runtime time, and that
     cost over the runtime time."""
-    from vljepa_ros.image_conversion import image_to_rgb
-    from vljepa_ros.perception_config import PipelineConfig
-    from vljepa_ros.perception_pipeline import PerceptionPipeline
+    from vljepa_ros.perception.config import PipelineConfig
+    from vljepa_ros.perception.image_conversion import image_to_rgb
+    from vljepa_ros.perception.pipeline import PerceptionPipeline
 
     pipeline = PerceptionPipeline(runtime, PipelineConfig(transition_horizon_s=0.0))
     period = int(1e9 / pipeline.frame_rate_hz)
@@ -150,7 +150,7 @@ def pipeline_own_cost(runtime, reps: int, height: int, width: int, messages: boo
         data = payloads[i % 16]
         start = time.perf_counter()
         pipeline.offer_frame(
-            "cam", "cam", i * period, lambda: image_to_rgb("rgb8", height, width, width * 3, False, data)
+            "cam", "cam", i * period, lambda data=data: image_to_rgb("rgb8", height, width, width * 3, False, data)
         )
         batch = pipeline.step(0)
         for result in batch.embeddings if messages else ():
@@ -160,14 +160,17 @@ def pipeline_own_cost(runtime, reps: int, height: int, width: int, messages: boo
         total.append(elapsed)
         own.append(elapsed - batch.inference_s)
         ratios.append(own[-1] / batch.inference_s)
-    return {"own_cost_ms": {"p50": _pct(own, 50) * MS, "p95": _pct(own, 95) * MS, "n": reps},
-            "frame_to_messages_ms_p50": _pct(total, 50) * MS, "ratios_p50": _pct(ratios, 50)}
+    return {
+        "own_cost_ms": {"p50": _pct(own, 50) * MS, "p95": _pct(own, 95) * MS, "n": reps},
+        "frame_to_messages_ms_p50": _pct(total, 50) * MS,
+        "ratios_p50": _pct(ratios, 50),
+    }
 
 
 def throughput(runtime, cameras: int, reps: int, height: int, width: int) -> dict:
     """Clips/s for `cameras` cameras, batched vs unbatched, on the same clips, interleaved."""
-    from vljepa_ros.perception_config import PipelineConfig
-    from vljepa_ros.perception_pipeline import PerceptionPipeline
+    from vljepa_ros.perception.config import PipelineConfig
+    from vljepa_ros.perception.pipeline import PerceptionPipeline
 
     pipeline = PerceptionPipeline(runtime, PipelineConfig(transition_horizon_s=0.0, queue_depth=1, max_batch=cameras))
     period = int(1e9 / pipeline.frame_rate_hz)
@@ -234,15 +237,16 @@ def consumer_process(topic: str, seconds: float) -> int:
     {"stamp_to_received_ms": [...]} as JSON on the last stdout line."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
-    from vljepa_msgs.msg import Embedding
 
+    from vljepa_msgs.msg import Embedding
     from vljepa_ros.nodes.ros_conversions import time_to_ns
 
     rclpy.init()
     node = rclpy.create_node("bench_consumer")
     received_ms = []
-    node.create_subscription(Embedding, topic,
-                             lambda m: received_ms.append((time.time_ns() - time_to_ns(m.header.stamp)) / 1e6), 10)
+    node.create_subscription(
+        Embedding, topic, lambda m: received_ms.append((time.time_ns() - time_to_ns(m.header.stamp)) / 1e6), 10
+    )
     end = time.monotonic() + seconds
     try:
         while time.monotonic() < end and rclpy.ok():
@@ -255,8 +259,9 @@ def consumer_process(topic: str, seconds: float) -> int:
     return 0
 
 
-def node_latency(manifest: Path, providers: list[str], seconds: float, height: int, width: int,
-                 intra_op_threads: int) -> dict:
+def node_latency(
+    manifest: Path, providers: list[str], seconds: float, height: int, width: int, intra_op_threads: int
+) -> dict:
     """Run PerceptionNode in this process; the camera publishes from one child process and a consumer of
     ~/embedding listens in another, as on a robot. (A subscriber inside the node's process would be served by
     Fast DDS inside the publish call, and its Python callback would take the GIL from the node's worker: a
@@ -269,25 +274,52 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
 
     rclpy.init()
     topic = "/bench/image_raw"
-    params = dict(model_manifest=str(manifest), providers=providers, intra_op_threads=intra_op_threads,
-                  camera_topics=[topic],
-                  input_qos="DEFAULT", output_qos="DEFAULT", transition_horizon_s=0.0, publish_visual_state=False)
+    params = dict(
+        model_manifest=str(manifest),
+        providers=providers,
+        intra_op_threads=intra_op_threads,
+        camera_topics=[topic],
+        input_qos="DEFAULT",
+        output_qos="DEFAULT",
+        transition_horizon_s=0.0,
+        publish_visual_state=False,
+    )
     node = PerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     spinner = NodeSpinner([node])  # the node in its own single-threaded executor, as bringup runs it
     spinner.start()
     consumer = subprocess.Popen(
-        [sys.executable, __file__, "--consumer-process", f"/{node.get_name()}/embedding",
-         "--seconds", str(seconds + 25)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--consumer-process",
+            f"/{node.get_name()}/embedding",
+            "--seconds",
+            str(seconds + 25),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 20
         while node._embedding_pub.get_subscription_count() < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         camera = subprocess.run(
-            [sys.executable, __file__, "--camera-process", topic, "--seconds", str(seconds),
-             "--height", str(height), "--width", str(width)],
-            capture_output=True, text=True, timeout=seconds + 120,
+            [
+                sys.executable,
+                __file__,
+                "--camera-process",
+                topic,
+                "--seconds",
+                str(seconds),
+                "--height",
+                str(height),
+                "--width",
+                str(width),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 120,
         )
         if camera.returncode != 0:
             raise RuntimeError(f"camera process exited {camera.returncode}: {camera.stderr[-1500:]}")
@@ -322,13 +354,19 @@ def node_latency(manifest: Path, providers: list[str], seconds: float, height: i
         "drops": drops,
         "e2e_stamp_to_publish_ms": {"p50": _pct(e2e_ms, 50), "p95": _pct(e2e_ms, 95), "n": len(e2e_ms)},
         "e2e_stamp_to_subscriber_ms": {"p50": _pct(received_ms, 50), "p95": _pct(received_ms, 95)},
-        "input_stamp_to_node_ms": {"p50": _pct(arrival_ms, 50), "p95": _pct(arrival_ms, 95),
-                                   "what": "per clip's newest frame: DDS transport from the camera process "
-                                           "and rclpy taking the message"},
+        "input_stamp_to_node_ms": {
+            "p50": _pct(arrival_ms, 50),
+            "p95": _pct(arrival_ms, 95),
+            "what": "per clip's newest frame: DDS transport from the camera process and rclpy taking the message",
+        },
         "processing_received_to_publish_ms": {"p50": _pct(processing_ms, 50), "p95": _pct(processing_ms, 95)},
         "node_inference_ms": {"p50": _pct(inference_ms, 50), "p95": _pct(inference_ms, 95), "values": inference_ms},
-        "node_own_cost_ms": {"p50": _pct(own_ms, 50), "p95": _pct(own_ms, 95), "values": own_ms,
-                             "what": "per clip: processing (frame received -> publish) minus its batch's model time"},
+        "node_own_cost_ms": {
+            "p50": _pct(own_ms, 50),
+            "p95": _pct(own_ms, 95),
+            "values": own_ms,
+            "what": "per clip: processing (frame received -> publish) minus its batch's model time",
+        },
     }
 
 
@@ -344,23 +382,32 @@ def _emit(result: dict, out: str | None) -> int:
 def runtime_only(args, providers: list[str]) -> int:
     """Without ROS: wrapper cost over raw session.run in wall time (a GPU provider's work is not CPU time of
     this thread), the pipeline's own cost without messages, and batched vs unbatched throughput."""
-    from vljepa_ros.vljepa_runtime import VLJepaRuntime
+    from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest, source = _model(args.manifest, Path(tmp))
         runtime = VLJepaRuntime.from_manifest(manifest, providers=providers)
         clip = runtime.prepare_clip(_frames(runtime.manifest.clip.frames, args.height, args.width, seed=9))
-        bare, wrapped, wrapper_own = bare_vs_runtime_seconds(runtime, clip, runtime.manifest.queries["caption"],
-                                                             args.reps)
+        bare, wrapped, wrapper_own = bare_vs_runtime_seconds(
+            runtime, clip, runtime.manifest.queries["caption"], args.reps
+        )
         core = pipeline_own_cost(runtime, args.reps, args.height, args.width, messages=False)
         rates = [throughput(runtime, n, args.reps, args.height, args.width) for n in (1, 2, 4)]
     result = {
-        "model": {"manifest": str(manifest), "source": source, "model_id": runtime.manifest.model_id,
-                  "provider": runtime.provider, "clip": runtime.manifest.clip.to_dict()},
+        "model": {
+            "manifest": str(manifest),
+            "source": source,
+            "model_id": runtime.manifest.model_id,
+            "provider": runtime.provider,
+            "clip": runtime.manifest.clip.to_dict(),
+        },
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
         "bare_ort_ms": {"p50": _pct(bare, 50) * MS, "p95": _pct(bare, 95) * MS, "n": len(bare)},
-        "runtime_wrapper_ms": {"p50": _pct(wrapped, 50) * MS, "own_work_p50": _pct(wrapper_own, 50) * MS,
-                               "what": "own_work: each wrapped call's wall time minus its session.run calls"},
+        "runtime_wrapper_ms": {
+            "p50": _pct(wrapped, 50) * MS,
+            "own_work_p50": _pct(wrapper_own, 50) * MS,
+            "what": "own_work: each wrapped call's wall time minus its session.run calls",
+        },
         "pipeline_without_ros": core,
         "throughput": rates,
     }
@@ -371,16 +418,21 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", help="model manifest (default: bundled model, else tiny random)")
     parser.add_argument("--providers", default="cpu", help="comma-separated, e.g. tensorrt,cuda,cpu")
-    parser.add_argument("--intra-op-threads", type=int, default=1,
-                        help="ONNX Runtime CPU threads per model for the node and the bare calls "
-                             "(default 1, as config/vljepa.yaml; 0: ONNX Runtime's default)")
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=1,
+        help="ONNX Runtime CPU threads per model for the node and the bare calls "
+        "(default 1, as config/vljepa.yaml; 0: ONNX Runtime's default)",
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="node run length")
     parser.add_argument("--reps", type=int, default=30, help="repetitions for bare and throughput timings")
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--out", help="write the JSON result here")
-    parser.add_argument("--no-node", action="store_true",
-                        help="runtime and pipeline only, no ROS (a GPU machine without ROS installed)")
+    parser.add_argument(
+        "--no-node", action="store_true", help="runtime and pipeline only, no ROS (a GPU machine without ROS installed)"
+    )
     parser.add_argument("--camera-process", metavar="TOPIC", help=argparse.SUPPRESS)  # internal: the children
     parser.add_argument("--consumer-process", metavar="TOPIC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -389,7 +441,7 @@ def main(argv=None) -> int:
     if args.consumer_process:
         return consumer_process(args.consumer_process, args.seconds)
 
-    from vljepa_ros.vljepa_runtime import VLJepaRuntime
+    from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
     providers = [p.strip() for p in args.providers.split(",") if p.strip()]
     if args.no_node:
@@ -424,25 +476,43 @@ def main(argv=None) -> int:
     overhead_ms = None if own_p50 is None else own_p50 + wrapper_own_ms
     e2e_p50 = node["e2e_stamp_to_publish_ms"]["p50"]
     result = {
-        "model": {"manifest": str(manifest), "source": source, "model_id": runtime.manifest.model_id,
-                  "provider": runtime.provider, "clip": runtime.manifest.clip.to_dict()},
-        "input": {"camera": f"{args.width}x{args.height} rgb8 @ 30 Hz over DDS (reliable, depth 5)",
-                  "node_config": "one camera, ~/embedding only (transition_horizon_s 0, publish_visual_state false)",
-                  "sampled_at_hz": runtime.manifest.clip.frame_rate_hz, "node_seconds": args.seconds},
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_1min_start_end": [load_start, os.getloadavg()[0]]},
-        "bare_ort_ms": {"p50": bare_p50, "p95": _pct(bare_ms, 95), "n": len(bare_ms),
-                        "intra_op_threads": args.intra_op_threads,
-                        "default_threads_p50": _pct(bare_default, 50) * MS},
-        "runtime_wrapper_ms": {"p50": _pct(wrapped_ms, 50), "own_work_p50": wrapper_own_ms,
-                               "what": "own_work: each wrapped call's wall time minus its session.run calls"},
+        "model": {
+            "manifest": str(manifest),
+            "source": source,
+            "model_id": runtime.manifest.model_id,
+            "provider": runtime.provider,
+            "clip": runtime.manifest.clip.to_dict(),
+        },
+        "input": {
+            "camera": f"{args.width}x{args.height} rgb8 @ 30 Hz over DDS (reliable, depth 5)",
+            "node_config": "one camera, ~/embedding only (transition_horizon_s 0, publish_visual_state false)",
+            "sampled_at_hz": runtime.manifest.clip.frame_rate_hz,
+            "node_seconds": args.seconds,
+        },
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_1min_start_end": [load_start, os.getloadavg()[0]],
+        },
+        "bare_ort_ms": {
+            "p50": bare_p50,
+            "p95": _pct(bare_ms, 95),
+            "n": len(bare_ms),
+            "intra_op_threads": args.intra_op_threads,
+            "default_threads_p50": _pct(bare_default, 50) * MS,
+        },
+        "runtime_wrapper_ms": {
+            "p50": _pct(wrapped_ms, 50),
+            "own_work_p50": wrapper_own_ms,
+            "what": "own_work: each wrapped call's wall time minus its session.run calls",
+        },
         "node": node,
         "pipeline_without_ros": core,
         "overhead": {
             "overhead_ratio_vs_bare": overhead_ratio,
             "target_ratio": 0.10,
             "definition": "per clip: (node own cost + runtime wrapper work) / (the clip's time inside ONNX Runtime "
-                          "session.run), p50 over clips",
+            "session.run), p50 over clips",
             "node_overhead_ms_p50": overhead_ms,
             "overhead_over_back_to_back_bare_p50": None if overhead_ms is None else overhead_ms / bare_p50,
             "runtime_wrapper_over_bare_p50": wrapper_own_ms / bare_p50,

@@ -25,15 +25,17 @@ from pathlib import Path
 
 import numpy as np
 
-from vljepa_ros.bundled_model import bundled_manifest_path
-from vljepa_ros.change_detection import ChangeDetectorConfig
-from vljepa_ros.decoders import RetrievalDecoder
-from vljepa_ros.decoding_pipeline import DecodingPipeline, uniform_decode_count
-from vljepa_ros.manifest import load_manifest
-from vljepa_ros.text_bank import TextBank
+from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
+from vljepa_ros.decoding.decoders import RetrievalDecoder
+from vljepa_ros.decoding.pipeline import DecodingPipeline, uniform_decode_count
+from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.runtime.text_bank import TextBank
 
 NS = 1_000_000_000
-FIXTURE_BANK = Path(__file__).resolve().parents[1] / "vljepa_ros" / "test" / "data" / "caption_bank_minilm.npz"
+FIXTURE_BANK = (
+    Path(__file__).resolve().parents[1] / "vljepa_ros" / "test" / "support" / "data" / "caption_bank_minilm.npz"
+)
 
 
 def default_bank() -> Path:
@@ -119,11 +121,16 @@ def main(argv=None) -> int:
     break_even = det * embeddings_per_s / saved_decodes_per_s if saved_decodes_per_s > 0 else None
     result = {
         "machine": platform.processor() or platform.machine(),
-        "bank": str(bank_path), "bank_size": len(bank), "embedding_dim": bank.dim,
-        "stream_seconds": stream_s, "embeddings": int(len(stamps)), "embedding_rate_hz": embeddings_per_s,
+        "bank": str(bank_path),
+        "bank_size": len(bank),
+        "embedding_dim": bank.dim,
+        "stream_seconds": stream_s,
+        "embeddings": int(len(stamps)),
+        "embedding_rate_hz": embeddings_per_s,
         "config": config.__dict__,
         "uniform_rate_hz": args.uniform_rate,
-        "uniform_decodes": uniform_decodes, "selective_decodes": selective_decodes,
+        "uniform_decodes": uniform_decodes,
+        "selective_decodes": selective_decodes,
         "reduction_factor": uniform_decodes / max(selective_decodes, 1),
         "detector_us_per_embedding": det * 1e6,
         "retrieval_decode_us": dec * 1e6,
@@ -133,16 +140,23 @@ def main(argv=None) -> int:
         "break_even_decoder_us": None if break_even is None else break_even * 1e6,
         "repeats": args.repeats,
     }
-    print(f"stream {stream_s:.0f} s, {len(stamps)} embeddings at {embeddings_per_s:.1f} Hz, "
-          f"bank {len(bank)} x {bank.dim}")
-    print(f"decodes: uniform {args.uniform_rate:g} Hz {uniform_decodes}, selective {selective_decodes} "
-          f"({result['reduction_factor']:.2f}x fewer)")
-    print(f"detector {result['detector_us_per_embedding']:.1f} us/embedding, retrieval decode "
-          f"{result['retrieval_decode_us']:.1f} us")
-    print(f"wall: selective {result['selective_wall_s'] * 1e3:.1f} ms vs uniform "
-          f"{result['uniform_wall_s'] * 1e3:.1f} ms (x{result['selective_over_uniform_wall']:.2f}); "
-          f"selective saves compute for decoders slower than "
-          f"{result['break_even_decoder_us']:.0f} us per decode")
+    print(
+        f"stream {stream_s:.0f} s, {len(stamps)} embeddings at {embeddings_per_s:.1f} Hz, bank {len(bank)} x {bank.dim}"
+    )
+    print(
+        f"decodes: uniform {args.uniform_rate:g} Hz {uniform_decodes}, selective {selective_decodes} "
+        f"({result['reduction_factor']:.2f}x fewer)"
+    )
+    print(
+        f"detector {result['detector_us_per_embedding']:.1f} us/embedding, retrieval decode "
+        f"{result['retrieval_decode_us']:.1f} us"
+    )
+    print(
+        f"wall: selective {result['selective_wall_s'] * 1e3:.1f} ms vs uniform "
+        f"{result['uniform_wall_s'] * 1e3:.1f} ms (x{result['selective_over_uniform_wall']:.2f}); "
+        f"selective saves compute for decoders slower than "
+        f"{result['break_even_decoder_us']:.0f} us per decode"
+    )
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")
     return 0

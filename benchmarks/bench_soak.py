@@ -4,8 +4,8 @@ Each frame takes the node's path without DDS: sensor_msgs/Image fields -> image_
 (sampling, clip buffer, batched inference with transitions) -> DecodingPipeline (change detection, retrieval
 decodes), with the statistics the node's /diagnostics reads queried as often as the node would. Frames are
 small and stamped like a 30 Hz camera: every frame is validated, the ones the model frame rate samples are
-converted and become clips; cameras take turns and share batches. Camera clocks restart once a third of the way in (a bag loop), exercising the
-reset paths.
+converted and become clips; cameras take turns and share batches. Camera clocks restart once a third of the way
+in (a bag loop), exercising the reset paths.
 
 RSS (from /proc/self/statm) and the number of live Python objects are sampled every ``--sample-every``
 frames. The growth slope is a least-squares fit over the samples after the first 20% (allocator and
@@ -55,19 +55,28 @@ def _frames(cameras: int, height: int, width: int) -> list[bytes]:
     return frames
 
 
-def soak(manifest: Path, frames: int = 10_000, cameras: int = 2, height: int = 48, width: int = 64,
-         camera_hz: float = 30.0, sample_every: int = 250, diagnostics_every: int = 8, on_sample=None,
-         stamp_clock: bool = False) -> dict:
+def soak(
+    manifest: Path,
+    frames: int = 10_000,
+    cameras: int = 2,
+    height: int = 48,
+    width: int = 64,
+    camera_hz: float = 30.0,
+    sample_every: int = 250,
+    diagnostics_every: int = 8,
+    on_sample=None,
+    stamp_clock: bool = False,
+) -> dict:
     """Push ``frames`` frames (over all cameras) through the core; returns samples and the state sizes seen.
 
     ``stamp_clock``: the statistics run on the frames' stamps instead of wall time (deterministic windows).
     """
-    from vljepa_ros.change_detection import ChangeDetectorConfig
-    from vljepa_ros.decoders import RetrievalDecoder
-    from vljepa_ros.decoding_pipeline import DecodingPipeline, RejectedEmbedding
-    from vljepa_ros.image_conversion import check_image, image_to_rgb
-    from vljepa_ros.perception_config import PipelineConfig
-    from vljepa_ros.perception_pipeline import PerceptionPipeline
+    from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
+    from vljepa_ros.decoding.decoders import RetrievalDecoder
+    from vljepa_ros.decoding.pipeline import DecodingPipeline, RejectedEmbedding
+    from vljepa_ros.perception.config import PipelineConfig
+    from vljepa_ros.perception.image_conversion import check_image, image_to_rgb
+    from vljepa_ros.perception.pipeline import PerceptionPipeline
 
     clock = {"now": 0}
     kwargs = {"clock_ns": lambda: clock["now"]} if stamp_clock else {}
@@ -87,8 +96,13 @@ def soak(manifest: Path, frames: int = 10_000, cameras: int = 2, height: int = 4
         stamp = (10_000 if i < restart_at else 100) * 1_000_000_000 + tick * period_ns + i % cameras
         data = payloads[i % len(payloads)]
         clock["now"] = i * period_ns // cameras  # only read with stamp_clock: monotonic camera time
-        pipeline.offer_frame(camera, camera, stamp, lambda d=data: image_to_rgb("rgb8", height, width, step, False, d),
-                             lambda d=data: check_image("rgb8", height, width, step, False, len(d)))
+        pipeline.offer_frame(
+            camera,
+            camera,
+            stamp,
+            lambda d=data: image_to_rgb("rgb8", height, width, step, False, d),
+            lambda d=data: check_image("rgb8", height, width, step, False, len(d)),
+        )
         if i % cameras == cameras - 1:
             batch = pipeline.step(timeout_s=0.0)
             if batch is not None:
@@ -121,20 +135,26 @@ def soak(manifest: Path, frames: int = 10_000, cameras: int = 2, height: int = 4
             if on_sample is not None:
                 on_sample(i + 1, samples["rss_mb"][-1])
     wall_s = time.perf_counter() - start
-    return {"samples": samples, "counts": counts, "wall_s": wall_s, "state": state_sizes(pipeline, decoding),
-            "provider": pipeline.runtime.provider, "model_id": pipeline.model_id}
+    return {
+        "samples": samples,
+        "counts": counts,
+        "wall_s": wall_s,
+        "state": state_sizes(pipeline, decoding),
+        "provider": pipeline.runtime.provider,
+        "model_id": pipeline.model_id,
+    }
 
 
 def state_sizes(pipeline, decoding) -> dict:
     """Lengths of every per-camera container that could grow with the stream (for the bounded-state test)."""
     sizes = {}
-    for camera, buffer in pipeline._buffers.items():  # noqa: SLF001 - measuring internals is the point
+    for camera, buffer in pipeline._buffers.items():  # measuring internals is the point
         stats = pipeline.stats[camera]
         sizes[camera] = {
-            "clip_history": len(buffer._history),  # noqa: SLF001
-            "state_history": len(pipeline._states[camera]._entries),  # noqa: SLF001
-            "input_rate_window": len(stats.input_rate._times),  # noqa: SLF001
-            "output_rate_window": len(stats.output_rate._times),  # noqa: SLF001
+            "clip_history": len(buffer._history),
+            "state_history": len(pipeline._states[camera]._entries),
+            "input_rate_window": len(stats.input_rate._times),
+            "output_rate_window": len(stats.output_rate._times),
             "latency_window": len(stats.latency),
         }
     sizes["queue_pending"] = pipeline.queue.pending()
@@ -176,14 +196,27 @@ def main(argv=None) -> int:
             from bench_peak_rate import default_manifest
 
             manifest, source = default_manifest(Path(tmp))
-        result = soak(Path(manifest), args.frames, args.cameras,
-                      on_sample=lambda n, mb: print(f"  {n:>6} frames  RSS {mb:8.1f} MB", flush=True))
+        result = soak(
+            Path(manifest),
+            args.frames,
+            args.cameras,
+            on_sample=lambda n, mb: print(f"  {n:>6} frames  RSS {mb:8.1f} MB", flush=True),
+        )
     summary = summarise(result, args.frames)
-    out = {"model": {"manifest": str(manifest), "source": source, "model_id": result["model_id"],
-                     "provider": result["provider"]},
-           "setup": f"{args.cameras} cameras, 64x48 rgb8 stamped at 30 Hz, sampled at the model rate, transitions "
-                    "and selective decoding on, one camera clock restart",
-           "summary": summary, "counts": result["counts"], "state": result["state"], "samples": result["samples"]}
+    out = {
+        "model": {
+            "manifest": str(manifest),
+            "source": source,
+            "model_id": result["model_id"],
+            "provider": result["provider"],
+        },
+        "setup": f"{args.cameras} cameras, 64x48 rgb8 stamped at 30 Hz, sampled at the model rate, transitions "
+        "and selective decoding on, one camera clock restart",
+        "summary": summary,
+        "counts": result["counts"],
+        "state": result["state"],
+        "samples": result["samples"],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(summary, indent=1))

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from vljepa_ros.onnx_session import PROVIDER_OF_NAME, parse_provider_list
+from vljepa_ros.runtime.onnx_session import PROVIDER_OF_NAME, parse_provider_list
 
 
 def _ms_per_call(fn, reps: int) -> float:
@@ -62,9 +62,11 @@ def main(argv=None) -> int:
             "alternating_1_2_4_ms_per_triple": _ms_per_call(lambda: (run(1), run(2), run(4)), args.reps),
         }
         result["graphs"][str(path)] = row
-        print(f"{path} ({row['patch_embedding']}, {row['provider']}): same shape "
-              + ", ".join(f"b{b} {v:.2f} ms" for b, v in row["same_shape_ms"].items())
-              + f"; alternating 1,2: {row['alternating_1_2_ms_per_pair']:.2f} ms per pair")
+        print(
+            f"{path} ({row['patch_embedding']}, {row['provider']}): same shape "
+            + ", ".join(f"b{b} {v:.2f} ms" for b, v in row["same_shape_ms"].items())
+            + f"; alternating 1,2: {row['alternating_1_2_ms_per_pair']:.2f} ms per pair"
+        )
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

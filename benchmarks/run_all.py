@@ -41,28 +41,53 @@ def benchmark_plan(quick: bool, manifest: Path, bundled: bool, out: Path) -> lis
     def job(name, script, args, limit_s):
         json_path = out / f"{name}.json"
         target = ["-m", script] if isinstance(script, str) else [str(script)]
-        return {"name": name, "command": [py, *target, *map(str, args), "--out", str(json_path)],
-                "json": json_path, "limit_s": limit_s}
+        return {
+            "name": name,
+            "command": [py, *target, *map(str, args), "--out", str(json_path)],
+            "json": json_path,
+            "limit_s": limit_s,
+        }
 
     iters = ["--iters", "6", "--block", "3"] if quick else ["--iters", "30", "--block", "10"]
     plan = [
         job("encoder_fp32", HERE / "bench_encoder.py", iters, 300),
         job("precision", HERE / "bench_precision.py", ["--iters", "10" if quick else "30"], 300),
-        job("perception", HERE / "bench_perception.py",
-            ["--manifest", manifest] + (["--seconds", "4", "--reps", "8"] if quick else ["--seconds", "20", "--reps", "30"]),
-            300 if quick else 420),
-        job("peak_rate", HERE / "bench_peak_rate.py", ["--manifest", manifest] + (["--quick"] if quick else []),
-            300 if quick else 600),
-        job("soak", HERE / "bench_soak.py", ["--manifest", manifest, "--frames", 2000 if quick else 10_000],
-            180 if quick else 420),
-        job("selective_synthetic", HERE / "bench_selective.py",
-            ["--minutes", 3 if quick else 10, "--repeats", 1 if quick else 3], 120),
+        job(
+            "perception",
+            HERE / "bench_perception.py",
+            ["--manifest", manifest]
+            + (["--seconds", "4", "--reps", "8"] if quick else ["--seconds", "20", "--reps", "30"]),
+            300 if quick else 420,
+        ),
+        job(
+            "peak_rate",
+            HERE / "bench_peak_rate.py",
+            ["--manifest", manifest] + (["--quick"] if quick else []),
+            300 if quick else 600,
+        ),
+        job(
+            "soak",
+            HERE / "bench_soak.py",
+            ["--manifest", manifest, "--frames", 2000 if quick else 10_000],
+            180 if quick else 420,
+        ),
+        job(
+            "selective_synthetic",
+            HERE / "bench_selective.py",
+            ["--minutes", 3 if quick else 10, "--repeats", 1 if quick else 3],
+            120,
+        ),
     ]
     if bundled and not quick:
         # Equal-quality reduction factor on held-out tiny-world streams with the trained model (a reduced sweep).
-        plan.append(job("selective_equal_quality", "vljepa_ros.selective_eval",
-                        ["--model", manifest, "--duration", "90", "--tune-seeds", "1001,1002",
-                         "--test-seeds", "2001,2002"], 480))
+        plan.append(
+            job(
+                "selective_equal_quality",
+                "vljepa_ros.tools.selective_eval",
+                ["--model", manifest, "--duration", "90", "--tune-seeds", "1001,1002", "--test-seeds", "2001,2002"],
+                480,
+            )
+        )
     return plan
 
 
@@ -76,8 +101,7 @@ def run_benchmark(job: dict, log_dir: Path, log=print) -> dict:
 
 
 def _run_once(job: dict, log_dir: Path, log=print) -> dict:
-    log(f"== {job['name']}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(job['command']))}",
-        flush=True)
+    log(f"== {job['name']}: {' '.join(Path(c).name if i < 2 else c for i, c in enumerate(job['command']))}", flush=True)
     log_path = log_dir / f"{job['name']}.log"
     if log_path.exists():  # a retry keeps the failed attempt's log
         log_path = log_dir / f"{job['name']}.retry.log"
@@ -85,8 +109,9 @@ def _run_once(job: dict, log_dir: Path, log=print) -> dict:
     start = time.monotonic()
     with open(log_path, "w") as out:
         try:
-            code = subprocess.run(job["command"], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-                                  timeout=job["limit_s"]).returncode
+            code = subprocess.run(
+                job["command"], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, timeout=job["limit_s"]
+            ).returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
     wall = time.monotonic() - start
@@ -94,10 +119,12 @@ def _run_once(job: dict, log_dir: Path, log=print) -> dict:
     if code == 0 and job["json"].is_file():
         result = json.loads(job["json"].read_text())
     tail = log_path.read_text().strip().splitlines()[-3:]
-    log(f"   {'ok' if result is not None else 'FAILED (' + str(code) + ')'} in {wall:.0f} s" +
-        ("" if result is not None else "; " + " | ".join(tail)), flush=True)
-    return {"command": job["command"], "exit": code, "wall_s": round(wall, 1), "log": str(log_path),
-            "result": result}
+    log(
+        f"   {'ok' if result is not None else 'FAILED (' + str(code) + ')'} in {wall:.0f} s"
+        + ("" if result is not None else "; " + " | ".join(tail)),
+        flush=True,
+    )
+    return {"command": job["command"], "exit": code, "wall_s": round(wall, 1), "log": str(log_path), "result": result}
 
 
 # ----- the table --------------------------------------------------------------------------------------------
@@ -105,13 +132,24 @@ def _run_once(job: dict, log_dir: Path, log=print) -> dict:
 
 def _get(data, *keys, default=None):
     for key in keys:
-        if isinstance(data, dict) and key in data:
-            data = data[key]
-        elif isinstance(data, list) and isinstance(key, int) and -len(data) <= key < len(data):
+        if (
+            isinstance(data, dict)
+            and key in data
+            or isinstance(data, list)
+            and isinstance(key, int)
+            and -len(data) <= key < len(data)
+        ):
             data = data[key]
         else:
             return default
     return data
+
+
+def _core_without_ros(p):
+    """The pipeline's own cost over inference without ROS; older result files name it differently."""
+    overhead = _get(p, "overhead", default={})
+    legacy = _get(overhead, "pipeline_overhead_ratio_vs_bare")
+    return _get(overhead, "pipeline_without_ros_own_over_inference_p50", default=legacy)
 
 
 def _f(value, digits=1, suffix="") -> str:
@@ -130,34 +168,59 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
     p = r.get("perception") or {}
     e2e = _get(p, "node", "e2e_stamp_to_publish_ms", default={})
     bare = _get(p, "bare_ort_ms", default={})
-    rows.append(("End-to-end latency per clip, input stamp -> publish (p50 / p95)",
-                 f"{_f(e2e.get('p50'))} / {_f(e2e.get('p95'))} ms",
-                 f"perception node, one {_get(p, 'input', 'camera', default='camera')}; "
-                 f"model {_get(p, 'model', 'model_id', default='?')} on {_get(p, 'model', 'provider', default='?')}"))
-    rows.append(("Bare inference (ORT encoder + predictor, batch 1, p50 / p95)",
-                 f"{_f(bare.get('p50'))} / {_f(bare.get('p95'))} ms",
-                 f"raw session.run, alternated with the runtime; {bare.get('intra_op_threads', '?')} CPU thread(s) "
-                 f"per model as the node; ONNX Runtime's default threads: {_f(bare.get('default_threads_p50'))} ms"))
-    rows.append(("Node overhead vs bare inference",
-                 f"{_f(_get(p, 'overhead', 'overhead_ratio_vs_bare'), 3)}x "
-                 f"({_f(_get(p, 'overhead', 'node_overhead_ms_p50'), 2)} ms)",
-                 "per clip: ((frame received -> publish) - model time + runtime wrapper work) / the clip's time "
-                 "in session.run; over back-to-back bare p50 instead: "
-                 f"{_f(_get(p, 'overhead', 'overhead_over_back_to_back_bare_p50'), 3)}x; core without ROS: "
-                 f"{_f(_get(p, 'overhead', 'pipeline_without_ros_own_over_inference_p50', default=_get(p, 'overhead', 'pipeline_overhead_ratio_vs_bare')), 3)}x"))
+    rows.append(
+        (
+            "End-to-end latency per clip, input stamp -> publish (p50 / p95)",
+            f"{_f(e2e.get('p50'))} / {_f(e2e.get('p95'))} ms",
+            f"perception node, one {_get(p, 'input', 'camera', default='camera')}; "
+            f"model {_get(p, 'model', 'model_id', default='?')} on {_get(p, 'model', 'provider', default='?')}",
+        )
+    )
+    rows.append(
+        (
+            "Bare inference (ORT encoder + predictor, batch 1, p50 / p95)",
+            f"{_f(bare.get('p50'))} / {_f(bare.get('p95'))} ms",
+            f"raw session.run, alternated with the runtime; {bare.get('intra_op_threads', '?')} CPU thread(s) "
+            f"per model as the node; ONNX Runtime's default threads: {_f(bare.get('default_threads_p50'))} ms",
+        )
+    )
+    rows.append(
+        (
+            "Node overhead vs bare inference",
+            f"{_f(_get(p, 'overhead', 'overhead_ratio_vs_bare'), 3)}x "
+            f"({_f(_get(p, 'overhead', 'node_overhead_ms_p50'), 2)} ms)",
+            "per clip: ((frame received -> publish) - model time + runtime wrapper work) / the clip's time "
+            "in session.run; over back-to-back bare p50 instead: "
+            f"{_f(_get(p, 'overhead', 'overhead_over_back_to_back_bare_p50'), 3)}x; core without ROS: "
+            f"{_f(_core_without_ros(p), 3)}x",
+        )
+    )
     processing = _get(p, "node", "processing_received_to_publish_ms", "p50")
-    rows.append(("Frame received -> publish over bare inference",
-                 f"{_f(None if processing is None or not bare.get('p50') else processing / bare['p50'], 2)}x "
-                 f"({_f(processing, 2)} ms)",
-                 "p50s measured minutes apart: the node's model calls run cold, between camera frames, the bare "
-                 "ones back to back"))
-    rows.append(("End-to-end over bare inference", f"{_f(_get(p, 'overhead', 'e2e_stamp_to_publish_over_bare_ratio'), 2)}x",
-                 "stamp -> publish p50 / bare p50; includes DDS transport between processes "
-                 f"(stamp -> node p50 {_f(_get(p, 'node', 'input_stamp_to_node_ms', 'p50'))} ms)"))
+    rows.append(
+        (
+            "Frame received -> publish over bare inference",
+            f"{_f(None if processing is None or not bare.get('p50') else processing / bare['p50'], 2)}x "
+            f"({_f(processing, 2)} ms)",
+            "p50s measured minutes apart: the node's model calls run cold, between camera frames, the bare "
+            "ones back to back",
+        )
+    )
+    rows.append(
+        (
+            "End-to-end over bare inference",
+            f"{_f(_get(p, 'overhead', 'e2e_stamp_to_publish_over_bare_ratio'), 2)}x",
+            "stamp -> publish p50 / bare p50; includes DDS transport between processes "
+            f"(stamp -> node p50 {_f(_get(p, 'node', 'input_stamp_to_node_ms', 'p50'))} ms)",
+        )
+    )
     for t in _get(p, "throughput", default=[]) or []:
-        rows.append((f"Clips/s, {t.get('cameras')} camera(s), batched vs unbatched",
-                     f"{_f(t.get('batched_clips_per_s'))} vs {_f(t.get('unbatched_clips_per_s'))}",
-                     "pipeline.run_clips, one call for all cameras vs one per camera, interleaved"))
+        rows.append(
+            (
+                f"Clips/s, {t.get('cameras')} camera(s), batched vs unbatched",
+                f"{_f(t.get('batched_clips_per_s'))} vs {_f(t.get('unbatched_clips_per_s'))}",
+                "pipeline.run_clips, one call for all cameras vs one per camera, interleaved",
+            )
+        )
 
     peak = r.get("peak_rate") or {}
     for mode, label in (("every_frame", "every frame a clip"), ("model_rate", "sampled at the model rate")):
@@ -167,30 +230,46 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
             per_camera = " / ".join(_f(x.get("peak_rate_hz_per_camera"), 1) for x in found)
             total = " / ".join(_f(x.get("peak_input_hz_total"), 1) for x in found)
             cams = "/".join(str(x["cameras"]) for x in found)
-            rows.append((f"Peak input rate with <5% drops, {cams} cameras ({label})",
-                         f"{per_camera} Hz per camera ({total} Hz total)",
-                         f"rate ladder vs the perception_node process over DDS; {_get(peak, 'camera', default='')}; "
-                         "n/a: no step passed"))
+            rows.append(
+                (
+                    f"Peak input rate with <5% drops, {cams} cameras ({label})",
+                    f"{per_camera} Hz per camera ({total} Hz total)",
+                    f"rate ladder vs the perception_node process over DDS; {_get(peak, 'camera', default='')}; "
+                    "n/a: no step passed",
+                )
+            )
 
     enc = r.get("encoder_fp32") or {}
-    rows.append(("ONNX Runtime vs PyTorch eager (encoder, batch 1)",
-                 f"{_f(_get(enc, 'encoder', 'torch_over_ort'), 2)}x faster "
-                 f"({_f(_get(enc, 'encoder', 'onnxruntime', 'median_ms'), 2)} vs "
-                 f"{_f(_get(enc, 'encoder', 'torch_eager', 'median_ms'), 2)} ms)",
-                 f"{_get(enc, 'model', 'preset', default='?')} encoder, same weights and threads, alternated blocks"))
+    rows.append(
+        (
+            "ONNX Runtime vs PyTorch eager (encoder, batch 1)",
+            f"{_f(_get(enc, 'encoder', 'torch_over_ort'), 2)}x faster "
+            f"({_f(_get(enc, 'encoder', 'onnxruntime', 'median_ms'), 2)} vs "
+            f"{_f(_get(enc, 'encoder', 'torch_eager', 'median_ms'), 2)} ms)",
+            f"{_get(enc, 'model', 'preset', default='?')} encoder, same weights and threads, alternated blocks",
+        )
+    )
     fused = _get(enc, "fused_preprocessing", default={})
-    rows.append(("Fused vs unfused preprocessing (camera frames -> tokens; unfused time / fused time)",
-                 f"{_f(fused.get('unfused_over_fused'), 2)}x (fused "
-                 f"{_f(_get(fused, 'frames_to_tokens', 'fused', 'median_ms'), 2)} ms, unfused "
-                 f"{_f(_get(fused, 'frames_to_tokens', 'unfused', 'median_ms'), 2)} ms)",
-                 f"unfused = OpenCV resize/crop/normalise + float graph; fused = uint8 frames into the graph; "
-                 f"camera {fused.get('camera')}"))
+    rows.append(
+        (
+            "Fused vs unfused preprocessing (camera frames -> tokens; unfused time / fused time)",
+            f"{_f(fused.get('unfused_over_fused'), 2)}x (fused "
+            f"{_f(_get(fused, 'frames_to_tokens', 'fused', 'median_ms'), 2)} ms, unfused "
+            f"{_f(_get(fused, 'frames_to_tokens', 'unfused', 'median_ms'), 2)} ms)",
+            f"unfused = OpenCV resize/crop/normalise + float graph; fused = uint8 frames into the graph; "
+            f"camera {fused.get('camera')}",
+        )
+    )
     prec = r.get("precision") or {}
-    rows.append(("fp16 vs fp32 ONNX encoder (time fp16 / fp32)",
-                 f"{_f(prec.get('fp16_over_fp32_time'), 2)}x ({_f(prec.get('fp16_median_ms'), 2)} vs "
-                 f"{_f(prec.get('fp32_median_ms'), 2)} ms)",
-                 f"{_get(prec, 'model', 'preset', default='?')} encoder on {prec.get('provider', '?')}, alternated "
-                 f"blocks; tokens differ by <= {_f(prec.get('fp16_vs_fp32_tokens_max_abs_diff'), 4)}"))
+    rows.append(
+        (
+            "fp16 vs fp32 ONNX encoder (time fp16 / fp32)",
+            f"{_f(prec.get('fp16_over_fp32_time'), 2)}x ({_f(prec.get('fp16_median_ms'), 2)} vs "
+            f"{_f(prec.get('fp32_median_ms'), 2)} ms)",
+            f"{_get(prec, 'model', 'preset', default='?')} encoder on {prec.get('provider', '?')}, alternated "
+            f"blocks; tokens differ by <= {_f(prec.get('fp16_vs_fp32_tokens_max_abs_diff'), 4)}",
+        )
+    )
 
     sel = r.get("selective_equal_quality")
     if sel:
@@ -198,32 +277,48 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
         bar = max([_get(test, k, "quality_dense", default=0.0) for k in ("uniform_newest", "uniform_average")])
         quality = _get(test, "selective", "quality_dense")
         verdict = "n/a" if quality is None else ("meets" if quality >= bar - 1e-12 else "below")
-        rows.append(("Selective vs uniform decoding, reduction at equal quality",
-                     f"{_f(_selective_reduction(sel), 2)}x fewer decodes (held-out quality {_f(quality, 3)} vs "
-                     f"uniform {_f(bar, 3)}: {verdict})",
-                     f"evaluate_selective: held-out tiny-world streams {test.get('seeds')} "
-                     f"({_f(test.get('stream_seconds'), 0)} s), operating point tuned on other streams; uniform "
-                     f"{sel.get('uniform_rate_hz')} Hz; quality = VL-JEPA Sec. 4.5 nearest-decode caption match"))
+        rows.append(
+            (
+                "Selective vs uniform decoding, reduction at equal quality",
+                f"{_f(_selective_reduction(sel), 2)}x fewer decodes (held-out quality {_f(quality, 3)} vs "
+                f"uniform {_f(bar, 3)}: {verdict})",
+                f"evaluate_selective: held-out tiny-world streams {test.get('seeds')} "
+                f"({_f(test.get('stream_seconds'), 0)} s), operating point tuned on other streams; uniform "
+                f"{sel.get('uniform_rate_hz')} Hz; quality = VL-JEPA Sec. 4.5 nearest-decode caption match",
+            )
+        )
     syn = r.get("selective_synthetic") or {}
-    rows.append(("Selective vs uniform decoding, synthetic stream",
-                 f"{_f(syn.get('reduction_factor'), 2)}x fewer decodes",
-                 f"bench_selective: {syn.get('uniform_decodes')} uniform ({syn.get('uniform_rate_hz')} Hz) vs "
-                 f"{syn.get('selective_decodes')} selective decodes; detector "
-                 f"{_f(syn.get('detector_us_per_embedding'), 1)} us/embedding (quality not scored here)"))
+    rows.append(
+        (
+            "Selective vs uniform decoding, synthetic stream",
+            f"{_f(syn.get('reduction_factor'), 2)}x fewer decodes",
+            f"bench_selective: {syn.get('uniform_decodes')} uniform ({syn.get('uniform_rate_hz')} Hz) vs "
+            f"{syn.get('selective_decodes')} selective decodes; detector "
+            f"{_f(syn.get('detector_us_per_embedding'), 1)} us/embedding (quality not scored here)",
+        )
+    )
 
     soak = _get(r.get("soak") or {}, "summary", default={})
-    rows.append((f"Memory over a {soak.get('frames', '?')}-frame soak",
-                 f"RSS {_f(soak.get('rss_mb_at_20pct'))} -> {_f(soak.get('rss_mb_end'))} MB; slope "
-                 f"{_f(soak.get('rss_growth_kb_per_1000_frames'))} KB/1000 frames",
-                 f"after 20% warm-up; live Python objects {_f(soak.get('python_objects_growth_per_1000_frames'))} "
-                 f"per 1000 frames; {_f(soak.get('frames_per_s'), 0)} frames/s through the core"))
+    rows.append(
+        (
+            f"Memory over a {soak.get('frames', '?')}-frame soak",
+            f"RSS {_f(soak.get('rss_mb_at_20pct'))} -> {_f(soak.get('rss_mb_end'))} MB; slope "
+            f"{_f(soak.get('rss_growth_kb_per_1000_frames'))} KB/1000 frames",
+            f"after 20% warm-up; live Python objects {_f(soak.get('python_objects_growth_per_1000_frames'))} "
+            f"per 1000 frames; {_f(soak.get('frames_per_s'), 0)} frames/s through the core",
+        )
+    )
     return rows
 
 
 def _selective_reduction(report: dict):
     """The held-out reduction factor of evaluate_selective's chosen online operating point."""
-    for path in (("test", "selective", "reduction_factor"), ("held_out", "selective", "reduction_factor"),
-                 ("selective", "reduction_factor"), ("reduction_factor",)):
+    for path in (
+        ("test", "selective", "reduction_factor"),
+        ("held_out", "selective", "reduction_factor"),
+        ("selective", "reduction_factor"),
+        ("reduction_factor",),
+    ):
         value = _get(report, *path)
         if isinstance(value, (int, float)):
             return value
@@ -232,10 +327,14 @@ def _selective_reduction(report: dict):
 
 def markdown(results: dict) -> str:
     machine = results["machine"]
-    lines = [f"Benchmarks ({'quick' if results['quick'] else 'full'} run, {results['date_utc']}, "
-             f"{machine['cpu_count']} CPU cores, load average at start {machine['load_avg_start']}; "
-             f"suite wall time {results['wall_s']:.0f} s)", "",
-             "| measure | value | how |", "|---|---|---|"]
+    lines = [
+        f"Benchmarks ({'quick' if results['quick'] else 'full'} run, {results['date_utc']}, "
+        f"{machine['cpu_count']} CPU cores, load average at start {machine['load_avg_start']}; "
+        f"suite wall time {results['wall_s']:.0f} s)",
+        "",
+        "| measure | value | how |",
+        "|---|---|---|",
+    ]
     lines += [f"| {m} | {v} | {h} |" for m, v, h in table_rows(results)]
     failed = [f"{n} ({e['exit']})" for n, e in results["benchmarks"].items() if e["result"] is None]
     if failed:
@@ -274,8 +373,11 @@ def main(argv=None) -> int:
             "quick": args.quick,
             "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "model": {"manifest": str(manifest), "source": source},
-            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                        "load_avg_start": [round(x, 2) for x in os.getloadavg()]},
+            "machine": {
+                "cpu_count": os.cpu_count(),
+                "platform": platform.platform(),
+                "load_avg_start": [round(x, 2) for x in os.getloadavg()],
+            },
             "benchmarks": {job["name"]: run_benchmark(job, out / "logs") for job in plan},
         }
     results["wall_s"] = round(time.monotonic() - start, 1)

@@ -22,8 +22,8 @@ for stage in $stages; do
       # The provider chain as a robot configures it: TensorRT first, then CUDA, then CPU.
       python3 - <<'EOF'
 import logging
-from vljepa_ros.bundled_model import bundled_manifest_path
-from vljepa_ros.vljepa_runtime import VLJepaRuntime
+from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 runtime = VLJepaRuntime.from_manifest(bundled_manifest_path(), providers=["tensorrt", "cuda", "cpu"])
 print("bundled model runs on", runtime.provider)

@@ -20,7 +20,9 @@ def main() -> int:
     share = Path(sys.prefix) / "share"
     numpy_include = numpy.get_include()
     python_include = sysconfig.get_paths()["include"]
-    pattern = re.compile(re.escape(BUILD_PREFIX) + r"(/include/python3\.\d+|/lib/python3\.\d+/site-packages/numpy/_core/include)")
+    pattern = re.compile(
+        re.escape(BUILD_PREFIX) + r"(/include/python3\.\d+|/lib/python3\.\d+/site-packages/numpy/_core/include)"
+    )
 
     def replace(match: re.Match) -> str:
         return python_include if match.group(1).startswith("/include") else numpy_include

@@ -62,20 +62,35 @@ def _nodes(context):
 
 def generate_launch_description():
     """Launch arguments and the two nodes."""
-    return LaunchDescription([
-        DeclareLaunchArgument(
-            "params_file",
-            default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "vljepa.yaml"]),
-            description="Parameters YAML for vljepa_perception and vljepa_decoder."),
-        DeclareLaunchArgument("namespace", default_value="", description="Namespace for both nodes."),
-        DeclareLaunchArgument("use_sim_time", default_value="false",
-                              description="Follow /clock (rosbag play --clock, live_replay, a simulator)."),
-        DeclareLaunchArgument("camera_topic", default_value=DEFAULT_CAMERA_TOPIC,
-                              description="Topic the file's default camera (/camera/image_raw) is remapped to."),
-        DeclareLaunchArgument("camera_topics", default_value="",
-                              description="Comma-separated camera topics replacing the file's list (several "
-                                          "cameras, one model); empty: the file's camera_topics."),
-        DeclareLaunchArgument("model_manifest", default_value="",
-                              description="Model manifest.yaml; empty: the file's (the bundled model)."),
-        OpaqueFunction(function=_nodes),
-    ])
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file",
+                default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "vljepa.yaml"]),
+                description="Parameters YAML for vljepa_perception and vljepa_decoder.",
+            ),
+            DeclareLaunchArgument("namespace", default_value="", description="Namespace for both nodes."),
+            DeclareLaunchArgument(
+                "use_sim_time",
+                default_value="false",
+                description="Follow /clock (rosbag play --clock, live_replay, a simulator).",
+            ),
+            DeclareLaunchArgument(
+                "camera_topic",
+                default_value=DEFAULT_CAMERA_TOPIC,
+                description="Topic the file's default camera (/camera/image_raw) is remapped to.",
+            ),
+            DeclareLaunchArgument(
+                "camera_topics",
+                default_value="",
+                description="Comma-separated camera topics replacing the file's list (several "
+                "cameras, one model); empty: the file's camera_topics.",
+            ),
+            DeclareLaunchArgument(
+                "model_manifest",
+                default_value="",
+                description="Model manifest.yaml; empty: the file's (the bundled model).",
+            ),
+            OpaqueFunction(function=_nodes),
+        ]
+    )

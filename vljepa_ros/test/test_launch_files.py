@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import rclpy
 
-from perception_fixtures import tiny_random_manifest
-from vljepa_ros.bringup import DECODER_INPUT_REMAP, Bringup, BringupOptions, rclpy_args
-from vljepa_ros.params_file import load_params_file
+from vljepa_ros.tools.bringup import DECODER_INPUT_REMAP, Bringup, BringupOptions, rclpy_args
+from vljepa_ros.tools.params_file import load_params_file
+
+from support.perception_fixtures import tiny_random_manifest
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((PACKAGE_ROOT / "launch").glob("*.launch.py"))
@@ -29,8 +30,13 @@ def _console_scripts() -> set[str]:
 
 
 def _constants(tree: ast.Module) -> dict[str, str]:
-    return {t.id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
-            for t in n.targets if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)}
+    return {
+        t.id: n.value.value
+        for n in tree.body
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
+    }
 
 
 def _value(node, constants):
@@ -142,13 +148,19 @@ def test_yaml_sets_only_declared_parameters_and_documents_all(declared):
         parameters = declared[name]["parameters"]
         unknown = set(values) - parameters
         assert not unknown, f"{name}: the YAML sets undeclared {sorted(unknown)} (rclpy would ignore them)"
-        undocumented = [p for p in parameters - BUILTIN_PARAMETERS
-                        if p not in values and not re.search(rf"^\s*# {re.escape(p)}:", text, re.M)]
+        undocumented = [
+            p
+            for p in parameters - BUILTIN_PARAMETERS
+            if p not in values and not re.search(rf"^\s*# {re.escape(p)}:", text, re.M)
+        ]
         assert not undocumented, f"{name}: {sorted(undocumented)} missing from {CONFIG.name}"
         # Each set parameter has a comment line directly above it (or above its block of siblings).
         lines = text.splitlines()
         section_start = lines.index(f"{key}:")
         for parameter in values:
-            index = next(i for i, line in enumerate(lines) if re.match(rf"\s+{re.escape(parameter)}:", line)
-                         and i > section_start)
+            index = next(
+                i
+                for i, line in enumerate(lines)
+                if re.match(rf"\s+{re.escape(parameter)}:", line) and i > section_start
+            )
             assert any(lines[j].strip().startswith("#") for j in range(max(0, index - 3), index)), parameter

@@ -32,18 +32,18 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
 
-from vljepa_ros.bundled_model import bundled_manifest_path
-from vljepa_ros.change_detection import ChangeDetectorConfig, RejectedEmbedding
-from vljepa_ros.decoders import RetrievalDecoder
-from vljepa_ros.decoding_pipeline import CaptionEvent, DecodingPipeline, StreamStatistics
-from vljepa_ros.manifest import load_manifest
+from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
+from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, RejectedEmbedding
+from vljepa_ros.decoding.decoders import RetrievalDecoder
+from vljepa_ros.decoding.pipeline import CaptionEvent, DecodingPipeline, StreamStatistics
 from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.qos import profile_from_config
 from vljepa_ros.nodes.ros_conversions import float_array, ns_to_time, time_to_ns
-from vljepa_ros.perception_config import ConfigError, QosConfig
-from vljepa_ros.text_bank import TextBank
+from vljepa_ros.perception.config import ConfigError, QosConfig
+from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.runtime.text_bank import TextBank
 
 NODE_NAME = "vljepa_decoder"
 LOG_THROTTLE_S = 5.0
@@ -58,26 +58,58 @@ def _float_range(low: float, high: float) -> list[FloatingPointRange]:
 
 # name -> (default, description, dynamic, extra descriptor fields)
 _PARAMETERS = {
-    "bank_path": ("", "Candidate captions (.npz: texts + Y-encoder embeddings); empty: the bundled model's "
-                      "captions bank. Changeable at runtime.", True, {}),
-    "window": (_DEFAULTS.window, "Embeddings averaged into the smoothed current embedding.", True,
-               {"integer_range": [IntegerRange(from_value=1, to_value=1000, step=1)]}),
-    "threshold": (_DEFAULTS.threshold, "Change score (1 - cosine of the smoothed embedding to the segment mean) "
-                                       "that declares a change.", True,
-                  {"floating_point_range": _float_range(0.0, 2.0)}),
-    "rearm_fraction": (_DEFAULTS.rearm_fraction, "Hysteresis: after a decode, re-arm once the score is below "
-                                                 "threshold * rearm_fraction (1.0: at the threshold).", True,
-                       {"floating_point_range": _float_range(0.0, 1.0)}),
-    "settle": (_DEFAULTS.settle, "Embeddings to wait after a change before decoding the new segment.", True,
-               {"integer_range": [IntegerRange(from_value=0, to_value=1000, step=1)]}),
-    "min_interval_s": (_DEFAULTS.min_interval_s, "Minimum time between two decodes of a camera (stamp time).",
-                       True, {}),
-    "max_interval_s": (_DEFAULTS.max_interval_s, "Heartbeat: decode the current segment after this long without "
-                                                 "a decode; 0 disables.", True, {}),
+    "bank_path": (
+        "",
+        "Candidate captions (.npz: texts + Y-encoder embeddings); empty: the bundled model's "
+        "captions bank. Changeable at runtime.",
+        True,
+        {},
+    ),
+    "window": (
+        _DEFAULTS.window,
+        "Embeddings averaged into the smoothed current embedding.",
+        True,
+        {"integer_range": [IntegerRange(from_value=1, to_value=1000, step=1)]},
+    ),
+    "threshold": (
+        _DEFAULTS.threshold,
+        "Change score (1 - cosine of the smoothed embedding to the segment mean) that declares a change.",
+        True,
+        {"floating_point_range": _float_range(0.0, 2.0)},
+    ),
+    "rearm_fraction": (
+        _DEFAULTS.rearm_fraction,
+        "Hysteresis: after a decode, re-arm once the score is below "
+        "threshold * rearm_fraction (1.0: at the threshold).",
+        True,
+        {"floating_point_range": _float_range(0.0, 1.0)},
+    ),
+    "settle": (
+        _DEFAULTS.settle,
+        "Embeddings to wait after a change before decoding the new segment.",
+        True,
+        {"integer_range": [IntegerRange(from_value=0, to_value=1000, step=1)]},
+    ),
+    "min_interval_s": (
+        _DEFAULTS.min_interval_s,
+        "Minimum time between two decodes of a camera (stamp time).",
+        True,
+        {},
+    ),
+    "max_interval_s": (
+        _DEFAULTS.max_interval_s,
+        "Heartbeat: decode the current segment after this long without a decode; 0 disables.",
+        True,
+        {},
+    ),
     "uniform_rate_hz": (1.0, "Uniform decoding rate the decode statistics compare against.", True, {}),
     "num_alternatives": (2, "Runner-up captions reported per decode.", False, {}),
-    "query": ("", "Only use embeddings answering this query; empty: any query (a change restarts the stream).",
-              False, {}),
+    "query": (
+        "",
+        "Only use embeddings answering this query; empty: any query (a change restarts the stream).",
+        False,
+        {},
+    ),
     "input_qos": ("DEFAULT", "QoS preset of ~/embedding: SENSOR_DATA|DEFAULT|SYSTEM_DEFAULT.", False, {}),
     "input_qos_depth": (50, "History depth of ~/embedding.", False, {}),
     "output_qos": ("DEFAULT", "QoS preset of ~/caption and ~/decode_statistics.", False, {}),
@@ -182,8 +214,9 @@ class DecoderNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         for name, (default, description, dynamic, extra) in _PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description,
-                                                                      read_only=not dynamic, **extra))
+            self.declare_parameter(
+                name, default, ParameterDescriptor(description=description, read_only=not dynamic, **extra)
+            )
         p = self._param
         bank, source = load_bank(p("bank_path"))
         num_alternatives = p("num_alternatives")
@@ -266,7 +299,9 @@ class DecoderNode(Node):
             info.ignored["kind"] += 1
             self.get_logger().warning(
                 f"camera {camera!r}: ignoring Embedding of kind {msg.kind} (only KIND_PREDICTED is decoded); is "
-                f"{self._subscription.topic_name} remapped to the right topic?", throttle_duration_sec=LOG_THROTTLE_S)
+                f"{self._subscription.topic_name} remapped to the right topic?",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
             return
         if self._query_filter and msg.query != self._query_filter:
             info.ignored["query"] += 1
@@ -276,7 +311,8 @@ class DecoderNode(Node):
             self.pipeline.reset_stream(camera)
             self.get_logger().info(
                 f"camera {camera!r}: model {info.model_version!r} query {info.query!r} -> {msg.model_version!r} "
-                f"{msg.query!r}; restarting its stream")
+                f"{msg.query!r}; restarting its stream"
+            )
         info.model_id, info.model_version, info.query = msg.model_id, msg.model_version, msg.query
         info.decodable_seen = True
         vector = np.frombuffer(msg.data, dtype=np.float32)
@@ -286,8 +322,9 @@ class DecoderNode(Node):
                 raise RejectedEmbedding("shape", f"shape {list(msg.shape)} does not match {vector.size} values")
             event = self.pipeline.feed(camera, msg.header.frame_id, time_to_ns(msg.header.stamp), vector)
         except RejectedEmbedding as err:
-            self.get_logger().warning(f"camera {camera!r}: rejected an embedding ({err.reason}): {err}",
-                                   throttle_duration_sec=LOG_THROTTLE_S)
+            self.get_logger().warning(
+                f"camera {camera!r}: rejected an embedding ({err.reason}): {err}", throttle_duration_sec=LOG_THROTTLE_S
+            )
             return
         if event is None:
             return
@@ -296,7 +333,8 @@ class DecoderNode(Node):
         info.last_caption = event.text
         self.get_logger().info(
             f"[{camera}] {event.text!r} ({event.reason.name.lower()}, score {event.score:.3f}, change "
-            f"{event.change_score:.3f}, {event.num_embeddings} embeddings)")
+            f"{event.change_score:.3f}, {event.num_embeddings} embeddings)"
+        )
 
     # ----- output -------------------------------------------------------------------------------------
 
@@ -332,29 +370,41 @@ class DecoderNode(Node):
             level, message = DiagnosticStatus.WARN, f"{waited} on {self._subscription.topic_name}"
         else:
             level, message = DiagnosticStatus.OK, "ok"
-        return DiagnosticStatus(level=level, name=f"{self.get_name()}: decoder", message=message,
-                                hardware_id=self._subscription.topic_name,
-                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        return DiagnosticStatus(
+            level=level,
+            name=f"{self.get_name()}: decoder",
+            message=message,
+            hardware_id=self._subscription.topic_name,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
 
     def _camera_status(self, camera: str, now_ns: int) -> DiagnosticStatus:
         info = self._cameras[camera]
-        values = {"model": f"{info.model_id} ({info.model_version})", "query": info.query,
-                  "stream_resets": str(info.stream_resets), "last_caption": info.last_caption,
-                  "seconds_since_last_embedding": f"{(now_ns - info.last_receive_ns) / 1e9:.2f}"}
+        values = {
+            "model": f"{info.model_id} ({info.model_version})",
+            "query": info.query,
+            "stream_resets": str(info.stream_resets),
+            "last_caption": info.last_caption,
+            "seconds_since_last_embedding": f"{(now_ns - info.last_receive_ns) / 1e9:.2f}",
+        }
         values.update({f"ignored.{k}": str(n) for k, n in sorted(info.ignored.items())})
         problems = []
         if camera in self.pipeline.cameras:
             stats = self.pipeline.statistics(camera)
-            values.update({
-                "embeddings_seen": str(stats.embeddings_seen), "decodes": str(stats.decodes),
-                "decodes_per_minute": f"{stats.decodes_per_minute:.2f}",
-                "stream_seconds": f"{stats.stream_seconds:.1f}",
-                "uniform_decodes": str(stats.uniform_decodes), "reduction_factor": f"{stats.reduction_factor:.2f}",
-                "transients": str(stats.transients),
-                "clock_restarts": str(stats.clock_restarts),
-                "last_change_score": f"{stats.last_score:.4f}",
-                "disarmed_seconds": f"{stats.disarmed_seconds:.1f}",
-            })
+            values.update(
+                {
+                    "embeddings_seen": str(stats.embeddings_seen),
+                    "decodes": str(stats.decodes),
+                    "decodes_per_minute": f"{stats.decodes_per_minute:.2f}",
+                    "stream_seconds": f"{stats.stream_seconds:.1f}",
+                    "uniform_decodes": str(stats.uniform_decodes),
+                    "reduction_factor": f"{stats.reduction_factor:.2f}",
+                    "transients": str(stats.transients),
+                    "clock_restarts": str(stats.clock_restarts),
+                    "last_change_score": f"{stats.last_score:.4f}",
+                    "disarmed_seconds": f"{stats.disarmed_seconds:.1f}",
+                }
+            )
             values.update({f"rejected.{k}": str(n) for k, n in sorted(stats.rejected.items())})
             if stats.rejected:
                 problems.append(f"rejected embeddings: {dict(stats.rejected)}")
@@ -363,13 +413,18 @@ class DecoderNode(Node):
                 problems.append(
                     f"change score ({stats.last_score:.3f}) has not fallen below the re-arm level "
                     f"{cfg.threshold * cfg.rearm_fraction:.3f} for {stats.disarmed_seconds:.0f} s: no change can "
-                    f"be detected; threshold is probably under this stream's noise, raise it")
+                    f"be detected; threshold is probably under this stream's noise, raise it"
+                )
         if info.ignored:
             problems.append(f"ignored embeddings: {dict(info.ignored)}")
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-        return DiagnosticStatus(level=level, name=f"{self.get_name()}: camera {camera}",
-                                message="; ".join(problems) or "ok", hardware_id=camera,
-                                values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        return DiagnosticStatus(
+            level=level,
+            name=f"{self.get_name()}: camera {camera}",
+            message="; ".join(problems) or "ok",
+            hardware_id=camera,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
 
 
 def main(args=None) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-from vljepa_ros.run_stats import StreamStats
+from vljepa_ros.perception.run_stats import StreamStats
 
 
 @dataclass(frozen=True)

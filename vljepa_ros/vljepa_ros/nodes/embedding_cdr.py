@@ -19,9 +19,9 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from vljepa_msgs.msg import Embedding
 
-from vljepa_ros.perception_pipeline import EmbeddingResult
+from vljepa_msgs.msg import Embedding
+from vljepa_ros.perception.pipeline import EmbeddingResult
 
 _CDR_LITTLE_ENDIAN = b"\x00\x01\x00\x00"
 _STAMP = struct.Struct("<iI")
@@ -107,8 +107,16 @@ class EmbeddingSerializer:
     def _serialise(self, kind: int, result: EmbeddingResult, query: str, vector: np.ndarray) -> bytes:
         if vector.dtype != _FLOAT32 or vector.ndim != 1 or not vector.flags.c_contiguous:
             vector = np.ascontiguousarray(vector, dtype=_FLOAT32).reshape(-1)
-        key = (kind, result.camera, result.frame_id, query, result.model_id, result.model_version,
-               result.num_frames, vector.shape[0])
+        key = (
+            kind,
+            result.camera,
+            result.frame_id,
+            query,
+            result.model_id,
+            result.model_version,
+            result.num_frames,
+            vector.shape[0],
+        )
         layout = self._layouts.get(key)
         if layout is None:
             if len(self._layouts) >= TEMPLATE_CACHE_SIZE:

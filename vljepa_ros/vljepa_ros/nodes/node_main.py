@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import Executor, ExternalShutdownException
@@ -19,7 +19,7 @@ def run_node(create: Callable[[], Node], name: str, make_executor: Callable[[], 
     rclpy.init(args=args)
     try:
         node = create()
-    except Exception as err:  # noqa: BLE001 - any start-up failure becomes one clear line
+    except Exception as err:  # any start-up failure becomes one clear line
         print(f"{name}: refusing to start: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2

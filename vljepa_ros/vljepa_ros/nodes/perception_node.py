@@ -19,24 +19,22 @@ import sys
 import time
 from pathlib import Path
 
-from rclpy.exceptions import ParameterUninitializedException
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import ParameterUninitializedException
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
-from vljepa_msgs.msg import Embedding, WorldStateTransition
 
-from vljepa_ros.bundled_model import bundled_manifest_path
-from vljepa_ros.image_conversion import ImageConversionError
+from vljepa_msgs.msg import Embedding, WorldStateTransition
 from vljepa_ros.nodes.diagnostics import CameraHealth, camera_status
-from vljepa_ros.nodes.qos import profile_from_config
-from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.embedding_cdr import EmbeddingSerializer
+from vljepa_ros.nodes.node_main import run_node
+from vljepa_ros.nodes.qos import profile_from_config
 from vljepa_ros.nodes.ros_conversions import (
     check_compressed_msg,
     check_image_msg,
@@ -45,7 +43,7 @@ from vljepa_ros.nodes.ros_conversions import (
     time_to_ns,
     transition_msg,
 )
-from vljepa_ros.perception_config import (
+from vljepa_ros.perception.config import (
     CameraConfig,
     ConfigError,
     NodeConfig,
@@ -53,8 +51,10 @@ from vljepa_ros.perception_config import (
     QosConfig,
     cameras_from_parameters,
 )
-from vljepa_ros.perception_pipeline import BatchResult, PerceptionPipeline, PipelineWorker, VocabularyError
-from vljepa_ros.vljepa_runtime import VLJepaRuntime
+from vljepa_ros.perception.image_conversion import ImageConversionError
+from vljepa_ros.perception.pipeline import BatchResult, PerceptionPipeline, PipelineWorker, VocabularyError
+from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
 NODE_NAME = "vljepa_perception"
 LOG_THROTTLE_S = 5.0
@@ -135,7 +135,10 @@ class PerceptionNode(Node):
             removed = clear_trt_cache(Path(trt_cache_dir))
             self.get_logger().info(f"trt_force_rebuild: removed {removed} cached TensorRT file(s) from {trt_cache_dir}")
         runtime = VLJepaRuntime.from_manifest(
-            manifest, providers=self.config.providers, trt_cache_dir=trt_cache_dir, fp16=self._param("fp16"),
+            manifest,
+            providers=self.config.providers,
+            trt_cache_dir=trt_cache_dir,
+            fp16=self._param("fp16"),
             intra_op_threads=self._param("intra_op_threads"),
         )
         self.pipeline = PerceptionPipeline(runtime, self.config.pipeline)
@@ -299,7 +302,10 @@ class PerceptionNode(Node):
             wall_ns = self._wall_ns()
             now_ns = self.get_clock().now().nanoseconds
             self.pipeline.record_output(
-                result.camera, wall_ns, (now_ns - result.stamp_ns) / 1e9, (wall_ns - result.received_ns) / 1e9,
+                result.camera,
+                wall_ns,
+                (now_ns - result.stamp_ns) / 1e9,
+                (wall_ns - result.received_ns) / 1e9,
                 result.inference_s,
             )
         if batch.transitions and self._wanted(self._transition_pub):

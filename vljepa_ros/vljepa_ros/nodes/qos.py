@@ -9,7 +9,7 @@ from rclpy.qos import (
     qos_profile_system_default,
 )
 
-from vljepa_ros.perception_config import QosConfig
+from vljepa_ros.perception.config import QosConfig
 
 
 def profile_from_config(config: QosConfig) -> QoSProfile:

@@ -11,10 +11,10 @@ import array
 import numpy as np
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
-from vljepa_msgs.msg import Embedding, WorldStateTransition
 
-from vljepa_ros.image_conversion import check_compressed, check_image, compressed_to_rgb, image_to_rgb
-from vljepa_ros.perception_pipeline import EmbeddingResult, TransitionResult
+from vljepa_msgs.msg import Embedding, WorldStateTransition
+from vljepa_ros.perception.image_conversion import check_compressed, check_image, compressed_to_rgb, image_to_rgb
+from vljepa_ros.perception.pipeline import EmbeddingResult, TransitionResult
 
 NS_PER_S = 1_000_000_000
 

@@ -7,6 +7,7 @@ camera frame for up to 1.8 s, and frames were lost (see docs/architecture.md).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 
@@ -47,7 +48,6 @@ class NodeSpinner:
 
 
 def _spin(executor: SingleThreadedExecutor) -> None:
-    try:
+    # rclpy shut down (Ctrl-C): the executor stops, as in the main thread of a one-node process.
+    with contextlib.suppress(ExternalShutdownException):
         executor.spin()
-    except ExternalShutdownException:
-        pass  # rclpy shut down (Ctrl-C): the executor stops, as in the main thread of a one-node process

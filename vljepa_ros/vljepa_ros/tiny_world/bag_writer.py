@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rosbags.typesys import Stores, get_typestore
 
-from vljepa_ros.bag_io import IMAGE_TYPE, BagWriter, make_image_message
+from vljepa_ros.bags.bag_io import IMAGE_TYPE, BagWriter, make_image_message
 from vljepa_ros.tiny_world.stream import Stream
 
 IMAGE_TOPIC = "/camera/image_raw"
@@ -22,8 +22,9 @@ GROUND_TRUTH_FILE = "ground_truth.json"
 STRING_TYPE = "std_msgs/msg/String"
 
 
-def write_stream_bag(stream: Stream, path: Path | str, storage: str = "mcap", topic: str = IMAGE_TOPIC,
-                     frame_id: str = FRAME_ID) -> dict:
+def write_stream_bag(
+    stream: Stream, path: Path | str, storage: str = "mcap", topic: str = IMAGE_TOPIC, frame_id: str = FRAME_ID
+) -> dict:
     """Write every frame of `stream` to a new bag at `path`; returns the ground truth also saved beside it.
 
     Bag time equals the header stamp (the recorder received each frame the instant it was taken).

@@ -1,7 +1,7 @@
 """`generate_world`: write a tiny-world stream as a ROS 2 bag with ground truth, or list the vocabulary.
 
-    generate_world --out /tmp/world_bag --seed 3 --duration 90 --fps 10 --storage mcap
-    generate_world --list captions
+generate_world --out /tmp/world_bag --seed 3 --duration 90 --fps 10 --storage mcap
+generate_world --list captions
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from vljepa_ros.bag_io import BagError
+from vljepa_ros.bags.bag_io import BagError
 from vljepa_ros.tiny_world.bag_writer import write_stream_bag
 from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
 from vljepa_ros.tiny_world.vocabulary import action_bank, caption_bank
@@ -39,14 +39,17 @@ def main(argv: list[str] | None = None) -> int:
         print("generate_world: --out is required (or --list)", file=sys.stderr)
         return 2
     try:
-        config = StreamConfig(seed=args.seed, duration_s=args.duration, fps=args.fps, width=args.width,
-                              height=args.height)
+        config = StreamConfig(
+            seed=args.seed, duration_s=args.duration, fps=args.fps, width=args.width, height=args.height
+        )
         truth = write_stream_bag(generate_stream(config), args.out, storage=args.storage)
     except (ValueError, BagError) as error:
         print(f"generate_world: {error}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out}: {truth['frame_count']} frames {args.width}x{args.height} at {args.fps} Hz on "
-          f"{truth['image_topic']}, {len(truth['events'])} events, {len(truth['segments'])} caption segments")
+    print(
+        f"wrote {args.out}: {truth['frame_count']} frames {args.width}x{args.height} at {args.fps} Hz on "
+        f"{truth['image_topic']}, {len(truth['events'])} events, {len(truth['segments'])} caption segments"
+    )
     for segment in truth["segments"]:
         print(f"  {segment['start_s']:7.2f} - {segment['end_s']:7.2f} s  {segment['caption']}")
     return 0

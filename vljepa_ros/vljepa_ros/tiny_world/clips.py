@@ -12,12 +12,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vljepa_ros.tiny_world.render import layout, render
 from vljepa_ros.tiny_world.timeline import Event, Timeline
 from vljepa_ros.tiny_world.world import (
-    Scene, Transition, apply_action, distractor_actions, lift_object, possible_actions, random_scene,
+    Scene,
+    Transition,
+    apply_action,
+    distractor_actions,
+    lift_object,
+    possible_actions,
+    random_scene,
     sample_transition,
 )
-from vljepa_ros.tiny_world.render import layout, render
 
 # Actions that leave the caption as it is: they may happen inside a scene clip.
 CAPTION_PRESERVING_KINDS = ("move_left", "move_right", "push", "grow", "shrink", "fall")
@@ -44,8 +50,14 @@ class TransitionClip:
     transition: Transition
 
 
-def sample_scene_clip(rng: np.random.Generator, frames: int = 8, rate_hz: float = 4.0, width: int = 320,
-                      height: int = 240, motion_probability: float = 0.5) -> SceneClip:
+def sample_scene_clip(
+    rng: np.random.Generator,
+    frames: int = 8,
+    rate_hz: float = 4.0,
+    width: int = 320,
+    height: int = 240,
+    motion_probability: float = 0.5,
+) -> SceneClip:
     """A random scene clip; with `motion_probability` a caption-preserving action happens during it."""
     _check_clip_args(frames, rate_hz, width, height)
     scene = random_scene(rng)
@@ -78,20 +90,22 @@ def _with_motion(rng: np.random.Generator, scene: Scene, duration_s: float) -> T
     return Timeline(start_scene, (event,))
 
 
-def sample_transition_clip(rng: np.random.Generator, frames_per_state: int = 4, width: int = 320,
-                           height: int = 240, kind: str | None = None) -> TransitionClip:
+def sample_transition_clip(
+    rng: np.random.Generator, frames_per_state: int = 4, width: int = 320, height: int = 240, kind: str | None = None
+) -> TransitionClip:
     """A random transition as frames of the initial and the final state (each with its own sensor noise)."""
     _check_clip_args(frames_per_state, 1.0, width, height)
     transition = sample_transition(rng, kind=kind)
     distractors = tuple(distractor_actions(transition, rng))
     seeds = rng.integers(2**63, size=2 * frames_per_state)
     before, after = layout(transition.before), layout(transition.after)
-    before_frames = np.stack([render(before, width, height, np.random.default_rng(int(s)))
-                              for s in seeds[:frames_per_state]])
-    after_frames = np.stack([render(after, width, height, np.random.default_rng(int(s)))
-                             for s in seeds[frames_per_state:]])
-    return TransitionClip(before_frames, after_frames, transition.text, transition.action.kind, distractors,
-                          transition)
+    before_frames = np.stack(
+        [render(before, width, height, np.random.default_rng(int(s))) for s in seeds[:frames_per_state]]
+    )
+    after_frames = np.stack(
+        [render(after, width, height, np.random.default_rng(int(s))) for s in seeds[frames_per_state:]]
+    )
+    return TransitionClip(before_frames, after_frames, transition.text, transition.action.kind, distractors, transition)
 
 
 def clip_rng(seed: int, index: int, stream: str) -> np.random.Generator:
@@ -110,4 +124,3 @@ def _check_clip_args(frames: int, rate_hz: float, width: int, height: int) -> No
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     if width < 32 or height < 32:
         raise ValueError(f"frame size must be at least 32x32, got {width}x{height}")
-

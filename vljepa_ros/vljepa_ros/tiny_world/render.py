@@ -16,14 +16,14 @@ import numpy as np
 from vljepa_ros.tiny_world.vocabulary import COLOURS
 from vljepa_ros.tiny_world.world import Scene
 
-FLOOR_Y = 0.66            # floor line, in frame heights from the top
-CONE_HEIGHT = 1.15        # cone height / width
-CUBE_DEPTH = 0.2          # drawn top-face depth / width
+FLOOR_Y = 0.66  # floor line, in frame heights from the top
+CONE_HEIGHT = 1.15  # cone height / width
+CUBE_DEPTH = 0.2  # drawn top-face depth / width
 DARK_TINT = np.array([0.42, 0.45, 0.56], np.float32)  # what "lights off" multiplies the frame by
 FLOORS = ((128, 128, 128), (124, 94, 66), (92, 104, 100), (152, 142, 122))
 WALLS = ((200, 200, 194), (172, 188, 204), (212, 200, 174), (158, 164, 158))
 LAMP_ON, LAMP_OFF = (255, 244, 170), (70, 70, 76)
-NOISE_LEVEL = 4           # +-grey levels of per-pixel sensor noise
+NOISE_LEVEL = 4  # +-grey levels of per-pixel sensor noise
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,16 @@ def blend_poses(a: FramePose, b: FramePose, alpha: float) -> FramePose:
         else:
             lifted = pb.bottom < pa.bottom - 0.05 and abs(pb.x - pa.x) > 0.01
             arc = 0.12 * np.sin(np.pi * alpha) if lifted else 0.0
-            objects.append(ObjectPose(
-                oid, pa.shape, _lerp(pa.x, pb.x, alpha), _lerp(pa.bottom, pb.bottom, alpha) - arc,
-                _lerp(pa.width, pb.width, alpha),
-                tuple(_lerp(ca, cb, alpha) for ca, cb in zip(pa.rgb, pb.rgb)),
-            ))
+            objects.append(
+                ObjectPose(
+                    oid,
+                    pa.shape,
+                    _lerp(pa.x, pb.x, alpha),
+                    _lerp(pa.bottom, pb.bottom, alpha) - arc,
+                    _lerp(pa.width, pb.width, alpha),
+                    tuple(_lerp(ca, cb, alpha) for ca, cb in zip(pa.rgb, pb.rgb)),
+                )
+            )
     light = _lerp(a.light, b.light, alpha)
     return FramePose(tuple(objects), light, a.floor, a.wall)
 
@@ -212,10 +217,18 @@ def _draw_object(frame: np.ndarray, obj: ObjectPose, width: int, height: int) ->
     if obj.shape == "cube":
         depth = CUBE_DEPTH * w
         front = [(cx - w / 2, bottom), (cx + w / 2, bottom), (cx + w / 2, bottom - h), (cx - w / 2, bottom - h)]
-        top = [(cx - w / 2, bottom - h), (cx + w / 2, bottom - h), (cx + w / 2 + depth, bottom - h - depth),
-               (cx - w / 2 + depth, bottom - h - depth)]
-        side = [(cx + w / 2, bottom), (cx + w / 2 + depth, bottom - depth), (cx + w / 2 + depth, bottom - h - depth),
-                (cx + w / 2, bottom - h)]
+        top = [
+            (cx - w / 2, bottom - h),
+            (cx + w / 2, bottom - h),
+            (cx + w / 2 + depth, bottom - h - depth),
+            (cx - w / 2 + depth, bottom - h - depth),
+        ]
+        side = [
+            (cx + w / 2, bottom),
+            (cx + w / 2 + depth, bottom - depth),
+            (cx + w / 2 + depth, bottom - h - depth),
+            (cx + w / 2, bottom - h),
+        ]
         for polygon, fill in ((side, dark), (top, light), (front, colour)):
             points = np.round(np.array(polygon) * scale).astype(np.int32)
             cv2.fillPoly(frame, [points], fill, cv2.LINE_AA, shift=4)

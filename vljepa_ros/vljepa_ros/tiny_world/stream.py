@@ -89,14 +89,23 @@ class Stream:
         bounds = [0.0] + [e.mid_s for e in changes] + [cfg.duration_s]
         captions = [self.timeline.initial.caption] + [e.transition.after.caption for e in changes]
         segments = [
-            {"start_s": start, "end_s": end, "start_ns": _ns(start, cfg.start_ns), "end_ns": _ns(end, cfg.start_ns),
-             "caption": caption}
+            {
+                "start_s": start,
+                "end_s": end,
+                "start_ns": _ns(start, cfg.start_ns),
+                "end_ns": _ns(end, cfg.start_ns),
+                "caption": caption,
+            }
             for start, end, caption in zip(bounds[:-1], bounds[1:], captions)
         ]
         return {
             "format": "tiny_world_stream/1",
-            "seed": cfg.seed, "duration_s": cfg.duration_s, "fps": cfg.fps,
-            "width": cfg.width, "height": cfg.height, "frame_count": cfg.frame_count,
+            "seed": cfg.seed,
+            "duration_s": cfg.duration_s,
+            "fps": cfg.fps,
+            "width": cfg.width,
+            "height": cfg.height,
+            "frame_count": cfg.frame_count,
             "start_ns": cfg.start_ns,
             "events": events,
             "segments": segments,
@@ -112,11 +121,16 @@ def _ns(t_s: float, start_ns: int) -> int:
 def _event_record(event: Event, start_ns: int) -> dict:
     transition = event.transition
     return {
-        "start_s": event.start_s, "end_s": event.end_s, "mid_s": event.mid_s,
-        "start_ns": _ns(event.start_s, start_ns), "end_ns": _ns(event.end_s, start_ns),
-        "kind": transition.action.kind, "action": transition.text,
+        "start_s": event.start_s,
+        "end_s": event.end_s,
+        "mid_s": event.mid_s,
+        "start_ns": _ns(event.start_s, start_ns),
+        "end_ns": _ns(event.end_s, start_ns),
+        "kind": transition.action.kind,
+        "action": transition.text,
         "changes_caption": transition.changes_caption,
-        "caption_before": transition.before.caption, "caption_after": transition.after.caption,
+        "caption_before": transition.before.caption,
+        "caption_after": transition.after.caption,
     }
 
 
@@ -134,8 +148,9 @@ def generate_stream(config: StreamConfig) -> Stream:
     return Stream(config, Timeline(initial, tuple(events)))
 
 
-def _next_transition(rng: np.random.Generator, scene: Scene, caption_change_probability: float,
-                     tries: int = 100) -> Transition:
+def _next_transition(
+    rng: np.random.Generator, scene: Scene, caption_change_probability: float, tries: int = 100
+) -> Transition:
     """A random applicable action, kind first (so kinds with many variants do not crowd out the others);
     it changes the caption with the given probability whenever the scene allows both."""
     want_change = rng.random() < caption_change_probability

@@ -21,8 +21,18 @@ STACKABLE_SHAPES: tuple[str, ...] = ("cube",)
 MAX_OBJECTS = 2
 
 ACTION_KINDS: tuple[str, ...] = (
-    "appear", "disappear", "move_left", "move_right", "fall", "push", "stack",
-    "recolour", "lights_off", "lights_on", "grow", "shrink",
+    "appear",
+    "disappear",
+    "move_left",
+    "move_right",
+    "fall",
+    "push",
+    "stack",
+    "recolour",
+    "lights_off",
+    "lights_on",
+    "grow",
+    "shrink",
 )
 
 
@@ -58,8 +68,9 @@ def caption_text(
     return text if lights_on else text + " in the dark"
 
 
-def action_text(kind: str, subject: tuple[str, str] | None = None, other: tuple[str, str] | None = None,
-                colour: str | None = None) -> str:
+def action_text(
+    kind: str, subject: tuple[str, str] | None = None, other: tuple[str, str] | None = None, colour: str | None = None
+) -> str:
     """Text of one action; `other` is the pushed object or the stack base, `colour` the new colour."""
     if kind == "lights_off":
         return "the lights turn off"
@@ -100,8 +111,9 @@ def caption_bank() -> list[str]:
     layouts: list[tuple[list, list]] = [([], [])]
     layouts += [([obj], []) for obj in types]
     layouts += [(list(pair), []) for pair in combinations(types, 2)]
-    layouts += [([], [(top, bottom)]) for bottom in types if bottom[1] in STACKABLE_SHAPES
-                for top in types if top != bottom]
+    layouts += [
+        ([], [(top, bottom)]) for bottom in types if bottom[1] in STACKABLE_SHAPES for top in types if top != bottom
+    ]
     texts = [caption_text(loose, stacks, lights) for lights in (True, False) for loose, stacks in layouts]
     return _unique(texts)
 
@@ -115,8 +127,7 @@ def action_bank() -> list[str]:
             texts.append(action_text(kind, obj))
         texts += [action_text("recolour", obj, colour=c) for c in COLOURS if c != obj[0]]
         texts += [action_text("push", obj, other) for other in types if other != obj]
-        texts += [action_text("stack", obj, base) for base in types
-                  if base != obj and base[1] in STACKABLE_SHAPES]
+        texts += [action_text("stack", obj, base) for base in types if base != obj and base[1] in STACKABLE_SHAPES]
     return _unique(texts)
 
 

@@ -12,17 +12,23 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vljepa_ros.tiny_world.vocabulary import (
-    ACTION_KINDS, COLOURS, MAX_OBJECTS, SHAPES, STACKABLE_SHAPES, action_text, caption_text,
+    ACTION_KINDS,
+    COLOURS,
+    MAX_OBJECTS,
+    SHAPES,
+    STACKABLE_SHAPES,
+    action_text,
+    caption_text,
 )
 
-X_LIMIT = 0.24          # |x| of an object's centre; keeps even a grown object inside the model's centre crop
-MIN_GAP = 0.03          # free floor between two loose objects
+X_LIMIT = 0.24  # |x| of an object's centre; keeps even a grown object inside the model's centre crop
+MIN_GAP = 0.03  # free floor between two loose objects
 SCALE_RANGE = (0.85, 1.15)
 GROW_FACTOR = 1.5
 SCALE_LIMITS = (0.5, 1.6)
 MOVE_RANGE = (0.12, 0.20)
 LIFT_RANGE = (0.20, 0.30)
-BASE_SIZE = 0.17        # object width at scale 1, in frame heights
+BASE_SIZE = 0.17  # object width at scale 1, in frame heights
 FLOOR_STYLES = 4
 WALL_STYLES = 4
 
@@ -118,8 +124,9 @@ class Transition:
         return self.before.caption != self.after.caption
 
 
-def random_scene(rng: np.random.Generator, n_objects: int | None = None, stack_probability: float = 0.25,
-                 tries: int = 50) -> Scene:
+def random_scene(
+    rng: np.random.Generator, n_objects: int | None = None, stack_probability: float = 0.25, tries: int = 50
+) -> Scene:
     """A random valid scene with `n_objects` (default: 0..MAX_OBJECTS, mostly 1 or 2) objects."""
     if n_objects is None:
         n_objects = int(rng.choice(MAX_OBJECTS + 1, p=[0.1, 0.4, 0.5]))
@@ -142,8 +149,9 @@ def random_scene(rng: np.random.Generator, n_objects: int | None = None, stack_p
     raise RuntimeError("could not place objects without overlap")
 
 
-def _place_loose(rng: np.random.Generator, new: list[WorldObject], fixed: list[WorldObject],
-                 tries: int = 50) -> list[WorldObject] | None:
+def _place_loose(
+    rng: np.random.Generator, new: list[WorldObject], fixed: list[WorldObject], tries: int = 50
+) -> list[WorldObject] | None:
     for _ in range(tries):
         placed = [replace(o, x=float(rng.uniform(-X_LIMIT, X_LIMIT))) for o in new]
         if _no_overlap([o for o in fixed if o.on is None] + placed):
@@ -153,7 +161,7 @@ def _place_loose(rng: np.random.Generator, new: list[WorldObject], fixed: list[W
 
 def _no_overlap(floor_objects: list[WorldObject]) -> bool:
     for i, a in enumerate(floor_objects):
-        for b in floor_objects[i + 1:]:
+        for b in floor_objects[i + 1 :]:
             if abs(a.x - b.x) < (a.width + b.width) / 2 + MIN_GAP:
                 return False
     return True
@@ -164,14 +172,16 @@ def possible_actions(scene: Scene) -> list[ActionSpec]:
     specs = [ActionSpec("lights_off" if scene.lights_on else "lights_on")]
     present = {o.kind for o in scene.objects}
     if len(scene.objects) < MAX_OBJECTS:
-        specs += [ActionSpec("appear", colour=c, shape=s)
-                  for s in SHAPES for c in COLOURS if (c, s) not in present]
+        specs += [ActionSpec("appear", colour=c, shape=s) for s in SHAPES for c in COLOURS if (c, s) not in present]
     loose = scene.loose()
     for obj in scene.objects:
         if not scene.carries(obj.oid):
             specs.append(ActionSpec("disappear", obj.oid))
-        specs += [ActionSpec("recolour", obj.oid, colour=c) for c in COLOURS
-                  if c != obj.colour and (c, obj.shape) not in present]
+        specs += [
+            ActionSpec("recolour", obj.oid, colour=c)
+            for c in COLOURS
+            if c != obj.colour and (c, obj.shape) not in present
+        ]
         specs += [ActionSpec("grow", obj.oid), ActionSpec("shrink", obj.oid)]
     for obj in loose:
         if obj.lift > 0:
@@ -195,8 +205,7 @@ def apply_action(scene: Scene, spec: ActionSpec, rng: np.random.Generator) -> Sc
     if kind in ("lights_off", "lights_on"):
         return replace(scene, lights_on=kind == "lights_on")
     if kind == "appear":
-        new = WorldObject(max(index, default=-1) + 1, spec.colour, spec.shape, 0.0,
-                          float(rng.uniform(*SCALE_RANGE)))
+        new = WorldObject(max(index, default=-1) + 1, spec.colour, spec.shape, 0.0, float(rng.uniform(*SCALE_RANGE)))
         placed = _place_loose(rng, [new], objects)
         return None if placed is None else replace(scene, objects=tuple(objects + placed))
     subject = objects[index[spec.subject]]
@@ -236,14 +245,16 @@ def _valid_geometry(scene: Scene, gap: float) -> bool:
         if abs(obj.x) > X_LIMIT + 1e-9 or not SCALE_LIMITS[0] <= obj.scale <= SCALE_LIMITS[1]:
             return False
     floor_objects = [o for o in scene.objects if o.on is None]
-    return all(abs(a.x - b.x) >= (a.width + b.width) / 2 + gap
-               for i, a in enumerate(floor_objects) for b in floor_objects[i + 1:])
+    return all(
+        abs(a.x - b.x) >= (a.width + b.width) / 2 + gap
+        for i, a in enumerate(floor_objects)
+        for b in floor_objects[i + 1 :]
+    )
 
 
 def lift_object(scene: Scene, oid: int, rng: np.random.Generator) -> Scene:
     """The same scene with loose object `oid` held in the air (the state before it falls)."""
-    objects = tuple(replace(o, lift=float(rng.uniform(*LIFT_RANGE))) if o.oid == oid else o
-                    for o in scene.objects)
+    objects = tuple(replace(o, lift=float(rng.uniform(*LIFT_RANGE))) if o.oid == oid else o for o in scene.objects)
     return replace(scene, objects=objects)
 
 

@@ -8,9 +8,10 @@ prefixes, which are stripped. Everything is read with `torch.load(..., weights_o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -38,7 +39,7 @@ def strip_prefixes(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
             changed = False
             for prefix in STRIP_PREFIXES:
                 if key.startswith(prefix):
-                    key, changed = key[len(prefix):], True
+                    key, changed = key[len(prefix) :], True
         out[key] = value
     return out
 
@@ -65,8 +66,13 @@ def select_encoder_state(checkpoint: Mapping[str, Any], key: str | None = None) 
     raise CheckpointError(f"no encoder weights: expected one of {ENCODER_KEYS}, found keys {sorted(checkpoint)[:8]}")
 
 
-def encoder_config_from_state(state: Mapping[str, torch.Tensor], num_frames: int, img_size: int,
-                              rope_tiled_freqs: bool = True, num_heads: int | None = None) -> VJepa2EncoderConfig:
+def encoder_config_from_state(
+    state: Mapping[str, torch.Tensor],
+    num_frames: int,
+    img_size: int,
+    rope_tiled_freqs: bool = True,
+    num_heads: int | None = None,
+) -> VJepa2EncoderConfig:
     """Architecture read off the weight shapes (width, depth, MLP, patch, tubelet); heads from the width."""
     try:
         patch_w = state["patch_embed.proj.weight"]
@@ -78,9 +84,17 @@ def encoder_config_from_state(state: Mapping[str, torch.Tensor], num_frames: int
     if heads is None:
         raise CheckpointError(f"unknown width {embed_dim}: pass num_heads explicitly")
     return VJepa2EncoderConfig(
-        embed_dim=embed_dim, depth=depth, num_heads=heads, mlp_dim=state["blocks.0.mlp.fc1.weight"].shape[0],
-        patch_size=patch, tubelet_size=tubelet, in_chans=in_chans, num_frames=num_frames, img_size=img_size,
-        qkv_bias="blocks.0.attn.qkv.bias" in state, rope_tiled_freqs=rope_tiled_freqs,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=heads,
+        mlp_dim=state["blocks.0.mlp.fc1.weight"].shape[0],
+        patch_size=patch,
+        tubelet_size=tubelet,
+        in_chans=in_chans,
+        num_frames=num_frames,
+        img_size=img_size,
+        qkv_bias="blocks.0.attn.qkv.bias" in state,
+        rope_tiled_freqs=rope_tiled_freqs,
     )
 
 
@@ -89,7 +103,8 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
     missing, unexpected = model.state_dict().keys() - state.keys(), state.keys() - model.state_dict().keys()
     if missing or unexpected:
         raise CheckpointError(
-            f"{what}: {len(missing)} missing key(s) {sorted(missing)[:4]}, {len(unexpected)} unexpected {sorted(unexpected)[:4]}"
+            f"{what}: {len(missing)} missing key(s) {sorted(missing)[:4]}, "
+            f"{len(unexpected)} unexpected {sorted(unexpected)[:4]}"
         )
     for key, value in state.items():
         expected = model.state_dict()[key].shape
@@ -98,9 +113,14 @@ def load_state_strict(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
     model.load_state_dict(state, strict=True)
 
 
-def load_official_encoder(path: str | Path, num_frames: int = 16, img_size: int = 256,
-                          rope_tiled_freqs: bool = True, num_heads: int | None = None,
-                          key: str | None = None) -> VJepa2Encoder:
+def load_official_encoder(
+    path: str | Path,
+    num_frames: int = 16,
+    img_size: int = 256,
+    rope_tiled_freqs: bool = True,
+    num_heads: int | None = None,
+    key: str | None = None,
+) -> VJepa2Encoder:
     """Build a V-JEPA 2 encoder from an official checkpoint file, sized for a (num_frames, img_size) clip.
 
     `rope_tiled_freqs=True` for 2.0 weights (the quirk they were trained with), False for 2.1 (whose h/w

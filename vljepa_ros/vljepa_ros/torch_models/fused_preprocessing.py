@@ -1,6 +1,6 @@
 """Encoder with the preprocessing inside the graph: uint8 frames (B, T, H, W, 3) in, tokens out.
 
-The steps equal `vljepa_ros.preprocessing` (short-side bilinear resize, centre crop, /255, mean/std) so a
+The steps equal `vljepa_ros.runtime.preprocessing` (short-side bilinear resize, centre crop, /255, mean/std) so a
 GPU provider does them and the CPU side only copies frames. H and W are fixed per export (the camera size).
 Bilinear resizing here works in float; OpenCV rounds its uint8 result, so the two paths differ by up to
 about half a grey level.
@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vljepa_ros.manifest import ClipSpec
-from vljepa_ros.preprocessing import crop_offsets, resized_size
+from vljepa_ros.runtime.manifest import ClipSpec
+from vljepa_ros.runtime.preprocessing import crop_offsets, resized_size
 from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,9 +76,9 @@ class MeanPooledTextEncoder(nn.Module):
 
 def load_tokenizer(source: TextEncoderSource):
     """The `tokenizers` tokenizer of a source, truncating to max_tokens and padding to the batch's longest."""
-    from vljepa_ros.text_encoder_runtime import configure_tokenizer
-
     from tokenizers import Tokenizer
+
+    from vljepa_ros.runtime.text_encoder_runtime import configure_tokenizer
 
     return configure_tokenizer(Tokenizer.from_file(str(source.tokenizer_file)), source.max_tokens)
 
@@ -108,29 +108,50 @@ class TorchTextEncoder:
             return self.module(*self.tokenize(texts)).numpy()
 
 
-PARITY_TEXTS = ("a red ball rolls to the left", "describe the scene",
-                "the robot arm picks up a small blue box from the table and puts it on the shelf", "ok")
+PARITY_TEXTS = (
+    "a red ball rolls to the left",
+    "describe the scene",
+    "the robot arm picks up a small blue box from the table and puts it on the shelf",
+    "ok",
+)
 
 
-def export_text_encoder(out_dir: Path, source: TextEncoderSource | None = None, opset: int = 18,
-                        tolerance: float = 1e-4, log: Callable[[str], None] = print):
-    """Write text_encoder.onnx (mean pooling and L2 norm inside) and tokenizer.json; parity-check; -> TextEncoderSpec."""
-    from vljepa_ros.export import _export, check_parity
-    from vljepa_ros.manifest import TensorSpec, TextEncoderSpec, sha256_of_graph
+def export_text_encoder(
+    out_dir: Path,
+    source: TextEncoderSource | None = None,
+    opset: int = 18,
+    tolerance: float = 1e-4,
+    log: Callable[[str], None] = print,
+):
+    """Write text_encoder.onnx (mean pooling and L2 norm inside) and tokenizer.json, parity-check them.
+
+    Returns the TextEncoderSpec for the manifest.
+    """
+    from vljepa_ros.export.model import _export, check_parity
+    from vljepa_ros.runtime.manifest import TensorSpec, TextEncoderSpec, sha256_of_graph
 
     encoder = TorchTextEncoder(source)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "text_encoder.onnx"
-    inputs = (TensorSpec("input_ids", "int64", ("batch", "sequence")),
-              TensorSpec("attention_mask", "int64", ("batch", "sequence")))
+    inputs = (
+        TensorSpec("input_ids", "int64", ("batch", "sequence")),
+        TensorSpec("attention_mask", "int64", ("batch", "sequence")),
+    )
     # Not "embedding": the torch.export-based exporter already names an internal value so.
     outputs = (TensorSpec("sentence_embedding", "float32", ("batch", encoder.dim)),)
     _export(encoder.module, encoder.tokenize(PARITY_TEXTS[:2]), path, inputs, outputs, opset, dynamo=True)
     ids, mask = encoder.tokenize(PARITY_TEXTS)
-    check_parity(encoder.module, path, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}, tolerance,
-                 "text_encoder", log)
+    check_parity(
+        encoder.module, path, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}, tolerance, "text_encoder", log
+    )
     tokenizer_path = out_dir / "tokenizer.json"
     shutil.copyfile(encoder.source.tokenizer_file, tokenizer_path)
-    return TextEncoderSpec(file=path, tokenizer=tokenizer_path, sha256=sha256_of_graph(path),
-                           max_tokens=encoder.source.max_tokens, inputs=inputs, outputs=outputs)
+    return TextEncoderSpec(
+        file=path,
+        tokenizer=tokenizer_path,
+        sha256=sha256_of_graph(path),
+        max_tokens=encoder.source.max_tokens,
+        inputs=inputs,
+        outputs=outputs,
+    )

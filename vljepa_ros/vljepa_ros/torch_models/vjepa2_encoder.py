@@ -67,8 +67,9 @@ class VJepa2EncoderConfig:
 
 # Published sizes (facebookresearch/vjepa2 vision_transformer.py); `tiny` is for tests.
 ENCODER_PRESETS = {
-    "tiny": VJepa2EncoderConfig(embed_dim=96, depth=2, num_heads=4, mlp_dim=192, patch_size=8, num_frames=8,
-                                img_size=64),
+    "tiny": VJepa2EncoderConfig(
+        embed_dim=96, depth=2, num_heads=4, mlp_dim=192, patch_size=8, num_frames=8, img_size=64
+    ),
     "vit_b": VJepa2EncoderConfig(embed_dim=768, depth=12, num_heads=12, mlp_dim=3072),
     "vit_l": VJepa2EncoderConfig(embed_dim=1024, depth=24, num_heads=16, mlp_dim=4096),
     "vit_h": VJepa2EncoderConfig(embed_dim=1280, depth=32, num_heads=16, mlp_dim=5120),
@@ -124,8 +125,9 @@ class RoPE3D(nn.Module):
 
     def tables(self, grid: tuple[int, int, int], device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """cos/sin tables (N, 3*sub) for the token grid, in float32."""
-        angles = torch.cat([rope_angles(p, self.sub, self.theta, self.tiled) for p in grid_positions(grid, device)],
-                           dim=-1)
+        angles = torch.cat(
+            [rope_angles(p, self.sub, self.theta, self.tiled) for p in grid_positions(grid, device)], dim=-1
+        )
         return angles.cos(), angles.sin()
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:

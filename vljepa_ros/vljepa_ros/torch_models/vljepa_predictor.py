@@ -44,8 +44,17 @@ class VLJepaPredictorConfig:
 
 
 PREDICTOR_PRESETS = {
-    "tiny": VLJepaPredictorConfig(visual_dim=96, hidden_dim=64, depth=2, num_heads=4, num_kv_heads=2, mlp_dim=128,
-                                  vocab_size=64, max_query_tokens=8, embedding_dim=32),
+    "tiny": VLJepaPredictorConfig(
+        visual_dim=96,
+        hidden_dim=64,
+        depth=2,
+        num_heads=4,
+        num_kv_heads=2,
+        mlp_dim=128,
+        vocab_size=64,
+        max_query_tokens=8,
+        embedding_dim=32,
+    ),
     "paper": VLJepaPredictorConfig(),
 }
 

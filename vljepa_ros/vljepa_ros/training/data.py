@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vljepa_ros.manifest import ClipSpec
-from vljepa_ros.preprocessing import preprocess_clip
+from vljepa_ros.runtime.manifest import ClipSpec
+from vljepa_ros.runtime.preprocessing import preprocess_clip
 from vljepa_ros.tiny_world.clips import clip_rng, sample_scene_clip, sample_transition_clip
 
 FRAME_SIZES: tuple[tuple[int, int], ...] = ((320, 240), (160, 120), (128, 96))
@@ -44,8 +44,9 @@ def _frame_size(rng: np.random.Generator, fixed: tuple[int, int] | None) -> tupl
     return FRAME_SIZES[int(rng.choice(len(FRAME_SIZES), p=FRAME_SIZE_WEIGHTS))]
 
 
-def scene_inputs(seed: int, start: int, count: int, clip: ClipSpec,
-                 frame_size: tuple[int, int] | None = None) -> LabelledClips:
+def scene_inputs(
+    seed: int, start: int, count: int, clip: ClipSpec, frame_size: tuple[int, int] | None = None
+) -> LabelledClips:
     """Scene clips `start .. start+count-1` of data set `seed`, preprocessed, with their captions."""
     clips, texts = [], []
     for index in range(start, start + count):
@@ -57,8 +58,9 @@ def scene_inputs(seed: int, start: int, count: int, clip: ClipSpec,
     return LabelledClips(np.stack(clips), tuple(texts))
 
 
-def transition_inputs(seed: int, start: int, count: int, clip: ClipSpec,
-                      frame_size: tuple[int, int] | None = None) -> TransitionSet:
+def transition_inputs(
+    seed: int, start: int, count: int, clip: ClipSpec, frame_size: tuple[int, int] | None = None
+) -> TransitionSet:
     """Transition clips `start .. start+count-1` of data set `seed`, as before-half + after-half inputs."""
     if clip.frames % 2 or (clip.frames // 2) % clip.tubelet:
         raise ValueError(f"clip.frames={clip.frames} cannot be split into two halves of whole tubelets")

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vljepa_ros.manifest import ClipSpec, ManifestError
-from vljepa_ros.preprocessing import resize_and_crop
+from vljepa_ros.runtime.manifest import ClipSpec, ManifestError
+from vljepa_ros.runtime.preprocessing import resize_and_crop
+from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 from vljepa_ros.tiny_world.clips import clip_rng, sample_scene_clip, sample_transition_clip
-from vljepa_ros.vljepa_runtime import VLJepaRuntime
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "models" / "tinyworld" / "manifest.yaml"
 REFERENCE_SEED_OFFSET = 50_000  # the baseline's labelled reference clips come from yet another seed
@@ -42,22 +42,25 @@ class EvalSet:
     before_frames: list[np.ndarray]
     after_frames: list[np.ndarray]
     actions: list[str]
-    candidates: list[tuple[str, ...]]   # true action first, then three distractors
+    candidates: list[tuple[str, ...]]  # true action first, then three distractors
 
 
-def generate_eval_set(seed: int, scenes: int, transitions: int, clip: ClipSpec,
-                      frame_size: tuple[int, int] = (320, 240)) -> EvalSet:
+def generate_eval_set(
+    seed: int, scenes: int, transitions: int, clip: ClipSpec, frame_size: tuple[int, int] = (320, 240)
+) -> EvalSet:
     """Scene and transition clips `0..n-1` of `seed`, with the model's frame count and rate."""
     width, height = frame_size
     scene_frames, captions, befores, afters, actions, candidates = [], [], [], [], [], []
     for index in range(scenes):
-        sample = sample_scene_clip(clip_rng(seed, index, "scene"), frames=clip.frames, rate_hz=clip.frame_rate_hz,
-                                   width=width, height=height)
+        sample = sample_scene_clip(
+            clip_rng(seed, index, "scene"), frames=clip.frames, rate_hz=clip.frame_rate_hz, width=width, height=height
+        )
         scene_frames.append(sample.frames)
         captions.append(sample.caption)
     for index in range(transitions):
-        sample = sample_transition_clip(clip_rng(seed, index, "transition"), frames_per_state=clip.frames // 2,
-                                        width=width, height=height)
+        sample = sample_transition_clip(
+            clip_rng(seed, index, "transition"), frames_per_state=clip.frames // 2, width=width, height=height
+        )
         befores.append(sample.before_frames)
         afters.append(sample.after_frames)
         actions.append(sample.action)
@@ -67,7 +70,7 @@ def generate_eval_set(seed: int, scenes: int, transitions: int, clip: ClipSpec,
 
 def _batched(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def model_scores(runtime: VLJepaRuntime, data: EvalSet, batch: int = 16) -> dict:
@@ -90,16 +93,22 @@ def model_scores(runtime: VLJepaRuntime, data: EvalSet, batch: int = 16) -> dict
         raise ManifestError(f"the model's action bank lacks {len(missing)} tiny-world actions, e.g. {missing[0]!r}")
     similarity = actions.similarities(embeddings) if len(embeddings) else np.zeros((0, len(actions)))
     top1 = [actions.texts[int(s.argmax())] for s in similarity]
-    four_way = [candidates[int(np.argmax([s[index[t]] for t in candidates]))]
-                for s, candidates in zip(similarity, data.candidates)]
+    four_way = [
+        candidates[int(np.argmax([s[index[t]] for t in candidates]))]
+        for s, candidates in zip(similarity, data.candidates)
+    ]
     return _scores(predicted_captions, top1, four_way, data)
 
 
 def _scores(captions: list[str], top1: list[str], four_way: list[str], data: EvalSet) -> dict:
     def accuracy(got, want):
         return float(np.mean([g == w for g, w in zip(got, want)])) if want else float("nan")
-    return {"caption_top1": accuracy(captions, data.captions), "action_top1": accuracy(top1, data.actions),
-            "action_4way": accuracy(four_way, data.actions)}
+
+    return {
+        "caption_top1": accuracy(captions, data.captions),
+        "action_top1": accuracy(top1, data.actions),
+        "action_4way": accuracy(four_way, data.actions),
+    }
 
 
 def colour_grid(frames: np.ndarray, clip: ClipSpec) -> np.ndarray:
@@ -143,8 +152,15 @@ def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :]
 
 
-def evaluate(manifest: Path | str = DEFAULT_MANIFEST, seed: int = 777, scenes: int = 300, transitions: int = 300,
-             reference_clips: int = 1000, frame_size: tuple[int, int] = (320, 240), log=print) -> dict:
+def evaluate(
+    manifest: Path | str = DEFAULT_MANIFEST,
+    seed: int = 777,
+    scenes: int = 300,
+    transitions: int = 300,
+    reference_clips: int = 1000,
+    frame_size: tuple[int, int] = (320, 240),
+    log=print,
+) -> dict:
     """Model and baseline accuracies on held-out clips of `seed`; returns the JSON-ready result."""
     started = time.monotonic()
     runtime = VLJepaRuntime.from_manifest(manifest, providers=("cpu",))
@@ -152,16 +168,24 @@ def evaluate(manifest: Path | str = DEFAULT_MANIFEST, seed: int = 777, scenes: i
     data = generate_eval_set(seed, scenes, transitions, clip, frame_size)
     model = model_scores(runtime, data)
     result = {
-        "manifest": str(manifest), "model_id": runtime.manifest.model_id, "model_version": runtime.manifest.version,
-        "seed": seed, "scenes": scenes, "transitions": transitions, "frame_size": list(frame_size),
-        "caption_bank_size": len(runtime.load_bank("captions")), "action_bank_size": len(runtime.load_bank("actions")),
+        "manifest": str(manifest),
+        "model_id": runtime.manifest.model_id,
+        "model_version": runtime.manifest.version,
+        "seed": seed,
+        "scenes": scenes,
+        "transitions": transitions,
+        "frame_size": list(frame_size),
+        "caption_bank_size": len(runtime.load_bank("captions")),
+        "action_bank_size": len(runtime.load_bank("actions")),
         "model": model,
-        "chance": {"caption_top1": 1 / len(runtime.load_bank("captions")),
-                   "action_top1": 1 / len(runtime.load_bank("actions")), "action_4way": 0.25},
+        "chance": {
+            "caption_top1": 1 / len(runtime.load_bank("captions")),
+            "action_top1": 1 / len(runtime.load_bank("actions")),
+            "action_4way": 0.25,
+        },
     }
     if reference_clips > 0:
-        reference = generate_eval_set(seed + REFERENCE_SEED_OFFSET, reference_clips, reference_clips, clip,
-                                      frame_size)
+        reference = generate_eval_set(seed + REFERENCE_SEED_OFFSET, reference_clips, reference_clips, clip, frame_size)
         result["baseline"] = baseline_scores(data, reference, clip, np.random.default_rng(seed))
         result["baseline_reference_clips"] = reference_clips
     result["seconds"] = round(time.monotonic() - started, 1)
@@ -171,15 +195,22 @@ def evaluate(manifest: Path | str = DEFAULT_MANIFEST, seed: int = 777, scenes: i
 
 def format_result(result: dict) -> str:
     """The printed table: one row per metric, model vs baseline vs chance."""
-    rows = [f"held-out seed {result['seed']}: {result['scenes']} scene clips, {result['transitions']} transition "
-            f"clips at {result['frame_size'][0]}x{result['frame_size'][1]}; model {result['model_id']} "
-            f"{result['model_version']}",
-            f"{'metric':<16}{'model':>8}{'baseline':>10}{'chance':>8}"]
-    for key, label in (("caption_top1", "caption top-1"), ("action_top1", "action top-1"),
-                       ("action_4way", "action 4-way")):
+    rows = [
+        f"held-out seed {result['seed']}: {result['scenes']} scene clips, {result['transitions']} transition "
+        f"clips at {result['frame_size'][0]}x{result['frame_size'][1]}; model {result['model_id']} "
+        f"{result['model_version']}",
+        f"{'metric':<16}{'model':>8}{'baseline':>10}{'chance':>8}",
+    ]
+    for key, label in (
+        ("caption_top1", "caption top-1"),
+        ("action_top1", "action top-1"),
+        ("action_4way", "action 4-way"),
+    ):
         baseline = result.get("baseline", {}).get(key)
-        rows.append(f"{label:<16}{result['model'][key]:>8.3f}"
-                    f"{(f'{baseline:.3f}' if baseline is not None else '-'):>10}{result['chance'][key]:>8.3f}")
+        rows.append(
+            f"{label:<16}{result['model'][key]:>8.3f}"
+            f"{(f'{baseline:.3f}' if baseline is not None else '-'):>10}{result['chance'][key]:>8.3f}"
+        )
     return "\n".join(rows)
 
 
@@ -190,8 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=777, help="held-out seed (training uses 0 and 1000003)")
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--transitions", type=int, default=300)
-    parser.add_argument("--reference-clips", type=int, default=1000,
-                        help="labelled clips per kind for the mean-colour baseline (0: skip the baseline)")
+    parser.add_argument(
+        "--reference-clips",
+        type=int,
+        default=1000,
+        help="labelled clips per kind for the mean-colour baseline (0: skip the baseline)",
+    )
     parser.add_argument("--frame-size", default="320x240", help="WIDTHxHEIGHT of the generated frames")
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
@@ -199,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         width, height = (int(v) for v in args.frame_size.lower().split("x"))
         if min(args.scenes, args.transitions) < 1 or args.reference_clips < 0:
             raise ValueError("--scenes and --transitions must be >= 1, --reference-clips >= 0")
-        result = evaluate(args.manifest, args.seed, args.scenes, args.transitions, args.reference_clips,
-                          (width, height))
+        result = evaluate(
+            args.manifest, args.seed, args.scenes, args.transitions, args.reference_clips, (width, height)
+        )
     except (ValueError, ManifestError, FileNotFoundError) as error:
         print(f"evaluate_tiny: {error}", file=sys.stderr)
         return 2

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vljepa_ros.export import clip_spec_for, export_model
-from vljepa_ros.query_tokenizer import QueryTokenizer, build_vocab
-from vljepa_ros.text_bank import TextBank
+from vljepa_ros.export.model import clip_spec_for, export_model
+from vljepa_ros.runtime.query_tokenizer import QueryTokenizer, build_vocab
+from vljepa_ros.runtime.text_bank import TextBank
 from vljepa_ros.tiny_world.vocabulary import action_bank, caption_bank
 from vljepa_ros.torch_models.text_encoder import TorchTextEncoder
 from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
@@ -65,7 +65,7 @@ class TrainConfig:
     frames: int = 8
     crop: int = 64
     patch: int = 8
-    tubelet: int = 4                # half the tokens of V-JEPA's 2; each half of a transition clip is one tubelet
+    tubelet: int = 4  # half the tokens of V-JEPA's 2; each half of a transition clip is one tubelet
     embed_dim: int = 64
     depth: int = 4
     heads: int = 4
@@ -78,13 +78,28 @@ class TrainConfig:
     frame_rate_hz: float = 4.0
     eval_every: int = 200
     eval_clips: int = 96
-    max_minutes: float = 28.0       # > 0: stop early (logged) when the wall-clock budget is spent
+    max_minutes: float = 28.0  # > 0: stop early (logged) when the wall-clock budget is spent
     transition_fraction: float = 0.62  # share of each batch that is transition clips (the harder task)
     queries: dict = field(default_factory=lambda: dict(DEFAULT_QUERIES))
 
     def __post_init__(self):
-        for name in ("steps", "batch_size", "threads", "frames", "crop", "patch", "tubelet", "embed_dim", "depth",
-                     "heads", "mlp_dim", "predictor_dim", "predictor_depth", "eval_every", "eval_clips"):
+        for name in (
+            "steps",
+            "batch_size",
+            "threads",
+            "frames",
+            "crop",
+            "patch",
+            "tubelet",
+            "embed_dim",
+            "depth",
+            "heads",
+            "mlp_dim",
+            "predictor_dim",
+            "predictor_depth",
+            "eval_every",
+            "eval_clips",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0 < self.transition_fraction < 1:
@@ -97,18 +112,39 @@ class TrainConfig:
 
 def build_models(cfg: TrainConfig, vocab_size: int) -> tuple[VJepa2Encoder, VLJepaPredictor]:
     """The tiny encoder and predictor, with the project's model classes."""
-    encoder = VJepa2Encoder(encoder_config(
-        "tiny", embed_dim=cfg.embed_dim, depth=cfg.depth, num_heads=cfg.heads, mlp_dim=cfg.mlp_dim,
-        patch_size=cfg.patch, tubelet_size=cfg.tubelet, num_frames=cfg.frames, img_size=cfg.crop))
-    predictor = VLJepaPredictor(predictor_config(
-        "tiny", visual_dim=cfg.embed_dim, hidden_dim=cfg.predictor_dim, depth=cfg.predictor_depth,
-        num_heads=cfg.predictor_heads, num_kv_heads=cfg.predictor_kv_heads, mlp_dim=2 * cfg.predictor_dim,
-        vocab_size=vocab_size, max_query_tokens=cfg.max_query_tokens, embedding_dim=384))
+    encoder = VJepa2Encoder(
+        encoder_config(
+            "tiny",
+            embed_dim=cfg.embed_dim,
+            depth=cfg.depth,
+            num_heads=cfg.heads,
+            mlp_dim=cfg.mlp_dim,
+            patch_size=cfg.patch,
+            tubelet_size=cfg.tubelet,
+            num_frames=cfg.frames,
+            img_size=cfg.crop,
+        )
+    )
+    predictor = VLJepaPredictor(
+        predictor_config(
+            "tiny",
+            visual_dim=cfg.embed_dim,
+            hidden_dim=cfg.predictor_dim,
+            depth=cfg.predictor_depth,
+            num_heads=cfg.predictor_heads,
+            num_kv_heads=cfg.predictor_kv_heads,
+            mlp_dim=2 * cfg.predictor_dim,
+            vocab_size=vocab_size,
+            max_query_tokens=cfg.max_query_tokens,
+            embedding_dim=384,
+        )
+    )
     return encoder, predictor
 
 
-def bidirectional_info_nce(predicted: torch.Tensor, target_index: torch.Tensor, bank: torch.Tensor,
-                           logit_scale: torch.Tensor) -> torch.Tensor:
+def bidirectional_info_nce(
+    predicted: torch.Tensor, target_index: torch.Tensor, bank: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE between predicted embeddings and their target texts.
 
     clip -> text: softmax over every text of the bank (all other texts are negatives).
@@ -119,7 +155,7 @@ def bidirectional_info_nce(predicted: torch.Tensor, target_index: torch.Tensor, 
     logits = logit_scale * predicted @ bank.T
     clip_to_text = F.cross_entropy(logits, target_index)
     texts, inverse = torch.unique(target_index, return_inverse=True)
-    text_logits = logits[:, texts].T                              # (U, B)
+    text_logits = logits[:, texts].T  # (U, B)
     positive = inverse[None, :] == torch.arange(len(texts))[:, None]
     log_prob = text_logits.log_softmax(dim=1)
     text_to_clip = -torch.logsumexp(log_prob.masked_fill(~positive, float("-inf")), dim=1).mean()
@@ -150,8 +186,9 @@ class TinyVLJepa(torch.nn.Module):
         return self.log_scale.clamp(max=math.log(MAX_LOGIT_SCALE)).exp()
 
 
-def _query_batch(tokenizer: QueryTokenizer, kind: str, count: int, rng: np.random.Generator,
-                 default: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _query_batch(
+    tokenizer: QueryTokenizer, kind: str, count: int, rng: np.random.Generator, default: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     # Half the clips get the default query, the rest a paraphrase.
     choices = QUERY_PARAPHRASES[kind]
     texts = [default if rng.random() < 0.5 else choices[int(rng.integers(len(choices)))] for _ in range(count)]
@@ -160,8 +197,13 @@ def _query_batch(tokenizer: QueryTokenizer, kind: str, count: int, rng: np.rando
 
 
 @torch.no_grad()
-def validate(model: TinyVLJepa, cfg: TrainConfig, tokenizer: QueryTokenizer, banks: dict[str, torch.Tensor],
-             texts: dict[str, list[str]]) -> dict[str, float]:
+def validate(
+    model: TinyVLJepa,
+    cfg: TrainConfig,
+    tokenizer: QueryTokenizer,
+    banks: dict[str, torch.Tensor],
+    texts: dict[str, list[str]],
+) -> dict[str, float]:
     """Top-1 caption and action retrieval over the full banks, and 4-way action accuracy, on held-out clips."""
     model.eval()
     clip = clip_spec_for(model.encoder, cfg.frame_rate_hz)
@@ -169,8 +211,10 @@ def validate(model: TinyVLJepa, cfg: TrainConfig, tokenizer: QueryTokenizer, ban
     scenes = scene_inputs(seed, 0, cfg.eval_clips, clip, frame_size=(320, 240))
     moves = transition_inputs(seed, 0, cfg.eval_clips, clip, frame_size=(320, 240))
     out = {}
-    for name, batch, query, bank in (("caption", scenes.clips, cfg.queries["caption"], "captions"),
-                                     ("action", moves.clips, cfg.queries["transition"], "actions")):
+    for name, batch, query, bank in (
+        ("caption", scenes.clips, cfg.queries["caption"], "captions"),
+        ("action", moves.clips, cfg.queries["transition"], "actions"),
+    ):
         ids, mask = tokenizer.encode_batch([query] * len(batch))
         pred = F.normalize(model(torch.from_numpy(batch), torch.from_numpy(ids), torch.from_numpy(mask)), dim=-1)
         scores = pred @ banks[bank].T
@@ -207,13 +251,20 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict:
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 and n != "log_scale"]
     # The temperature must fall by orders of magnitude within a short run: it gets a larger step.
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
-                                   {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
-                                   {"params": [model.log_scale], "weight_decay": 0.0, "lr_mult": 10.0}], lr=cfg.lr)
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
+            {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
+            {"params": [model.log_scale], "weight_decay": 0.0, "lr_mult": 10.0},
+        ],
+        lr=cfg.lr,
+    )
     params = sum(p.numel() for p in model.parameters())
-    log(f"model: encoder {sum(p.numel() for p in encoder.parameters()) / 1e6:.2f} M params, predictor "
+    log(
+        f"model: encoder {sum(p.numel() for p in encoder.parameters()) / 1e6:.2f} M params, predictor "
         f"{sum(p.numel() for p in predictor.parameters()) / 1e6:.2f} M; clip {clip.frames}x{clip.crop_size}^2, "
-        f"{clip.num_tokens} tokens; {cfg.steps} steps of {cfg.batch_size}")
+        f"{clip.num_tokens} tokens; {cfg.steps} steps of {cfg.batch_size}"
+    )
 
     n_moves = round(cfg.batch_size * cfg.transition_fraction)
     n_scenes = cfg.batch_size - n_moves
@@ -235,8 +286,9 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict:
         predicted = model(clips, torch.cat([ids_c, ids_t]), torch.cat([mask_c, mask_t]))
         caption_target = torch.tensor([bank_index["captions"][t] for t in scenes.texts])
         action_target = torch.tensor([bank_index["actions"][t] for t in moves.actions])
-        loss_caption = bidirectional_info_nce(predicted[:n_scenes], caption_target, banks["captions"],
-                                              model.logit_scale)
+        loss_caption = bidirectional_info_nce(
+            predicted[:n_scenes], caption_target, banks["captions"], model.logit_scale
+        )
         loss_action = bidirectional_info_nce(predicted[n_scenes:], action_target, banks["actions"], model.logit_scale)
         loss = loss_caption + loss_action
         optimizer.zero_grad(set_to_none=True)
@@ -246,9 +298,11 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict:
         data_s += t1 - t0
         step_s += time.monotonic() - t1
         if step % 25 == 0:
-            log(f"step {step:5d} loss {loss.item():.3f} (caption {loss_caption.item():.3f}, action "
+            log(
+                f"step {step:5d} loss {loss.item():.3f} (caption {loss_caption.item():.3f}, action "
                 f"{loss_action.item():.3f}) scale {model.logit_scale.item():.1f} lr {_lr_at(step, cfg):.2e} "
-                f"[{time.monotonic() - started:.0f} s: data {data_s:.0f} s, model {step_s:.0f} s]")
+                f"[{time.monotonic() - started:.0f} s: data {data_s:.0f} s, model {step_s:.0f} s]"
+            )
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             metrics = validate(model, cfg, tokenizer, banks, texts)
             history.append({"step": step + 1, **metrics})
@@ -257,13 +311,27 @@ def train(cfg: TrainConfig, out_dir: Path, log=print) -> dict:
     train_s = time.monotonic() - started
     model.eval()
     export_banks = {name: TextBank.from_embeddings(texts[name], vectors[name]) for name in texts}
-    manifest = export_model(encoder, predictor, list(vocab), out_dir, banks=export_banks,
-                            queries=cfg.queries, model_id="vljepa-tinyworld", frame_rate_hz=cfg.frame_rate_hz,
-                            max_tokens=cfg.max_query_tokens, normalise_in_graph=True, log=log)
+    manifest = export_model(
+        encoder,
+        predictor,
+        list(vocab),
+        out_dir,
+        banks=export_banks,
+        queries=cfg.queries,
+        model_id="vljepa-tinyworld",
+        frame_rate_hz=cfg.frame_rate_hz,
+        max_tokens=cfg.max_query_tokens,
+        normalise_in_graph=True,
+        log=log,
+    )
     summary = {
         "config": {k: v for k, v in asdict(cfg).items()},
-        "steps_done": step + 1, "train_seconds": round(train_s, 1), "data_seconds": round(data_s, 1),
-        "model_seconds": round(step_s, 1), "parameters": params, "validation": history,
+        "steps_done": step + 1,
+        "train_seconds": round(train_s, 1),
+        "data_seconds": round(data_s, 1),
+        "model_seconds": round(step_s, 1),
+        "parameters": params,
+        "validation": history,
         "torch_threads": cfg.threads,
     }
     (Path(out_dir) / "training_summary.json").write_text(json.dumps(summary, indent=1))
@@ -282,12 +350,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--threads", type=int, default=defaults.threads)
     parser.add_argument("--eval-every", type=int, default=defaults.eval_every)
-    parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes,
-                        help="stop early when this much wall-clock time is spent (0: never)")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=defaults.max_minutes,
+        help="stop early when this much wall-clock time is spent (0: never)",
+    )
     args = parser.parse_args(argv)
     try:
-        cfg = TrainConfig(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                          threads=args.threads, eval_every=args.eval_every, max_minutes=args.max_minutes)
+        cfg = TrainConfig(
+            seed=args.seed,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            threads=args.threads,
+            eval_every=args.eval_every,
+            max_minutes=args.max_minutes,
+        )
     except ValueError as error:
         print(f"train_tiny: {error}", file=sys.stderr)
         return 2

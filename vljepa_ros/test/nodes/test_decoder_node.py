@@ -1,0 +1,336 @@
+"""The decoder node over real rclpy + DDS: Embedding messages in, Caption / DecodeStatistics / diagnostics out."""
+
+import array
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile
+
+from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
+from vljepa_ros.nodes.decoder_node import NODE_NAME, DecoderNode
+from vljepa_ros.runtime.text_bank import TextBank
+
+from support.selective_streams import BANK_PATH, NS, load_bank, make_stream
+
+pytestmark = pytest.mark.ros
+
+BANK = load_bank()
+WALK = [
+    "an empty floor",
+    "a blue cube on the floor",
+    "a blue cube on the floor in the dark",
+    "an empty floor in the dark",
+]
+PARAMS = dict(
+    bank_path=str(BANK_PATH),
+    window=3,
+    threshold=0.03,
+    settle=2,
+    min_interval_s=1.0,
+    statistics_period_s=0.2,
+    diagnostics_period_s=0.2,
+)
+
+
+def idx(text):
+    return BANK.texts.index(text)
+
+
+def embedding_msg(
+    stamp_ns, vector, camera="front", frame_id="front_optical", kind=Embedding.KIND_PREDICTED, version="v1", shape=None
+):
+    msg = Embedding()
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), NS)
+    msg.header.frame_id = frame_id
+    msg.kind = kind
+    msg.camera = camera
+    msg.model_id = "vljepa-test"
+    msg.model_version = version
+    msg.query = "describe the scene"
+    msg.num_frames = 8
+    vec = np.ascontiguousarray(vector, dtype=np.float32)
+    msg.shape = array.array("I", [vec.size] if shape is None else shape)
+    msg.normalized = True
+    msg.data = array.array("f", vec.tobytes())
+    return msg
+
+
+def stamp_ns(t):
+    return t.sec * NS + t.nanosec
+
+
+class Harness:
+    """The decoder node plus a test node that publishes embeddings and records every output."""
+
+    def __init__(self, **overrides):
+        params = dict(PARAMS, **overrides)
+        self.node = DecoderNode(parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        self.peer = rclpy.create_node("decoder_test_peer")
+        self.pub = self.peer.create_publisher(Embedding, "/vljepa_decoder/embedding", QoSProfile(depth=50))
+        self.captions, self.statistics, self.diagnostics = [], [], []
+        self.peer.create_subscription(Caption, "/vljepa_decoder/caption", self.captions.append, 50)
+        self.peer.create_subscription(DecodeStatistics, "/vljepa_decoder/decode_statistics", self.statistics.append, 50)
+        self.peer.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.peer)
+        self.spin_until(lambda: self.pub.get_subscription_count() > 0)
+
+    def spin_until(self, done, timeout_s=20.0):
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            assert time.monotonic() < deadline, "timed out waiting for the decoder node"
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def handled(self):
+        """Embeddings the node has taken in (used, rejected or ignored), from its diagnostics-facing state."""
+        used = sum(
+            s.embeddings_seen + sum(s.rejected.values())
+            for s in map(self.node.pipeline.statistics, self.node.pipeline.cameras)
+        )
+        return used + sum(sum(c.ignored.values()) for c in self.node._cameras.values())
+
+    def send(self, msg):
+        before = self.handled()
+        self.pub.publish(msg)
+        self.spin_until(lambda: self.handled() > before)
+
+    def send_stream(self, stream, **kwargs):
+        for stamp, vec in zip(stream.stamps_ns, stream.vectors):
+            self.send(embedding_msg(stamp, vec, **kwargs))
+        # Captions go out in the callback; give DDS a moment to deliver the last ones.
+        self.spin_until(lambda: True)
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def camera_status(self, camera):
+        name = f"{NODE_NAME}: camera {camera}"
+        for arr in reversed(self.diagnostics):
+            for status in arr.status:
+                if status.name == name:
+                    return status
+        return None
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.peer.destroy_node()
+
+
+@pytest.fixture
+def ros():
+    rclpy.init()
+    harnesses = []
+    yield lambda **kw: harnesses.append(Harness(**kw)) or harnesses[-1]
+    for h in harnesses:
+        h.close()
+    rclpy.shutdown()
+
+
+def test_static_stream_gives_one_caption(ros):
+    h = ros()
+    stream = make_stream(BANK, [idx(WALK[1])], [40.0], noise=0.2, seed=1)
+    h.send_stream(stream)
+    assert len(h.captions) == 1
+    cap = h.captions[0]
+    assert cap.text == WALK[1] and cap.reason == Caption.REASON_FIRST
+    assert cap.header.frame_id == "front_optical" and cap.camera == "front"
+    assert (cap.model_id, cap.model_version) == ("vljepa-test", "v1")
+    assert stamp_ns(cap.header.stamp) == stream.stamps_ns[2]  # the first decode waits `settle` embeddings
+    assert cap.num_embeddings == 3 and len(cap.alternatives) == len(cap.alternative_scores) == 2
+    h.spin_until(lambda: any(s.embeddings_seen == len(stream.stamps_ns) for s in h.statistics))
+    stats = [s for s in h.statistics if s.embeddings_seen == len(stream.stamps_ns)][-1]
+    assert stats.decodes == 1 and stats.camera == "front" and stats.uniform_rate_hz == 1.0
+    assert stats.uniform_decodes == int((stream.stamps_ns[-1] - stream.stamps_ns[0]) // NS) + 1
+    assert stats.reduction_factor == pytest.approx(stats.uniform_decodes)
+    assert stamp_ns(stats.header.stamp) == stream.stamps_ns[-1]
+
+
+def test_each_scene_change_gives_one_caption_stamped_inside_its_segment(ros):
+    h = ros()
+    stream = make_stream(BANK, [idx(t) for t in WALK], [15.0, 12.0, 10.0, 14.0], noise=0.2, seed=2)
+    h.send_stream(stream)
+    assert [c.text for c in h.captions] == WALK
+    assert [c.reason for c in h.captions] == [Caption.REASON_FIRST] + [Caption.REASON_CHANGE] * 3
+    for k, cap in enumerate(h.captions):
+        stamp = stamp_ns(cap.header.stamp)
+        assert stream.caption_at(stamp) == idx(WALK[k])
+        assert stamp_ns(cap.segment_start) <= stamp <= stamp_ns(cap.segment_end)
+        if k:
+            assert stamp > stream.change_ns[k - 1]
+            assert cap.change_score >= 0.03
+        assert cap.score > max(cap.alternative_scores)
+
+
+def test_cameras_are_separate_streams(ros):
+    h = ros()
+    a = make_stream(BANK, [idx(WALK[0]), idx(WALK[1])], [10.0, 10.0], noise=0.2, seed=3)
+    b = make_stream(BANK, [idx(WALK[3])], [20.0], noise=0.2, seed=4)
+    for (sa, va), (sb, vb) in zip(zip(a.stamps_ns, a.vectors), zip(b.stamps_ns, b.vectors)):
+        h.send(embedding_msg(sa, va, camera="left", frame_id="left_optical"))
+        h.send(embedding_msg(sb, vb, camera="right", frame_id="right_optical"))
+    h.spin_until(lambda: len(h.captions) == 3)
+    by_camera = {(c.camera, c.header.frame_id, c.text) for c in h.captions}
+    assert by_camera == {
+        ("left", "left_optical", WALK[0]),
+        ("left", "left_optical", WALK[1]),
+        ("right", "right_optical", WALK[3]),
+    }
+
+
+def test_bad_embeddings_are_counted_on_diagnostics_and_the_stream_goes_on(ros):
+    h = ros()
+    stream = make_stream(BANK, [idx(WALK[0]), idx(WALK[2])], [10.0, 10.0], noise=0.2, seed=5)
+    first = stream.stamps_ns[:20]
+    for stamp, vec in zip(first, stream.vectors[:20]):
+        h.send(embedding_msg(stamp, vec))
+    h.send(embedding_msg(first[-1] + 1, np.ones(7)))  # wrong dimension
+    h.send(embedding_msg(first[-1] + 2, stream.vectors[0], shape=[3, 3]))  # shape does not match data
+    h.send(embedding_msg(first[-1] + 3, stream.vectors[0], kind=Embedding.KIND_VISUAL_STATE))
+    h.send(embedding_msg(first[-1] - NS // 4, stream.vectors[0]))  # older than the previous one (not a restart)
+    for stamp, vec in zip(stream.stamps_ns[20:], stream.vectors[20:]):
+        h.send(embedding_msg(stamp, vec))
+    h.spin_until(lambda: len(h.captions) == 2)
+    assert [c.text for c in h.captions] == [WALK[0], WALK[2]]
+
+    def reported():
+        status = h.camera_status("front")
+        return status is not None and {kv.key: kv.value for kv in status.values}.get("embeddings_seen") == "40"
+
+    h.spin_until(reported)
+    status = h.camera_status("front")
+    values = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.WARN
+    assert values["rejected.dimension"] == "1" and values["rejected.shape"] == "1"
+    assert values["rejected.stamp_backwards"] == "1" and values["ignored.kind"] == "1"
+    assert values["decodes"] == "2" and values["last_caption"] == WALK[2]
+
+
+def test_a_threshold_under_the_noise_floor_is_reported_on_diagnostics(ros):
+    h = ros(threshold=0.001)
+    h.send_stream(make_stream(BANK, [idx(WALK[1])], [70.0], rate_hz=1.0, noise=0.3, seed=10))
+
+    def warned():
+        status = h.camera_status("front")
+        return status is not None and "raise it" in status.message
+
+    h.spin_until(warned)
+    assert h.camera_status("front").level == DiagnosticStatus.WARN
+    assert len(h.captions) == 1
+
+
+def test_runtime_parameters_are_validated_and_the_bank_can_change(ros, tmp_path):
+    h = ros()
+    refused = h.node.set_parameters([Parameter("threshold", value=-0.5)])[0]
+    assert not refused.successful and "threshold" in refused.reason
+    assert h.node.get_parameter("threshold").value == 0.03 and h.node.pipeline.config.threshold == 0.03
+    refused = h.node.set_parameters([Parameter("max_interval_s", value=0.5)])[0]  # below min_interval_s
+    assert not refused.successful and "max_interval_s" in refused.reason
+    missing = h.node.set_parameters([Parameter("bank_path", value=str(tmp_path / "none.npz"))])[0]
+    assert not missing.successful and "bank_path" in missing.reason
+
+    keep = [i for i, t in enumerate(BANK.texts) if "blue cube" not in t]
+    subset = TextBank.from_embeddings([BANK.texts[i] for i in keep], BANK.embeddings[keep]).save(tmp_path / "b.npz")
+    assert h.node.set_parameters([Parameter("bank_path", value=str(subset))])[0].successful
+    assert h.node.set_parameters([Parameter("window", value=2), Parameter("settle", value=1)])[0].successful
+    assert h.node.pipeline.config.window == 2 and h.node.pipeline.config.settle == 1
+    h.send_stream(make_stream(BANK, [idx(WALK[1])], [5.0], noise=0.1, seed=6))
+    assert len(h.captions) == 1 and "blue cube" not in h.captions[0].text
+
+
+def test_model_version_change_restarts_the_stream(ros):
+    h = ros()
+    stream = make_stream(BANK, [idx(WALK[0])], [20.0], noise=0.2, seed=7)
+    h.send_stream(stream)
+    h.send_stream(make_stream(BANK, [idx(WALK[0])], [5.0], noise=0.2, seed=8, start_ns=2_000 * NS), version="v2")
+    assert [(c.reason, c.model_version) for c in h.captions] == [
+        (Caption.REASON_FIRST, "v1"),
+        (Caption.REASON_FIRST, "v2"),
+    ]
+    assert h.node._cameras["front"].stream_resets == 1
+
+
+def _env():
+    return dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+
+
+def test_console_script_refuses_to_start_with_one_line_naming_the_parameter(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vljepa_ros.nodes.decoder_node",
+            "--ros-args",
+            "-p",
+            f"bank_path:={tmp_path / 'missing.npz'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "bank_path" in lines[0] and "refusing to start" in lines[0]
+
+
+def test_console_script_with_remapped_input_captions_a_stream():
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vljepa_ros.nodes.decoder_node",
+            "--ros-args",
+            "-r",
+            "~/embedding:=/vljepa_perception/embedding",
+            "-p",
+            f"bank_path:={BANK_PATH}",
+            "-p",
+            "threshold:=0.03",
+            "-p",
+            "window:=3",
+            "-p",
+            "settle:=2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=_env(),
+    )
+    rclpy.init()
+    peer = rclpy.create_node("decoder_process_peer")
+    captions = []
+    pub = peer.create_publisher(Embedding, "/vljepa_perception/embedding", QoSProfile(depth=100))
+    peer.create_subscription(Caption, "/vljepa_decoder/caption", captions.append, 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(peer)
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            (pub.get_subscription_count() == 0 or peer.count_publishers("/vljepa_decoder/caption") == 0)
+            and time.monotonic() < deadline
+            and proc.poll() is None
+        ):
+            executor.spin_once(timeout_sec=0.1)
+        stream = make_stream(BANK, [idx(WALK[0]), idx(WALK[3])], [10.0, 10.0], noise=0.2, seed=9)
+        for stamp, vec in zip(stream.stamps_ns, stream.vectors):
+            pub.publish(embedding_msg(stamp, vec))
+            executor.spin_once(timeout_sec=0.02)  # pace the publisher a little; reliable QoS does the rest
+        while len(captions) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            executor.spin_once(timeout_sec=0.1)
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=20)[0]
+        executor.shutdown()
+        peer.destroy_node()
+        rclpy.shutdown()
+    assert [c.text for c in captions] == [WALK[0], WALK[3]], output

@@ -1,0 +1,347 @@
+"""The perception node over real rclpy + DDS: cameras in, stamped embeddings and transitions out.
+
+A rig node in this process publishes camera frames (stamps spaced like a 30 Hz camera, sent faster than real
+time: sampling follows stamps, not arrival) and records what the perception node publishes.
+"""
+
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import SetBool
+
+from vljepa_msgs.msg import Embedding, WorldStateTransition
+from vljepa_ros.nodes.perception_node import PerceptionNode
+from vljepa_ros.nodes.ros_conversions import embedding_from_msg, ns_to_time, time_to_ns
+from vljepa_ros.nodes.spinning import NodeSpinner
+
+from support.perception_fixtures import moving_frame, preferred_manifest
+from support.polling import wait_until
+
+pytestmark = pytest.mark.ros
+
+MS = 1_000_000
+PERIOD_NS = 33 * MS
+NODE = "/vljepa_perception"
+CAM_A = "/cam_a/image_raw"
+CAM_B = "/cam_b/image_raw/compressed"
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return str(preferred_manifest(tmp_path_factory))
+
+
+class Rig:
+    """The perception node plus a helper node that publishes frames and records outputs, spinning in a thread."""
+
+    def __init__(self, manifest, reliable_input=True, **params):
+        defaults = dict(
+            model_manifest=manifest,
+            providers=["cpu"],
+            camera_topics=[CAM_A, CAM_B],
+            input_qos="DEFAULT",
+            input_qos_depth=200,
+            queue_depth=100,
+            transition_horizon_s=1.0,
+            stall_timeout_s=1.0,
+            diagnostics_period_s=0.2,
+        )
+        defaults.update(params)
+        self.perception = PerceptionNode(parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
+        self.node = rclpy.create_node("perception_test_rig")
+        reliability = ReliabilityPolicy.RELIABLE if reliable_input else ReliabilityPolicy.BEST_EFFORT
+        qos = QoSProfile(depth=200, reliability=reliability)
+        self.pub_a = self.node.create_publisher(Image, CAM_A, qos)
+        self.pub_b = self.node.create_publisher(CompressedImage, CAM_B, qos)
+        self.embeddings, self.visual, self.transitions, self.diagnostics = [], [], [], []
+        self.node.create_subscription(Embedding, f"{NODE}/embedding", self.embeddings.append, 100)
+        self.node.create_subscription(Embedding, f"{NODE}/visual_embedding", self.visual.append, 100)
+        self.node.create_subscription(
+            WorldStateTransition, f"{NODE}/world_state_transition", self.transitions.append, 100
+        )
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
+        self.enable_client = self.node.create_client(SetBool, f"{NODE}/enable")
+        self.spinner = NodeSpinner([self.perception, self.node])
+        self.spinner.start()
+        self.published = {"a": [], "b": []}
+
+    def close(self):
+        self.spinner.shutdown()
+        self.perception.destroy_node()
+        self.node.destroy_node()
+
+    def wait_for(self, condition, timeout_s=20.0):
+        return wait_until(condition, timeout_s)
+
+    def wait_connected(self):
+        assert self.wait_for(
+            lambda: (
+                self.pub_a.get_subscription_count()
+                and self.pub_b.get_subscription_count()
+                and self.node.count_publishers(f"{NODE}/embedding")
+            )
+        )
+        assert self.wait_for(lambda: self.node.count_subscribers(CAM_A) and self.node.count_subscribers(CAM_B))
+        time.sleep(0.3)  # discovery of the reverse direction (outputs) settles
+
+    def publish(self, seconds, start_ns=None, b=True):
+        """Publish `seconds` of 30 Hz frames on camera A (rgb8) and B (jpeg), about 4x faster than real time.
+
+        Stamps start at `start_ns` (default: now on the wall clock, as a live camera would stamp).
+        """
+        start_ns = time.time_ns() if start_ns is None else start_ns
+        for i in range(int(seconds * 1e9 / PERIOD_NS)):
+            stamp = start_ns + i * PERIOD_NS
+            frame = moving_frame(stamp / 1e9)
+            self.pub_a.publish(rgb8_msg(frame, stamp, "cam_a_optical"))
+            self.published["a"].append(stamp)
+            if b:
+                self.pub_b.publish(jpeg_msg(frame[:, ::-1], stamp + 7 * MS, "cam_b_optical"))
+                self.published["b"].append(stamp + 7 * MS)
+            time.sleep(PERIOD_NS / 4e9)
+
+    def camera_status(self, camera):
+        for array in reversed(self.diagnostics):
+            for status in array.status:
+                if status.name.endswith(f"camera {camera}"):
+                    return status, {kv.key: kv.value for kv in status.values}
+        return None, {}
+
+
+def rgb8_msg(rgb, stamp_ns, frame_id):
+    msg = Image()
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = "rgb8"
+    msg.step = rgb.shape[1] * 3
+    msg.data = rgb.tobytes()
+    return msg
+
+
+def jpeg_msg(rgb, stamp_ns, frame_id):
+    msg = CompressedImage()
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.header.frame_id = frame_id
+    msg.format = "rgb8; jpeg compressed bgr8"
+    msg.data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]))[1].tobytes()
+    return msg
+
+
+@pytest.fixture
+def rig(ros, manifest):
+    rig = Rig(manifest)
+    yield rig
+    rig.close()
+
+
+def test_two_cameras_produce_embeddings_stamped_with_their_input_frames(rig):
+    model = rig.perception.pipeline.runtime.manifest
+    for part in (rig.perception.pipeline.runtime.encoder, rig.perception.pipeline.runtime.predictor):
+        assert part.session.get_session_options().intra_op_num_threads == 1  # the default reached ONNX Runtime
+    rig.wait_connected()
+    rig.publish(3.5)
+    assert rig.wait_for(lambda: {m.camera for m in rig.embeddings} == {"cam_a", "cam_b"} and len(rig.transitions) >= 2)
+    rig.wait_for(lambda: rig.perception.pipeline.queue.pending() == 0)
+    time.sleep(0.3)
+    for msg in rig.embeddings:
+        camera = msg.camera[-1]
+        assert time_to_ns(msg.header.stamp) in rig.published[camera]
+        assert time_to_ns(msg.clip_start) in rig.published[camera]
+        assert msg.header.frame_id == f"cam_{camera}_optical"
+        assert msg.kind == Embedding.KIND_PREDICTED and msg.query == model.queries["caption"]
+        assert msg.num_frames == model.clip.frames and list(msg.shape) == [model.embedding_dim] and msg.normalized
+        assert np.linalg.norm(embedding_from_msg(msg)) == pytest.approx(1.0, abs=1e-4)
+        assert msg.model_id == model.model_id and msg.model_version == model.version
+    assert {m.camera for m in rig.visual} == {"cam_a", "cam_b"}
+    assert all(m.kind == Embedding.KIND_VISUAL_STATE for m in rig.visual)
+    # Camera B shows the mirrored scene: the two cameras' embeddings for one moment differ.
+    a = {time_to_ns(m.header.stamp): embedding_from_msg(m) for m in rig.embeddings if m.camera == "cam_a"}
+    b = {time_to_ns(m.header.stamp) - 7 * MS: embedding_from_msg(m) for m in rig.embeddings if m.camera == "cam_b"}
+    common = set(a) & set(b)
+    assert common and any(float(a[s] @ b[s]) < 0.9999 for s in common)
+
+
+def test_transitions_appear_only_after_the_horizon(rig):
+    rig.wait_connected()
+    rig.publish(4.0, b=False)  # first clip ends at 1.75 s, first transition at 2.75 s
+    assert rig.wait_for(lambda: len(rig.transitions) >= 3)
+    first_output = min(time_to_ns(m.header.stamp) for m in rig.embeddings)
+    for msg in rig.transitions:
+        after, before = time_to_ns(msg.after_stamp), time_to_ns(msg.before_stamp)
+        assert time_to_ns(msg.header.stamp) == after and after in rig.published["a"] and before in rig.published["a"]
+        assert after - before == pytest.approx(1000 * MS, abs=PERIOD_NS)
+        assert before >= first_output - PERIOD_NS  # nothing compared against a clip that never existed
+        dim = rig.perception.pipeline.runtime.manifest.embedding_dim
+        assert 0.0 <= msg.state_distance <= 2.0 and msg.dim == dim and len(msg.transition_embedding) == dim
+        assert len(msg.action_labels) == 3 and len(msg.action_scores) == 3
+        assert msg.camera == "cam_a" and msg.header.frame_id == "cam_a_optical"
+
+
+def test_malformed_frames_are_counted_on_diagnostics_and_the_node_keeps_working(rig):
+    rig.wait_connected()
+    good = moving_frame(0)
+    T0 = time.time_ns() - 10**9  # a stamp before the good stream
+    truncated = rgb8_msg(good, T0, "cam_a_optical")
+    truncated.data = bytes(truncated.data)[:-100]
+    bad_step = rgb8_msg(good, T0 + PERIOD_NS, "cam_a_optical")
+    bad_step.step = 10
+    unknown = rgb8_msg(good, T0 + 2 * PERIOD_NS, "cam_a_optical")
+    unknown.encoding = "rgb77"
+    corrupt = jpeg_msg(good, T0, "cam_b_optical")
+    corrupt.data = b"\xff\xd8\xff\xe0 broken"
+    empty = Image()
+    empty.header.stamp = ns_to_time(T0 + 3 * PERIOD_NS)
+    for msg in (truncated, bad_step, unknown, empty):
+        rig.pub_a.publish(msg)
+    rig.pub_b.publish(corrupt)
+    rig.publish(2.5)
+
+    def counted():
+        _, a = rig.camera_status("cam_a")
+        _, b = rig.camera_status("cam_b")
+        return (
+            a.get("malformed.truncated") == "1"
+            and a.get("malformed.bad_step") == "1"
+            and a.get("malformed.unknown_encoding") == "1"
+            and a.get("malformed.zero_size") == "1"
+            and b.get("malformed.corrupt_compressed") == "1"
+        )
+
+    assert rig.wait_for(counted, timeout_s=8), str((rig.camera_status("cam_a")[1], rig.camera_status("cam_b")[1]))
+    assert rig.wait_for(lambda: {m.camera for m in rig.embeddings} == {"cam_a", "cam_b"})
+    # The newest /diagnostics array may predate the first published clip: wait for one that counts it.
+    assert rig.wait_for(lambda: rig.camera_status("cam_a")[1].get("clips_published", "0") != "0", timeout_s=8)
+    status, values = rig.camera_status("cam_a")
+    assert values["malformed_total"] == "4" and values["execution_provider"] == "CPUExecutionProvider"
+    assert int(values["frames_subsampled"]) > 0 and int(values["frames_received"]) > int(values["frames_subsampled"])
+    assert float(values["input_rate_hz"]) > 0 and values["latency_p50_ms"] != "n/a"
+
+
+def test_query_change_takes_effect_and_bad_values_are_refused(rig):
+    rig.wait_connected()
+    refused = rig.perception.set_parameters([Parameter("query", value="zebra quokka")])[0]
+    assert not refused.successful and "query" in refused.reason
+    assert rig.perception.get_parameter("query").value == ""
+    assert rig.perception.pipeline.query == rig.perception.pipeline.default_query("caption")
+    read_only = rig.perception.set_parameters([Parameter("camera_topics", value=["/x"])])[0]
+    assert not read_only.successful
+    new_query = rig.perception.pipeline.default_query("transition")  # a query the model can read
+    assert rig.perception.set_parameters([Parameter("query", value=new_query)])[0].successful
+    rig.publish(2.5, b=False)
+    assert rig.wait_for(lambda: any(m.query == new_query for m in rig.embeddings))
+    assert all(m.query == new_query for m in rig.embeddings)
+
+
+def test_enable_service_pauses_and_resumes(rig):
+    rig.wait_connected()
+    assert rig.enable_client.wait_for_service(timeout_sec=10)
+    future = rig.enable_client.call_async(SetBool.Request(data=False))
+    assert rig.wait_for(future.done) and future.result().success
+    rig.publish(2.5, b=False)
+    time.sleep(0.5)
+    assert rig.embeddings == []
+    assert rig.wait_for(
+        lambda: rig.camera_status("cam_a")[0] is not None and rig.camera_status("cam_a")[0].message == "disabled"
+    )
+    # A "disabled" status may predate the frames published while disabled: wait for one that counts them.
+    assert rig.wait_for(lambda: int(rig.camera_status("cam_a")[1].get("drops.disabled", "0")) > 0, timeout_s=8)
+    future = rig.enable_client.call_async(SetBool.Request(data=True))
+    assert rig.wait_for(future.done) and future.result().success
+    rig.publish(2.5, b=False)
+    assert rig.wait_for(lambda: len(rig.embeddings) > 0)
+
+
+def test_silent_camera_and_incompatible_qos_warn_on_diagnostics(ros, manifest):
+    rig = Rig(manifest, reliable_input=False)  # best-effort publishers vs. a reliable subscription
+    try:
+        assert rig.wait_for(lambda: rig.camera_status("cam_a")[1].get("incompatible_qos_events", "0") != "0")
+        status, _ = rig.camera_status("cam_a")
+        assert status.level == b"\x01" or status.level == 1
+        assert "incompatible QoS" in status.message and "no frame yet" in status.message
+    finally:
+        rig.close()
+
+
+def _run_node(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_missing_model_refuses_to_start_with_one_line(tmp_path):
+    proc = _run_node("-p", f"model_manifest:={tmp_path / 'nope' / 'manifest.yaml'}")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "model_manifest" in lines[0] and "refusing to start" in lines[0]
+
+
+def test_negative_thread_count_refuses_to_start_with_one_line(manifest):
+    proc = _run_node("-p", f"model_manifest:={manifest}", "-p", "providers:=[cpu]", "-p", "intra_op_threads:=-1")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "refusing to start" in lines[0] and "intra_op_threads" in lines[0], proc.stderr
+
+
+def test_mismatched_model_refuses_to_start_with_one_line(tmp_path, manifest):
+    import shutil
+    from pathlib import Path
+
+    copy = tmp_path / "model"
+    shutil.copytree(Path(manifest).parent, copy)
+    with open(copy / "encoder.onnx", "ab") as f:
+        f.write(b"tampered")
+    proc = _run_node("-p", f"model_manifest:={copy / 'manifest.yaml'}", "-p", "providers:=[cpu]")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "refusing to start" in lines[0] and "sha256" in lines[0]
+
+
+def test_trt_force_rebuild_clears_only_tensorrt_cache_files(tmp_path):
+    from vljepa_ros.nodes.perception_node import clear_trt_cache
+
+    for name in (
+        "TensorrtExecutionProvider_TRTKernel_graph_1.engine",
+        "TensorrtExecutionProvider_cache_sm90.timing",
+        "TensorrtExecutionProvider_TRTKernel_graph_1.profile",
+        "notes.txt",
+    ):
+        (tmp_path / name).write_text("x")
+    assert clear_trt_cache(tmp_path) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    assert clear_trt_cache(tmp_path / "absent") == 0
+
+
+def test_a_camera_too_slow_for_the_model_rate_is_named_on_diagnostics(ros, manifest):
+    rig = Rig(manifest, camera_topics=[CAM_A])
+    try:
+        rig.wait_for(lambda: rig.pub_a.get_subscription_count() > 0)
+        start = time.time_ns()
+        for i in range(12):  # 1.5 Hz against a 4 Hz model: every frame is a gap of more than two periods
+            rig.pub_a.publish(rgb8_msg(moving_frame(i), start + i * 666 * MS, "cam_a_optical"))
+            time.sleep(0.05)
+
+        def warned():
+            status, values = rig.camera_status("cam_a")
+            return (
+                status is not None
+                and "clips keep restarting" in status.message
+                and int(values.get("clip_resets.gap", 0)) == 11
+            )  # every frame after the first
+
+        assert rig.wait_for(warned, timeout_s=10), rig.camera_status("cam_a")
+        assert rig.embeddings == []
+    finally:
+        rig.close()

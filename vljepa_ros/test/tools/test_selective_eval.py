@@ -1,0 +1,258 @@
+"""evaluate_selective: the quality/event metrics on hand-made cases, and the whole sweep on synthetic streams."""
+
+import numpy as np
+import pytest
+
+from vljepa_ros.decoding.change_detection import DecodeReason
+from vljepa_ros.decoding.decoders import RetrievalDecoder
+from vljepa_ros.tools.selective_eval import (
+    Annotation,
+    Decode,
+    EvalStream,
+    build_parser,
+    choose,
+    covering_accuracy,
+    dense_annotations,
+    evaluate,
+    event_metrics,
+    in_effect_accuracy,
+    main,
+    midpoint_annotations,
+    nearest_accuracy,
+    uniform_decodes,
+)
+
+from support.selective_streams import NS, load_bank, make_stream
+
+FIRST, CHANGE = int(DecodeReason.FIRST), int(DecodeReason.CHANGE)
+
+
+def truth_for(captions, bounds_s):
+    """Ground truth in tiny_world's format: caption segments between `bounds_s` (seconds)."""
+    segments = [
+        {"start_ns": int(a * NS), "end_ns": int(b * NS), "caption": c}
+        for a, b, c in zip(bounds_s[:-1], bounds_s[1:], captions)
+    ]
+    return {"segments": segments, "change_stamps_ns": [s["start_ns"] for s in segments[1:]]}
+
+
+def test_nearest_accuracy_takes_the_temporally_nearest_decode():
+    decodes = [Decode(0, "A", FIRST, 0), Decode(10 * NS, "B", CHANGE, 10 * NS)]
+    annotations = [
+        Annotation(2 * NS, "A"),
+        Annotation(6 * NS, "B"),
+        Annotation(4 * NS, "B"),
+        Annotation(5 * NS, "A"),
+    ]  # the last is a tie: the earlier decode counts
+    assert nearest_accuracy(decodes, annotations) == 0.75
+    assert nearest_accuracy([], annotations) == 0.0
+
+
+def test_in_effect_accuracy_uses_the_latest_decode_before_the_annotation():
+    decodes = [Decode(0, "A", FIRST, 0), Decode(10 * NS, "B", CHANGE, 10 * NS)]
+    annotations = [Annotation(-NS, "A"), Annotation(2 * NS, "A"), Annotation(9 * NS, "B"), Annotation(12 * NS, "B")]
+    assert in_effect_accuracy(decodes, annotations) == 0.5
+
+
+def test_covering_accuracy_scores_each_annotation_by_the_segment_it_falls_in():
+    # Decoded at 12 s and 33 s, but describing segments that start at 10 s and 30 s.
+    decodes = [
+        Decode(2 * NS, "A", FIRST, 0),
+        Decode(12 * NS, "B", CHANGE, 10 * NS),
+        Decode(33 * NS, "C", CHANGE, 30 * NS),
+    ]
+    annotations = [
+        Annotation(-NS, "A"),
+        Annotation(9 * NS, "A"),
+        Annotation(11 * NS, "B"),
+        Annotation(29 * NS, "B"),
+        Annotation(31 * NS, "C"),
+        Annotation(20 * NS, "C"),
+    ]
+    assert covering_accuracy(decodes, annotations) == pytest.approx(5 / 6)
+    assert nearest_accuracy(decodes, annotations) == pytest.approx(3 / 6)  # 9 s -> 12 s, 29 s -> 33 s, 20 s
+
+
+def test_annotations_cover_the_embedded_span():
+    truth = truth_for(["A", "B", "C"], [0, 10, 20, 30])
+    dense = dense_annotations(truth, 2 * NS, 25 * NS, 1.0)
+    assert [a.stamp_ns for a in dense] == [k * NS for k in range(2, 26)]
+    assert [a.caption for a in dense][7:10] == ["A", "B", "B"]
+    assert midpoint_annotations(truth, 2 * NS, 24 * NS) == [Annotation(5 * NS, "A"), Annotation(15 * NS, "B")]
+
+
+def test_event_metrics_match_each_change_once():
+    truth = truth_for(["A", "B", "C", "D"], [0, 10, 30, 40, 60])
+    decodes = [
+        Decode(k * NS, text, reason, 0)
+        for k, text, reason in [
+            (1, "A", FIRST),
+            (12, "B", CHANGE),
+            (13, "B", CHANGE),
+            (31, "X", CHANGE),
+            (50, "D", CHANGE),
+        ]
+    ]
+    m = event_metrics(decodes, truth, first_ns=0, tolerance_s=5.0)
+    # 10 s: detected (2 s, right text); 30 s: detected, wrong text; 40 s: the decode at 50 s is too late.
+    assert m == {"changes": 3, "detected": 2, "detected_correct_text": 1, "spurious": 2, "latencies_s": [2.0, 1.0]}
+
+
+def test_uniform_decodes_newest_and_window_average():
+    bank = load_bank()
+    a, b = bank.embeddings[0], bank.embeddings[40]
+    stamps = np.arange(0, 41) * NS // 4  # 4 Hz over 10 s
+    vectors = np.stack([a if s < 5 * NS else b for s in stamps]).astype(np.float32)
+    vectors[19] = b  # a single outlier at 4.75 s: the newest-embedding decoder at 5 s does not see it
+    stream = EvalStream(0, stamps, vectors, truth_for([bank.texts[0], bank.texts[40]], [0, 5, 10]))
+    decoder = RetrievalDecoder(bank)
+    newest = uniform_decodes(stream, decoder, 1.0, average=False)
+    assert [d.stamp_ns for d in newest] == [k * NS for k in range(11)]
+    assert [d.text for d in newest] == [bank.texts[0]] * 5 + [bank.texts[40]] * 6
+    vectors[16:20] = b  # now (4, 5] is all b, so only the averaged decode at 5 s changes
+    vectors[20] = a
+    newest = uniform_decodes(stream, decoder, 1.0, average=False)
+    averaged = uniform_decodes(stream, decoder, 1.0, average=True)
+    assert newest[5].text == bank.texts[0] and averaged[5].text == bank.texts[40]
+    assert len(uniform_decodes(stream, decoder, 0.5, average=True)) == 6
+
+
+def _synthetic(bank, seed, captions, lengths):
+    s = make_stream(bank, captions, lengths, noise=0.2, seed=seed, start_ns=0)
+    bounds = [0.0] + [c / NS for c in s.change_ns] + [s.stamps_ns[-1] / NS + 1.0]
+    return EvalStream(seed, s.stamps_ns, s.vectors, truth_for([bank.texts[c] for c in captions], bounds))
+
+
+def test_sweep_picks_a_point_that_matches_uniform_quality_with_fewer_decodes():
+    bank = load_bank()
+    walk = [
+        bank.texts.index(t)
+        for t in (
+            "an empty floor",
+            "a blue cube on the floor",
+            "a blue cube on the floor in the dark",
+            "an empty floor in the dark",
+        )
+    ]
+    tune = [_synthetic(bank, 1, walk, [14.0, 9.0, 12.0, 10.0]), _synthetic(bank, 2, walk[::-1], [8, 15, 11, 9])]
+    test = [_synthetic(bank, 3, walk[1:] + walk[:1], [10.0, 13.0, 9.0, 12.0])]
+    args = build_parser().parse_args(
+        [
+            "--windows",
+            "2,3",
+            "--thresholds",
+            "0.01,0.03,0.3",
+            "--settles",
+            "1,2",
+            "--min-intervals",
+            "1",
+            "--max-intervals",
+            "0",
+            "--rearm-fractions",
+            "1",
+            "--ward-reductions",
+            "3",
+            "--refine-top",
+            "2",
+        ]
+    )
+    report = evaluate(tune, test, RetrievalDecoder(bank), args, log=lambda _: None)
+    t = report["test"]
+    bar = max(t["uniform_newest"]["quality_dense"], t["uniform_average"]["quality_dense"])
+    assert t["selective"]["quality_dense"] >= bar
+    assert t["selective"]["reduction_factor"] >= 3.0
+    assert t["selective"]["event_recall_correct_text"] == 1.0 and t["selective"]["spurious_change_decodes"] == 0
+    assert t["selective"]["decodes"] == 4
+    assert t["uniform_average"]["decodes"] == int((test[0].stamps_ns[-1] - test[0].stamps_ns[0]) // NS) + 1
+    assert t["ward_ground_truth_segment_count"]["decodes"] == 4
+    assert report["tuning"]["chosen"]["config"]["threshold"] == 0.03  # 0.01 is under the noise, 0.3 over the changes
+    assert len(report["tuning"]["sweep"]) == 12
+
+
+def test_main_refuses_a_missing_model(tmp_path, capsys):
+    assert main(["--model", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r.json")]) == 2
+    assert "manifest" in capsys.readouterr().err
+
+
+def test_choose_needs_quality_and_recall_then_prefers_fewer_decodes():
+    def point(quality, recall, reduction):
+        return {
+            "quality_dense": quality,
+            "event_recall": recall,
+            "reduction_factor": reduction,
+            "event_recall_correct_text": recall,
+        }
+
+    late = point(0.70, 0.40, 12.0)  # good captions, but most arrive after the tolerance
+    good = point(0.62, 0.95, 9.0)
+    better = point(0.61, 0.92, 9.5)
+    poor = point(0.50, 0.99, 20.0)
+    assert choose([late, good, better, poor], bar=0.60, min_recall=0.9) is better
+    assert choose([late, good, better, poor], bar=0.60, min_recall=0.0) is late
+    assert choose([late, poor], bar=0.60, min_recall=0.9) is poor  # nothing meets: best quality with recall
+
+
+def test_choose_with_a_target_reduction_prefers_quality_among_points_that_reach_it():
+    def point(quality, recall, reduction):
+        return {
+            "quality_dense": quality,
+            "event_recall": recall,
+            "reduction_factor": reduction,
+            "event_recall_correct_text": recall,
+        }
+
+    edge = point(0.61, 0.95, 10.0)  # the most reduction, only just over the bar
+    margin = point(0.75, 0.95, 8.0)
+    cheap = point(0.80, 0.95, 2.0)  # best quality, but under the target reduction
+    late = point(0.90, 0.50, 9.0)
+    points = [edge, margin, cheap, late]
+    assert choose(points, bar=0.60, min_recall=0.9, target_reduction=3.0) is margin
+    assert choose(points, bar=0.60, min_recall=0.9) is edge
+    assert choose(points, bar=0.60, min_recall=0.9, target_reduction=12.0) is edge  # none reaches it: most reduction
+    assert choose([cheap, late], bar=0.85, min_recall=0.9, target_reduction=3.0) is cheap  # none meets the bar
+
+
+def test_command_runs_the_bundled_model_end_to_end(tmp_path):
+    import json
+
+    from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+
+    if not bundled_manifest_path().is_file():
+        pytest.skip("no bundled model")
+    out = tmp_path / "r.json"
+    assert (
+        main(
+            [
+                "--tune-seeds",
+                "11",
+                "--test-seeds",
+                "12",
+                "--duration",
+                "60",
+                "--windows",
+                "2",
+                "--thresholds",
+                "0.12",
+                "--settles",
+                "8",
+                "--min-intervals",
+                "1",
+                "--max-intervals",
+                "0",
+                "--rearm-fractions",
+                "1",
+                "--cache",
+                str(tmp_path / "cache"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    report = json.loads(out.read_text())
+    t = report["test"]
+    assert t["embeddings"] > 200 and 3.5 < report["embedding_rate_hz"] < 4.5  # 4 Hz clips over ~60 s
+    assert t["uniform_average"]["decodes"] == int(t["stream_seconds"]) + 1
+    assert 1 <= t["selective"]["decodes"] < t["uniform_average"]["decodes"]
+    assert t["selective"]["true_changes"] > 0
+    assert list((tmp_path / "cache").glob("*.npz"))  # embeddings cached for the next sweep

@@ -1,0 +1,1 @@
+"""Reading, writing, recording and replaying ROS 2 bags."""

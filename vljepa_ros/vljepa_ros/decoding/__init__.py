@@ -1,0 +1,1 @@
+"""Selective decoding: change detection on the embedding stream, segmentation and text decoders (no rclpy, no torch)."""

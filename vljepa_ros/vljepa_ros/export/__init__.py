@@ -1,0 +1,1 @@
+"""Export of checkpoints to ONNX: graph export, parity checks and the graph passes (torch and onnx)."""

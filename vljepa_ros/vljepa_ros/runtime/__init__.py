@@ -1,0 +1,3 @@
+"""ONNX Runtime sessions, manifests, tokenizers and preprocessing: numpy, onnxruntime and tokenizers only
+(no rclpy, no torch).
+"""
