@@ -42,7 +42,7 @@ setup(
             "replay = vljepa_ros.tools.replay:main",
             "live_replay = vljepa_ros.bags.live_replay:main",
             "demo = vljepa_ros.tools.demo:main",
-            "export_model = vljepa_ros.export.model:main",
+            "export_model = vljepa_ros.export.cli:main",
             "train_tiny = vljepa_ros.training.train_tiny:main",
             "evaluate_tiny = vljepa_ros.training.evaluate:main",
             "evaluate_selective = vljepa_ros.tools.selective_eval:main",

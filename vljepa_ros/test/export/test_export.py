@@ -5,7 +5,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from vljepa_ros.export.model import ParityError, check_parity, export_encoder, export_predictor, main
+from vljepa_ros.export.cli import main
+from vljepa_ros.export.model import export_encoder, export_predictor
+from vljepa_ros.export.parity import ParityError, check_parity
 from vljepa_ros.runtime.manifest import load_manifest
 from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
 from vljepa_ros.torch_models.vljepa_predictor import VLJepaPredictor, predictor_config
@@ -158,7 +160,7 @@ def test_cli_fp16_and_fused_flags(tmp_path, capsys):
 
 
 def test_large_graphs_keep_weights_in_one_data_file_covered_by_the_hash(tmp_path, monkeypatch):
-    import vljepa_ros.export.model as export_module
+    import vljepa_ros.export.graphs as export_module
     from vljepa_ros.export.model import export_tiny_random
     from vljepa_ros.runtime.manifest import ManifestError
     from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime

@@ -102,7 +102,7 @@ def test_pipeline_on_a_uint8_crop_model_gives_the_float_models_results(tmp_path)
 
 
 def test_cli_flag_writes_a_crop_input_model_the_runtime_loads(tmp_path, capsys):
-    from vljepa_ros.export.model import main
+    from vljepa_ros.export.cli import main
 
     code = main(
         [

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from vljepa_ros.export.text_encoder import export_text_encoder
 from vljepa_ros.runtime.manifest import ManifestError, load_manifest
 from vljepa_ros.runtime.text_encoder_runtime import TextEncoderRuntime
 from vljepa_ros.torch_models.text_encoder import (
     TextEncoderSource,
     TorchTextEncoder,
-    export_text_encoder,
     minilm_source,
 )
 

@@ -2,7 +2,7 @@
 
 The V-JEPA 2 transform ends with x_norm = x * scale + offset per channel (scale = 1 / (255 std), offset =
 -mean / std), and the patch embedding right after it is linear: W x_norm + b = (W diag(scale)) x + (b + W
-offset). So an encoder whose patch embedding is a MatMul (`onnx_patch_embedding`) can take the cropped
+offset). So an encoder whose patch embedding is a MatMul (`patch_embedding`) can take the cropped
 frames as uint8 (batch, T, S, S, 3) with only a Cast in front: the per-channel scale goes into the weight's
 rows, the offset into the bias, and the channels-last layout into the patch Transpose that already exists.
 
@@ -11,7 +11,7 @@ into planes, for every sampled frame and on the critical path for the frame that
 two steps and three quarters of the bytes every clip copies are gone; the graph gains one Cast.
 
 Needs onnx only (no torch). The rewritten graph differs from the original by float rounding (the products
-are summed in another order); `export` checks its parity against PyTorch like any graph.
+are summed in another order); `model.export_encoder` checks its parity against PyTorch like any graph.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from vljepa_ros.export.patch_embedding import _attr, _dims
+from vljepa_ros.export.onnx_graph import node_attribute, static_dims
 from vljepa_ros.runtime.manifest import ClipSpec
 from vljepa_ros.runtime.preprocessing import normalisation_constants
 
@@ -40,7 +40,7 @@ def fold_input_normalisation(model: onnx.ModelProto, clip: ClipSpec) -> None:
     if len(graph.input) != 1:
         raise GraphPatternError(f"expected one graph input, got {[i.name for i in graph.input]}")
     old = graph.input[0]
-    dims = _dims(old)
+    dims = static_dims(old)
     size = clip.crop_size
     if old.type.tensor_type.elem_type != TensorProto.FLOAT or dims[1:] != [3, clip.frames, size, size]:
         raise GraphPatternError(f"input {old.name!r} is not a float32 (batch, 3, {clip.frames}, {size}, {size}) clip")
@@ -68,7 +68,7 @@ def fold_input_normalisation(model: onnx.ModelProto, clip: ClipSpec) -> None:
     if split_shape is None or len(split_shape) != 8 or split_shape[1] != 3:
         raise GraphPatternError("the input's Reshape is not the patch split (B, C, gT, kT, gH, kH, gW, kW)")
     to_patches = only_consumer(split.output[0], "Transpose")
-    if list(_attr(to_patches, "perm")) != [0, 2, 4, 6, 1, 3, 5, 7]:
+    if list(node_attribute(to_patches, "perm")) != [0, 2, 4, 6, 1, 3, 5, 7]:
         raise GraphPatternError("the patch Transpose does not order values as (B, gT, gH, gW, C, kT, kH, kW)")
     flat = only_consumer(to_patches.output[0], "Reshape")
     matmul = only_consumer(flat.output[0], "MatMul")
@@ -80,8 +80,7 @@ def fold_input_normalisation(model: onnx.ModelProto, clip: ClipSpec) -> None:
     by_channel = weight.reshape(3, k_t, k_h, k_w, -1)
     bias_shift = np.einsum("cthwd,c->d", by_channel, offset)
     # Rows reordered to (kT, kH, kW, C): the patch Transpose then moves runs of kW * C contiguous values, where
-    # (C, kT, kH, kW) rows would make it gather single bytes from channels-last frames (the bundled encoder:
-    # 4.15 ms against 3.55 for the float graph; with these rows 3.10 against 3.13).
+    # (C, kT, kH, kW) rows would make it gather single bytes from channels-last frames, slower than the float graph.
     new_weight = (by_channel * scale[:, None, None, None, None]).transpose(1, 2, 3, 0, 4)
     new_weight = new_weight.reshape(weight.shape).astype(np.float32)
     adds = consumers.get(matmul.output[0], [])

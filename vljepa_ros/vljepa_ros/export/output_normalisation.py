@@ -1,15 +1,15 @@
 """Graph pass: a graph output is L2-normalised inside the graph (x / ||x|| over its last axis).
 
 Why: everything the runtime publishes is a unit vector. Normalising the predictor's output in numpy after
-``session.run`` took 130-160 us per batch in the perception node, a handful of numpy calls each slowed by
-the caches the model had just evicted (8 us when warm). Inside the graph the same arithmetic runs in the
-same ``session.run`` call for a few microseconds. A zero or non-finite row cannot raise inside a graph, so the
-pass also adds a scalar output ``<output>_valid``: 1.0 when every row's norm was finite and non-zero, else 0.0.
-The runtime reads that one value (8 us) instead of scanning the embeddings in numpy (55-70 us, cold).
+``session.run`` cost a handful of numpy calls per batch in the perception node, each slowed by the caches the
+model had just evicted. Inside the graph the same arithmetic runs in the same ``session.run`` call, far
+cheaper. A zero or non-finite row cannot raise inside a graph, so the pass also adds a scalar output
+``<output>_valid``: 1.0 when every row's norm was finite and non-zero, else 0.0. The runtime reads that one
+value instead of scanning the embeddings in numpy, which is slower on cold caches (docs/benchmarks.md).
 
-Needs onnx only (no torch): `export` applies it to every exported predictor (the manifest records it as
-``predictor.output_l2_normalized``), and `rewrite_file` applies it to an existing predictor.onnx (its
-sha256, and so the manifest's hash and version, change with it).
+Needs onnx only (no torch): `model.export_predictor` applies it to every exported predictor (the manifest
+records it as ``predictor.output_l2_normalized``), and `rewrite_file` applies it to an existing predictor.onnx
+(its sha256, and so the manifest's hash and version, change with it).
 """
 
 from __future__ import annotations

@@ -2,12 +2,13 @@
 
 Why: onnxruntime's CUDA Conv keeps the set-up of the last input shape only, and cuDNN has no fast path for
 V-JEPA's 3D tubelet convolution ("running in Fallback mode"). Each change of batch size (the perception node
-batches 1..N cameras and their transition clips) then cost ~25 ms on an H100 against ~2 ms for the whole
-tiny encoder. Non-overlapping patches are a plain matrix product over flattened patches, which every
-provider runs at any batch size without re-planning. The weights are the same numbers, transposed.
+batches 1..N cameras and their transition clips) then re-planned the Conv, at a cost far above the whole
+tiny encoder's run (docs/benchmarks.md). Non-overlapping patches are a plain matrix product over flattened
+patches, which every provider runs at any batch size without re-planning. The weights are the same numbers,
+transposed.
 
-Needs onnx only (no torch): `export` applies it to every exported graph, and `rewrite_file` applies it to an
-existing encoder.onnx (its sha256, and so the manifest's hash and version, change with it).
+Needs onnx only (no torch): `graphs.export_graph` applies it to every exported graph, and `rewrite_file`
+applies it to an existing encoder.onnx (its sha256, and so the manifest's hash and version, change with it).
 """
 
 from __future__ import annotations
@@ -18,16 +19,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper, shape_inference
 
-
-def _attr(node: onnx.NodeProto, name: str, default=None):
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
-
-
-def _dims(info: onnx.ValueInfoProto) -> list[int | None]:
-    return [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
+from vljepa_ros.export.onnx_graph import node_attribute, static_dims
 
 
 class _Shapes:
@@ -37,7 +29,7 @@ class _Shapes:
 
     def __init__(self, model: onnx.ModelProto):
         self.model = model
-        self.known = {i.name: _dims(i) for i in model.graph.input}
+        self.known = {i.name: static_dims(i) for i in model.graph.input}
         self.inferred = False
 
     def get(self, name: str) -> list[int | None] | None:
@@ -47,7 +39,7 @@ class _Shapes:
                 graph = shape_inference.infer_shapes(self.model).graph
             except ValueError:
                 return None
-            self.known.update({i.name: _dims(i) for i in graph.value_info})
+            self.known.update({i.name: static_dims(i) for i in graph.value_info})
         return self.known.get(name)
 
 
@@ -57,12 +49,12 @@ def _is_patch_conv(node: onnx.NodeProto, weight: np.ndarray | None) -> bool:
     kernel = list(weight.shape[2:])
     spatial = len(kernel)
     return (
-        list(_attr(node, "kernel_shape", kernel)) == kernel
-        and list(_attr(node, "strides", [1] * spatial)) == kernel
-        and not any(_attr(node, "pads", [0] * 2 * spatial))
-        and list(_attr(node, "dilations", [1] * spatial)) == [1] * spatial
-        and _attr(node, "group", 1) == 1
-        and _attr(node, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET", b"VALID", "VALID")
+        list(node_attribute(node, "kernel_shape", kernel)) == kernel
+        and list(node_attribute(node, "strides", [1] * spatial)) == kernel
+        and not any(node_attribute(node, "pads", [0] * 2 * spatial))
+        and list(node_attribute(node, "dilations", [1] * spatial)) == [1] * spatial
+        and node_attribute(node, "group", 1) == 1
+        and node_attribute(node, "auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET", b"VALID", "VALID")
     )
 
 

