@@ -11,7 +11,7 @@ from rclpy.serialization import deserialize_message, serialize_message
 from vljepa_msgs.msg import Embedding
 from vljepa_ros.nodes.embedding_cdr import TEMPLATE_CACHE_SIZE, EmbeddingSerializer
 from vljepa_ros.nodes.ros_conversions import embedding_from_msg, predicted_embedding_msg, time_to_ns, visual_state_msg
-from vljepa_ros.perception.pipeline import EmbeddingResult
+from vljepa_ros.perception.results import EmbeddingResult
 
 
 def _text(rng, max_len=9):

@@ -3,7 +3,7 @@
 import numpy as np
 
 from vljepa_ros.nodes.ros_conversions import embedding_from_msg, predicted_embedding_msg, time_to_ns, visual_state_msg
-from vljepa_ros.perception.pipeline import EmbeddingResult
+from vljepa_ros.perception.results import EmbeddingResult
 
 
 def _result(stamp_ns: int, seed: int, dim: int = 6, **overrides) -> EmbeddingResult:

@@ -5,14 +5,8 @@ import pytest
 
 from vljepa_ros.perception.config import ConfigError, PipelineConfig, QosConfig, cameras_from_parameters
 from vljepa_ros.perception.image_conversion import ImageConversionError
-from vljepa_ros.perception.pipeline import (
-    DROP_DISABLED,
-    DROP_OUT_OF_ORDER,
-    DROP_WORKER_BEHIND,
-    PerceptionPipeline,
-    VocabularyError,
-    cosine_distance,
-)
+from vljepa_ros.perception.pipeline import PerceptionPipeline, VocabularyError, cosine_distance
+from vljepa_ros.perception.results import DROP_DISABLED, DROP_OUT_OF_ORDER, DROP_WORKER_BEHIND
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
 from support.perception_fixtures import moving_frame, tiny_random_manifest

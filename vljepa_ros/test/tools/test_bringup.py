@@ -14,8 +14,8 @@ from sensor_msgs.msg import Image
 
 from vljepa_msgs.msg import Caption, Embedding
 from vljepa_ros.nodes.ros_conversions import ns_to_time, time_to_ns
-from vljepa_ros.tools.bringup import Bringup, BringupOptions, default_params_file, rclpy_args
-from vljepa_ros.tools.params_file import node_parameters
+from vljepa_ros.tools.bringup import Bringup, BringupOptions, rclpy_args
+from vljepa_ros.tools.params_file import default_params_file, node_parameters
 
 from support.perception_fixtures import tiny_random_manifest
 from support.polling import wait_until

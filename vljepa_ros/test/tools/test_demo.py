@@ -63,7 +63,7 @@ def test_demo_runs_the_nodes_and_reports(tmp_path, tmp_path_factory):
 def test_live_nodes_and_offline_replay_agree(tmp_path):
     """The demo's live run (nodes over DDS at 1x) and `replay` (same core, no DDS) caption the same moments."""
     from vljepa_ros.tools import replay
-    from vljepa_ros.tools.replay import default_params_file
+    from vljepa_ros.tools.params_file import default_params_file
 
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     # Reliable camera input: with the default best-effort subscription, DDS may lose a frame on a loaded

@@ -9,12 +9,20 @@ nothing is published into the void; nodes started with `use_sim_time:=true` foll
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.utilities import remove_ros_args
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CompressedImage, Image
 
 from vljepa_ros.bags import bag_io
 
@@ -83,11 +91,6 @@ class LiveReplayer:
     """
 
     def __init__(self, config: LiveReplayConfig, node_name: str = "vljepa_live_replay"):
-        from rclpy.node import Node
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from rosgraph_msgs.msg import Clock
-        from sensor_msgs.msg import CompressedImage, Image
-
         self.config = config
         topics = {t.name: t.msgtype for t in bag_io.list_topics(config.bag)}
         wanted = list(config.topics) or [name for name, kind in topics.items() if kind in bag_io.CAMERA_TYPES]
@@ -231,11 +234,6 @@ def config_from_args(args: argparse.Namespace) -> LiveReplayConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script `live_replay`: publish a bag into running nodes, print a one-line summary."""
-    import json
-
-    import rclpy
-    from rclpy.utilities import remove_ros_args
-
     argv = list(sys.argv if argv is None else ["live_replay", *argv])
     args = build_parser().parse_args(remove_ros_args(argv)[1:])
     try:

@@ -13,6 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
 from vljepa_ros.bags import bag_io
 
 
@@ -38,9 +41,6 @@ class TopicRecorder:
         node_name: str = "vljepa_recorder",
         on_message: Callable[[str, bytes], None] | None = None,
     ):
-        from rclpy.node import Node
-        from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-
         self._lock = threading.Lock()
         self._writer = bag_io.BagWriter(bag_path, storage=storage)
         self._writer.__enter__()

@@ -1,6 +1,6 @@
 """ROS 2 node `vljepa_decoder`: embedding streams in, text only when a camera's scene meaning changes.
 
-A thin shell around decoding_pipeline.DecodingPipeline:
+A thin shell around decoding.pipeline.DecodingPipeline:
 - subscribes to `~/embedding` (vljepa_msgs/Embedding). Remap it to the perception node's output, e.g.
   `--ros-args -r ~/embedding:=/vljepa_perception/embedding` (the launch files and `bringup` do this);
 - keeps one change-detection stream per `camera` field and publishes vljepa_msgs/Caption on `~/caption` only
@@ -15,8 +15,8 @@ only that query (others: `ignored.query`). When a camera's model_version or quer
 (vectors of different models are not comparable), counted as `stream_resets`; its next caption is a FIRST.
 A vector whose dimension differs from the bank's is rejected and counted (`rejected.dimension`), as are
 malformed vectors and stamps older than the camera's previous one; all counts are on /diagnostics.
-Decoding happens in the subscription callback: the retrieval decoder is a (N, E) matrix product (microseconds);
-a learned ONNX decoder would need a worker thread like the perception node's.
+Decoding happens in the subscription callback: the retrieval decoder is one (N, E) matrix product, cheap enough
+for it; a learned ONNX decoder would need a worker thread like the perception node's.
 """
 
 from __future__ import annotations
@@ -35,11 +35,12 @@ from rclpy.parameter import Parameter
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, RejectedEmbedding
+from vljepa_ros.decoding.config import DETECTOR_FIELDS, detector_config
 from vljepa_ros.decoding.decoders import RetrievalDecoder
-from vljepa_ros.decoding.pipeline import CaptionEvent, DecodingPipeline, StreamStatistics
+from vljepa_ros.decoding.pipeline import DecodingPipeline
 from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.qos import profile_from_config
-from vljepa_ros.nodes.ros_conversions import float_array, ns_to_time, time_to_ns
+from vljepa_ros.nodes.ros_conversions import caption_msg, statistics_msg, time_to_ns
 from vljepa_ros.perception.config import ConfigError, QosConfig
 from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 from vljepa_ros.runtime.manifest import load_manifest
@@ -49,7 +50,6 @@ NODE_NAME = "vljepa_decoder"
 LOG_THROTTLE_S = 5.0
 STUCK_DISARMED_S = 60.0  # warn when a camera's detector waits this long (stream time) to re-arm
 _DEFAULTS = ChangeDetectorConfig()
-_DETECTOR_FIELDS = ("window", "threshold", "rearm_fraction", "settle", "min_interval_s", "max_interval_s")
 
 
 def _float_range(low: float, high: float) -> list[FloatingPointRange]:
@@ -140,54 +140,9 @@ def load_bank(path_param: str) -> tuple[TextBank, str]:
         raise ConfigError("bank_path", f"cannot load {path}: {err}") from None
 
 
-def detector_config(values: dict) -> ChangeDetectorConfig:
-    """ChangeDetectorConfig from parameter values; ConfigError names the offending parameter."""
-    try:
-        return ChangeDetectorConfig(**{name: values[name] for name in _DETECTOR_FIELDS})
-    except ValueError as err:
-        name = next((n for n in _DETECTOR_FIELDS if str(err).startswith(n)), "detector")
-        raise ConfigError(name, str(err)) from None
-
-
 def _require_positive(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigError(name, f"must be a number > 0, got {value!r}")
-
-
-def caption_msg(event: CaptionEvent, model_id: str, model_version: str) -> Caption:
-    """vljepa_msgs/Caption for one decoded segment; header stamp = an input stamp inside the segment."""
-    msg = Caption()
-    msg.header.stamp = ns_to_time(event.stamp_ns)
-    msg.header.frame_id = event.frame_id
-    msg.camera = event.camera
-    msg.model_id = model_id
-    msg.model_version = model_version
-    msg.text = event.text
-    msg.score = float(event.score)
-    msg.segment_start = ns_to_time(event.segment_start_ns)
-    msg.segment_end = ns_to_time(event.segment_end_ns)
-    msg.num_embeddings = int(event.num_embeddings)
-    msg.reason = int(event.reason)
-    msg.change_score = float(event.change_score)
-    msg.alternatives = [text for text, _ in event.alternatives]
-    msg.alternative_scores = float_array(np.asarray([s for _, s in event.alternatives], dtype=np.float32))
-    return msg
-
-
-def statistics_msg(stats: StreamStatistics) -> DecodeStatistics:
-    """vljepa_msgs/DecodeStatistics for one camera; header stamp = its newest embedding."""
-    msg = DecodeStatistics()
-    msg.header.stamp = ns_to_time(stats.last_stamp_ns)
-    msg.header.frame_id = stats.frame_id
-    msg.camera = stats.camera
-    msg.embeddings_seen = stats.embeddings_seen
-    msg.decodes = stats.decodes
-    msg.stream_seconds = stats.stream_seconds
-    msg.decodes_per_minute = stats.decodes_per_minute
-    msg.uniform_rate_hz = stats.uniform_rate_hz
-    msg.uniform_decodes = stats.uniform_decodes
-    msg.reduction_factor = stats.reduction_factor
-    return msg
 
 
 @dataclass
@@ -253,7 +208,7 @@ class DecoderNode(Node):
         return self.get_parameter(name).value
 
     def _values(self, changes: dict | None = None) -> dict:
-        values = {name: self._param(name) for name in _DETECTOR_FIELDS}
+        values = {name: self._param(name) for name in DETECTOR_FIELDS}
         values.update(changes or {})
         return values
 
@@ -262,7 +217,7 @@ class DecoderNode(Node):
         changes = {param.name: param.value for param in params}
         try:
             config = None
-            if set(changes) & set(_DETECTOR_FIELDS):
+            if set(changes) & set(DETECTOR_FIELDS):
                 config = detector_config(self._values(changes))
             rate = changes.get("uniform_rate_hz")
             if rate is not None:
@@ -363,7 +318,7 @@ class DecoderNode(Node):
             "embedding_dim": str(self._decoder.embedding_dim),
             "captions_published": str(self._caption_count),
             "cameras": str(len(self._cameras)),
-            **{name: f"{getattr(cfg, name):g}" for name in _DETECTOR_FIELDS},
+            **{name: f"{getattr(cfg, name):g}" for name in DETECTOR_FIELDS},
         }
         if silent_s is None or silent_s > stall:
             waited = "no embedding yet" if silent_s is None else f"no embedding for {silent_s:.1f} s"

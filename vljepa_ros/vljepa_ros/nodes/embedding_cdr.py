@@ -2,7 +2,7 @@
 
 Why: ``Publisher.publish(msg)`` converts the Python message field by field (one Python property call per
 field, nested ones included) before Fast DDS serialises it. Right after a model call, with cold caches, that
-took ~150 us per embedding in the perception node, more than any other step after the model. The bytes of
+was the perception node's costliest step after the model (measured in docs/benchmarks.md). The bytes of
 an Embedding differ between clips only in the two stamps and the vector, so they are laid out once per
 (camera, frame_id, query, ...) and then patched; ``Publisher.publish(bytes)`` hands them to the middleware
 as they are. The layout is CDR as ROS 2 writes it (little-endian, 4-byte encapsulation header, alignment
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vljepa_msgs.msg import Embedding
-from vljepa_ros.perception.pipeline import EmbeddingResult
+from vljepa_ros.perception.results import EmbeddingResult
 
 _CDR_LITTLE_ENDIAN = b"\x00\x01\x00\x00"
 _STAMP = struct.Struct("<iI")

@@ -52,7 +52,9 @@ from vljepa_ros.perception.config import (
     cameras_from_parameters,
 )
 from vljepa_ros.perception.image_conversion import ImageConversionError
-from vljepa_ros.perception.pipeline import BatchResult, PerceptionPipeline, PipelineWorker, VocabularyError
+from vljepa_ros.perception.pipeline import PerceptionPipeline, VocabularyError
+from vljepa_ros.perception.results import BatchResult
+from vljepa_ros.perception.worker import PipelineWorker
 from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 

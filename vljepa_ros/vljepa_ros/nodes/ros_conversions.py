@@ -1,7 +1,9 @@
 """ROS message <-> core types: stamps as integer nanoseconds, images as RGB arrays, results as vljepa_msgs.
 
-Float vectors go into messages as ``array.array('f')`` built from the array's bytes: assigning an ndarray to
-a sequence field takes rclpy's per-element path (~1000x slower, see docs).
+The message builders of both nodes live here (embeddings, transitions, captions, decode statistics), so the
+replay tool writes exactly what the nodes publish without importing a node. Float vectors go into messages as
+``array.array('f')`` built from the array's bytes: assigning an ndarray to a sequence field takes rclpy's much
+slower per-element path (see docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
-from vljepa_msgs.msg import Embedding, WorldStateTransition
+from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding, WorldStateTransition
+from vljepa_ros.decoding.pipeline import CaptionEvent, StreamStatistics
 from vljepa_ros.perception.image_conversion import check_compressed, check_image, compressed_to_rgb, image_to_rgb
-from vljepa_ros.perception.pipeline import EmbeddingResult, TransitionResult
+from vljepa_ros.perception.results import EmbeddingResult, TransitionResult
 
 NS_PER_S = 1_000_000_000
 
@@ -114,6 +117,42 @@ def transition_msg(result: TransitionResult) -> WorldStateTransition:
     msg.transition_embedding = float_array(result.transition_embedding)
     msg.action_labels = list(result.action_labels)
     msg.action_scores = float_array(np.asarray(result.action_scores, np.float32))
+    return msg
+
+
+def caption_msg(event: CaptionEvent, model_id: str, model_version: str) -> Caption:
+    """vljepa_msgs/Caption for one decoded segment; header stamp = an input stamp inside the segment."""
+    msg = Caption()
+    msg.header.stamp = ns_to_time(event.stamp_ns)
+    msg.header.frame_id = event.frame_id
+    msg.camera = event.camera
+    msg.model_id = model_id
+    msg.model_version = model_version
+    msg.text = event.text
+    msg.score = float(event.score)
+    msg.segment_start = ns_to_time(event.segment_start_ns)
+    msg.segment_end = ns_to_time(event.segment_end_ns)
+    msg.num_embeddings = int(event.num_embeddings)
+    msg.reason = int(event.reason)
+    msg.change_score = float(event.change_score)
+    msg.alternatives = [text for text, _ in event.alternatives]
+    msg.alternative_scores = float_array(np.asarray([s for _, s in event.alternatives], dtype=np.float32))
+    return msg
+
+
+def statistics_msg(stats: StreamStatistics) -> DecodeStatistics:
+    """vljepa_msgs/DecodeStatistics for one camera; header stamp = its newest embedding."""
+    msg = DecodeStatistics()
+    msg.header.stamp = ns_to_time(stats.last_stamp_ns)
+    msg.header.frame_id = stats.frame_id
+    msg.camera = stats.camera
+    msg.embeddings_seen = stats.embeddings_seen
+    msg.decodes = stats.decodes
+    msg.stream_seconds = stats.stream_seconds
+    msg.decodes_per_minute = stats.decodes_per_minute
+    msg.uniform_rate_hz = stats.uniform_rate_hz
+    msg.uniform_decodes = stats.uniform_decodes
+    msg.reduction_factor = stats.reduction_factor
     return msg
 
 

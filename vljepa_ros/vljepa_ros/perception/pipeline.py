@@ -16,8 +16,9 @@ Each EmbeddingResult carries the stamp of the newest frame of its clip (``stamp_
 cosine distance of the two visual states, the predicted embedding for the transition query on a
 WorldPrediction-style clip (before frames, then after frames), and the top-k entries of the action vocabulary.
 
-Public API (stable; the replay tool and benchmarks rely on it): PerceptionPipeline, EmbeddingResult,
-TransitionResult, BatchResult, VocabularyError, DROP_* reason strings.
+Public API (stable; the replay tool and benchmarks rely on it): PerceptionPipeline and VocabularyError here;
+the results it returns and the DROP_* reasons it counts are in perception/results.py, the worker thread that
+runs ``step`` in perception/worker.py.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -34,68 +34,27 @@ import numpy as np
 from vljepa_ros.perception.clip_buffer import SAMPLE, SKIP_OUT_OF_ORDER, Clip, ClipBuffer, ReadyQueue, StateHistory
 from vljepa_ros.perception.config import ConfigError, PipelineConfig, check_query, check_vocabulary
 from vljepa_ros.perception.image_conversion import ImageConversionError
+from vljepa_ros.perception.results import (
+    DROP_DISABLED,
+    DROP_INFERENCE_ERROR,
+    DROP_OUT_OF_ORDER,
+    DROP_WORKER_BEHIND,
+    BatchResult,
+    EmbeddingResult,
+    TransitionResult,
+)
 from vljepa_ros.perception.run_stats import StreamStats
 from vljepa_ros.runtime.preprocessing import normalisation_constants, resize_and_crop, resized_size
 from vljepa_ros.runtime.text_bank import TextBank
+from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
-# Drop reasons (counted per camera in StreamStats.drops). Frames skipped to reach the model frame rate are
-# intended sub-sampling and counted separately (``frames_subsampled``), not as drops.
-DROP_WORKER_BEHIND = "worker_behind"  # a waiting clip was replaced by a newer one
-DROP_OUT_OF_ORDER = "out_of_order"  # stamp not newer than the last sampled frame
-DROP_DISABLED = "disabled"  # frame arrived while the pipeline was disabled
-DROP_INFERENCE_ERROR = "inference_error"  # the runtime raised on a batch containing the clip
 # Longest a producer waits for an idle worker to take the clip it queued (ReadyQueue.hand_off); an idle
-# worker takes it in ~0.1 ms, the bound only matters on a machine too loaded to schedule the worker.
+# worker takes it almost at once, so the bound only matters on a machine too loaded to schedule the worker.
 HAND_OFF_TIMEOUT_S = 0.002
 
 
 class VocabularyError(ValueError):
     """A query or vocabulary change that cannot be applied; the previous value stays in force."""
-
-
-@dataclass(frozen=True)
-class EmbeddingResult:
-    """The predicted embedding for ``query`` (and the pooled visual state) of one clip of one camera."""
-
-    camera: str
-    frame_id: str
-    stamp_ns: int  # newest frame of the clip
-    clip_start_ns: int  # oldest frame of the clip
-    num_frames: int
-    query: str
-    embedding: np.ndarray  # (E,) float32, L2-normalised
-    visual_state: np.ndarray | None  # (D,) float32, L2-normalised; None unless publish_visual_state
-    model_id: str
-    model_version: str
-    received_ns: int = 0  # when the newest frame reached the pipeline (pipeline.clock_ns)
-    inference_s: float = 0.0  # model time of the batch this result came from
-
-
-@dataclass(frozen=True)
-class TransitionResult:
-    """What changed between the clip ending at ``before_stamp_ns`` and the clip ending at ``stamp_ns``."""
-
-    camera: str
-    frame_id: str
-    stamp_ns: int  # newest frame of the "after" clip
-    before_stamp_ns: int  # newest frame of the "before" clip
-    state_distance: float  # 1 - cos(visual state before, visual state after), in [0, 2]
-    query: str
-    transition_embedding: np.ndarray  # (E,) float32, L2-normalised
-    action_labels: tuple[str, ...]  # top-k of the action vocabulary, best first
-    action_scores: tuple[float, ...]
-    model_id: str
-    model_version: str
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    """Everything one inference step produced, plus what it cost."""
-
-    embeddings: tuple[EmbeddingResult, ...]
-    transitions: tuple[TransitionResult, ...]
-    batch_size: int  # clips the encoder saw in its one call (cameras + transition and look-back clips)
-    inference_s: float  # wall time of the runtime calls
 
 
 class PerceptionPipeline:
@@ -133,7 +92,7 @@ class PerceptionPipeline:
                 raise ConfigError("action_vocabulary", str(err)) from None
         scale, offset = normalisation_constants(self.clip_spec)
         # uint8 value -> normalised float32 per channel, built with preprocess_clip's own float32 arithmetic
-        # (v * scale + offset), so looking values up gives bit-identical clips 3x faster than recomputing.
+        # (v * scale + offset), so looking values up gives bit-identical clips faster than recomputing them.
         # Shaped (256, 1, 3) for cv2.LUT, which maps all three channels in one pass.
         self._lut = (np.arange(256, dtype=np.float32)[:, None] * scale + offset).reshape(256, 1, 3)
         # Fused encoders take uint8 (T, H, W, 3) frames at the exported size; normalise_in_graph ones the uint8
@@ -164,8 +123,6 @@ class PerceptionPipeline:
         cls, manifest_path: str | Path, config: PipelineConfig = PipelineConfig(), providers=("cpu",), **kwargs
     ):
         """Load the runtime from a manifest and build a pipeline around it."""
-        from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
-
         return cls(VLJepaRuntime.from_manifest(manifest_path, providers=tuple(providers)), config, **kwargs)
 
     # ----- configuration that may change while running -------------------------------------------------
@@ -286,8 +243,8 @@ class PerceptionPipeline:
         """Copy the frames the camera's next clip shares with ``clip`` into a fresh input for it.
 
         Runs on the producer after the hand-off, while the worker runs the model, so the clip that completes
-        next waits for one frame copy instead of T (~100 us in the node). A frame that is not where the next
-        clip needs it (a reset, a disable, another stride) is simply copied then.
+        next waits for one frame copy instead of T. A frame that is not where the next clip needs it (a reset,
+        a disable, another stride) is simply copied then.
         """
         shared = clip.frames[self.config.stride :]
         if not shared:
@@ -563,42 +520,3 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     """1 - cos(a, b) for two vectors, clipped to [0, 2] (rounding can leave it just outside)."""
     cos = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
     return float(np.clip(1.0 - cos, 0.0, 2.0))
-
-
-class PipelineWorker:
-    """Runs ``pipeline.step`` on a thread and hands every BatchResult to ``on_result``.
-
-    ``on_error(exc)`` receives runtime failures (the clips are already counted as drops); the worker keeps
-    going, so one bad batch cannot stop a robot's perception.
-    """
-
-    def __init__(
-        self,
-        pipeline: PerceptionPipeline,
-        on_result: Callable[[BatchResult], None],
-        on_error: Callable[[BaseException], None],
-    ):
-        self._pipeline = pipeline
-        self._on_result = on_result
-        self._on_error = on_error
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="vljepa_perception_worker", daemon=True)
-
-    def start(self) -> None:
-        """Start the thread."""
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop after the batch in flight (if any) and join."""
-        self._stop.set()
-        self._pipeline.close()
-        self._thread.join(timeout_s)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                result = self._pipeline.step(timeout_s=0.2)
-                if result is not None:
-                    self._on_result(result)
-            except Exception as err:  # reported and counted; the worker must survive
-                self._on_error(err)

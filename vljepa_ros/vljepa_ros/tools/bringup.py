@@ -21,6 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.parameter import Parameter
+
+from vljepa_ros.nodes.decoder_node import DecoderNode
+from vljepa_ros.nodes.perception_node import PerceptionNode
+from vljepa_ros.nodes.spinning import NodeSpinner
+from vljepa_ros.perception.config import camera_name_from_topic
+from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.tools.params_file import default_params_file, node_parameters
+
 PERCEPTION_NODE = "vljepa_perception"
 DECODER_NODE = "vljepa_decoder"
 # Relative: resolved in the decoder's namespace, which is the perception node's.
@@ -48,18 +59,7 @@ class BringupOptions:
             )
 
 
-def default_params_file() -> Path:
-    """config/vljepa.yaml of the package (installed share/ copy first)."""
-    from vljepa_ros.tools.replay import default_params_file as find
-
-    return find()
-
-
 def _overrides(options: BringupOptions, perception: bool) -> list:
-    from rclpy.parameter import Parameter
-
-    from vljepa_ros.perception.config import camera_name_from_topic
-
     params = []
     if options.use_sim_time:
         params.append(Parameter("use_sim_time", Parameter.Type.BOOL, True))
@@ -80,16 +80,12 @@ def _overrides(options: BringupOptions, perception: bool) -> list:
 
 
 def _file_parameters(options: BringupOptions, node_name: str) -> dict:
-    from vljepa_ros.tools.params_file import node_parameters
-
     params_file = options.params_file or default_params_file()
     return node_parameters(params_file, node_name) if Path(params_file).is_file() else {}
 
 
 def captions_bank_of(manifest_path: str) -> str:
     """Path of the captions bank a model manifest names; ValueError (naming --model) if it has none."""
-    from vljepa_ros.runtime.manifest import load_manifest
-
     banks = load_manifest(manifest_path, check_files=False).banks
     if "captions" not in banks:
         raise ValueError(f"model: {manifest_path} names no captions bank for the decoder; set bank_path")
@@ -100,10 +96,6 @@ class Bringup:
     """The running nodes, one executor each. Needs rclpy.init() with the params file (see `rclpy_args`)."""
 
     def __init__(self, options: BringupOptions, context=None):
-        from vljepa_ros.nodes.decoder_node import DecoderNode
-        from vljepa_ros.nodes.perception_node import PerceptionNode
-        from vljepa_ros.nodes.spinning import NodeSpinner
-
         self.options = options
         self.nodes = []
         try:
@@ -175,9 +167,6 @@ def options_from_args(args: argparse.Namespace) -> BringupOptions:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script `bringup`: start both nodes and spin until Ctrl-C; exit 2 with one line on bad config."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException
-
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
     try:

@@ -26,6 +26,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.serialization import deserialize_message
+
+from vljepa_msgs.msg import Caption
+from vljepa_ros.bags import bag_io
+from vljepa_ros.bags.live_replay import LiveReplayConfig, LiveReplayer
+from vljepa_ros.bags.recorder import TopicRecorder
+from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
+from vljepa_ros.decoding.config import detector_values_from_parameters
+from vljepa_ros.decoding.decoders import RetrievalDecoder
+from vljepa_ros.decoding.pipeline import decode_segments, uniform_decode_count
+from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.runtime.text_bank import TextBank
+from vljepa_ros.tiny_world.bag_writer import write_stream_bag
+from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
+from vljepa_ros.tools import report
+from vljepa_ros.tools.bringup import captions_bank_of
+from vljepa_ros.tools.ground_truth import load_truth, truth_changes
+from vljepa_ros.tools.params_file import default_params_file, node_parameters
+
 CAMERA_TOPIC = "/camera/image_raw"
 CAMERA = "camera"
 EMBEDDING_TOPIC = "/vljepa_perception/embedding"
@@ -76,13 +99,8 @@ def _rel_s(stamp_ns: int, start_ns: int) -> float:
 
 def prepare_bag(options: DemoOptions) -> tuple[Path, dict | None]:
     """The input bag and its ground truth: the given bag, or a tiny-world stream generated once and cached."""
-    from vljepa_ros.tools.replay import load_truth
-
     if options.bag is not None:
         return options.bag, load_truth(options.bag)
-    from vljepa_ros.tiny_world.bag_writer import write_stream_bag
-    from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
-
     bag = options.out_dir / f"tiny_world_seed{options.seed}_{options.duration_s:g}s"
     truth = load_truth(bag) if (bag / "metadata.yaml").is_file() else None
     if truth is None:
@@ -146,10 +164,6 @@ class CaptionPrinter:
     """Prints each caption as it arrives with the true change it answers (decoder's stamp vs truth)."""
 
     def __init__(self, truth: dict | None, start_ns: int):
-        from rclpy.serialization import deserialize_message
-
-        from vljepa_msgs.msg import Caption
-
         self._deserialize = lambda raw: deserialize_message(raw, Caption)
         self._changes = [(int(s["start_ns"]), s["caption"]) for s in (truth or {}).get("segments", [])[1:]]
         self._start_ns = start_ns
@@ -169,9 +183,7 @@ class CaptionPrinter:
                 return
             message = self._deserialize(raw)
             self.captions.append(message)
-        from vljepa_ros.bags.bag_io import stamp_to_ns
-
-        stamp = stamp_to_ns(message.header.stamp)
+        stamp = bag_io.stamp_to_ns(message.header.stamp)
         line = (
             f'[caption] t={_rel_s(stamp, self._start_ns):6.2f} s  {message.camera}: "{message.text}"  '
             f"({REASONS.get(message.reason, message.reason)}, score {message.score:.2f})"
@@ -210,28 +222,19 @@ def wait_for_nodes(node, process: subprocess.Popen, timeout_s: float) -> bool:
 def answer_window_s(options: DemoOptions) -> float:
     """How long after a true change its caption may come: clip fill + smoothing window + settle time + minimum
     interval of the model and decoder parameters the nodes run with (report.decode_latency_bound_s)."""
-    from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
-    from vljepa_ros.runtime.bundled_model import bundled_manifest_path
-    from vljepa_ros.runtime.manifest import load_manifest
-    from vljepa_ros.tools.params_file import node_parameters
-    from vljepa_ros.tools.replay import default_params_file, detector_values_from_parameters
-    from vljepa_ros.tools.report import decode_latency_bound_s
-
     params_file = options.params_file or default_params_file()
     detector = ChangeDetectorConfig(**detector_values_from_parameters(node_parameters(params_file, "vljepa_decoder")))
     perception = node_parameters(params_file, "vljepa_perception")
     clip = load_manifest(options.model or bundled_manifest_path(), check_files=False).clip
-    return decode_latency_bound_s(clip.frames, perception.get("frame_rate_hz") or clip.frame_rate_hz, detector)
+    return report.decode_latency_bound_s(clip.frames, perception.get("frame_rate_hz") or clip.frame_rate_hz, detector)
 
 
 def match_changes(truth: dict | None, captions: Sequence, window_s: float) -> list[dict]:
     """For each true change: the first non-FIRST caption within `window_s` after it, its delay and correctness."""
-    from vljepa_ros.bags.bag_io import stamp_to_ns
-
     rows = []
     if not truth:
         return rows
-    stamps = [(stamp_to_ns(c.header.stamp), c) for c in captions if c.reason != 0]
+    stamps = [(bag_io.stamp_to_ns(c.header.stamp), c) for c in captions if c.reason != 0]
     for segment in truth["segments"][1:]:
         change_ns = int(segment["start_ns"])
         answer = next(((s, c) for s, c in stamps if 0 <= s - change_ns <= window_s * 1e9), None)
@@ -250,8 +253,6 @@ def match_changes(truth: dict | None, captions: Sequence, window_s: float) -> li
 def silent_events_quiet(truth: dict | None, captions: Sequence, window_s: float) -> dict[str, bool]:
     """For each event that keeps the caption: True when no caption came from its start to `window_s` after its
     end (unless that caption answers a true change inside the same span)."""
-    from vljepa_ros.bags.bag_io import stamp_to_ns
-
     if not truth:
         return {}
     changes = [int(s["start_ns"]) for s in truth["segments"][1:]]
@@ -263,9 +264,9 @@ def silent_events_quiet(truth: dict | None, captions: Sequence, window_s: float)
         spoke = [
             c
             for c in captions
-            if low <= stamp_to_ns(c.header.stamp) <= high
+            if low <= bag_io.stamp_to_ns(c.header.stamp) <= high
             and c.reason != 0
-            and not any(0 <= stamp_to_ns(c.header.stamp) - t <= window_s * 1e9 for t in changes)
+            and not any(0 <= bag_io.stamp_to_ns(c.header.stamp) - t <= window_s * 1e9 for t in changes)
         ]
         result[f"{event['action']} at {event['start_s']:.1f} s"] = not spoke
     return result
@@ -275,19 +276,6 @@ def write_demo_report(
     out_dir: Path, recorded: Path, bag: Path, truth: dict | None, options: DemoOptions, summary: dict
 ) -> Path:
     """Timeline PNG + HTML from the recorded outputs, with offline Ward segments for comparison."""
-    import numpy as np
-
-    from vljepa_ros.bags import bag_io
-    from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
-    from vljepa_ros.decoding.decoders import RetrievalDecoder
-    from vljepa_ros.decoding.pipeline import decode_segments
-    from vljepa_ros.runtime.bundled_model import bundled_manifest_path
-    from vljepa_ros.runtime.text_bank import TextBank
-    from vljepa_ros.tools import report
-    from vljepa_ros.tools.bringup import captions_bank_of
-    from vljepa_ros.tools.params_file import node_parameters
-    from vljepa_ros.tools.replay import default_params_file, detector_values_from_parameters, truth_changes
-
     params = node_parameters(options.params_file or default_params_file(), "vljepa_decoder")
     detector = ChangeDetectorConfig(**detector_values_from_parameters(params))
     bank_path = params.get("bank_path") or captions_bank_of(str(options.model or bundled_manifest_path()))
@@ -324,12 +312,6 @@ def write_demo_report(
 
 def run_demo(options: DemoOptions) -> int:
     """The whole demo; returns the exit code."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-
-    from vljepa_ros.bags.live_replay import LiveReplayConfig, LiveReplayer
-    from vljepa_ros.bags.recorder import TopicRecorder
-
     options.out_dir.mkdir(parents=True, exist_ok=True)
     bag, truth = prepare_bag(options)
     print_truth(truth)
@@ -389,9 +371,7 @@ def run_demo(options: DemoOptions) -> int:
 
 def first_stamp(bag: Path) -> int:
     """Header stamp of the bag's first camera frame (time zero of the printed times)."""
-    from vljepa_ros.bags.bag_io import read_camera_frames
-
-    return next((frame.stamp_ns for frame in read_camera_frames(bag, [CAMERA_TOPIC])), 0)
+    return next((frame.stamp_ns for frame in bag_io.read_camera_frames(bag, [CAMERA_TOPIC])), 0)
 
 
 def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
@@ -433,8 +413,6 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
             f"{max(0, extra)} caption(s) away from any true change"
         )
     if truth:
-        from vljepa_ros.decoding.pipeline import uniform_decode_count
-
         uniform = uniform_decode_count(truth["duration_s"], 1.0)
         outcome["decodes"] = {"selective": len(captions), "uniform_1hz": uniform}
         _say(

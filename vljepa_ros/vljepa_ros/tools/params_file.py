@@ -1,4 +1,4 @@
-"""Read a ROS 2 parameters YAML file (the `--params-file` format) without rclpy.
+"""Read a ROS 2 parameters YAML file (the `--params-file` format) without rclpy, and find the package's own.
 
 The replay tool uses it to run the core with exactly the values the nodes would get from the same file, and
 the tests use it to check the shipped config against the parameters the nodes declare.
@@ -10,8 +10,15 @@ from pathlib import Path
 
 import yaml
 
+try:
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+except ImportError:  # ament_index_python is optional: without it only the source tree's config is found
+    get_package_share_directory = None
+
 PARAMS_KEY = "ros__parameters"
 WILDCARD = "/**"
+# config/vljepa.yaml of the source tree (parents: tools/, the Python package, the ament package).
+SOURCE_PARAMS_FILE = Path(__file__).resolve().parents[2] / "config" / "vljepa.yaml"
 
 
 class ParamsFileError(ValueError):
@@ -54,3 +61,15 @@ def node_parameters(path: Path | str, node_name: str) -> dict:
     for key in (node_name, f"/{node_name}", f"/**/{node_name}"):
         values.update(nodes.get(key, {}))
     return values
+
+
+def default_params_file() -> Path:
+    """The package's config/vljepa.yaml (installed share/ copy first, else the source tree's)."""
+    if get_package_share_directory is not None:
+        try:
+            installed = Path(get_package_share_directory("vljepa_ros")) / "config" / "vljepa.yaml"
+            if installed.is_file():
+                return installed
+        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset
+            pass
+    return SOURCE_PARAMS_FILE

@@ -8,8 +8,8 @@ sampled into clips, skipped on purpose by the model frame rate, or rejected with
 
 Output folder:
   bag/           messages as the nodes would publish them (header stamps copied from the input; bag time =
-                 header stamp), readable by `ros2 bag` on a robot: TOPIC_* below
-  summary.json   counts per camera, operating point, timings
+                 header stamp), readable by `ros2 bag` on a robot: TOPIC_* in replay_outputs.py
+  summary.json   counts per camera, operating point, timings (see replay_summary.py)
   report/        timeline PNG per camera + index.html (see report.py)
 """
 
@@ -19,14 +19,25 @@ import argparse
 import json
 import sys
 import time
-from collections import OrderedDict, deque
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vljepa_ros.bags import bag_io
+from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, RejectedEmbedding
+from vljepa_ros.decoding.config import detector_config, detector_values_from_parameters
+from vljepa_ros.decoding.decoders import RetrievalDecoder
+from vljepa_ros.decoding.pipeline import CaptionEvent, DecodingPipeline, decode_segments
+from vljepa_ros.nodes.ros_conversions import (
+    caption_msg,
+    predicted_embedding_msg,
+    statistics_msg,
+    transition_msg,
+    visual_state_msg,
+)
 from vljepa_ros.perception.config import CameraConfig, ConfigError, PipelineConfig, cameras_from_parameters
 from vljepa_ros.perception.image_conversion import (
     ImageConversionError,
@@ -35,40 +46,34 @@ from vljepa_ros.perception.image_conversion import (
     compressed_to_rgb,
     image_to_rgb,
 )
-from vljepa_ros.perception.pipeline import DROP_INFERENCE_ERROR, DROP_WORKER_BEHIND, PerceptionPipeline
-from vljepa_ros.tools.params_file import node_parameters
-from vljepa_ros.tools.report import thumbnail
-
-PERCEPTION_NODE = "vljepa_perception"
-DECODER_NODE = "vljepa_decoder"
-TOPIC_EMBEDDING = f"/{PERCEPTION_NODE}/embedding"
-TOPIC_VISUAL = f"/{PERCEPTION_NODE}/visual_embedding"
-TOPIC_TRANSITION = f"/{PERCEPTION_NODE}/world_state_transition"
-TOPIC_CAPTION = f"/{DECODER_NODE}/caption"
-TOPIC_STATISTICS = f"/{DECODER_NODE}/decode_statistics"
-TOPIC_SEGMENT_CAPTION = "/vljepa_replay/segment_caption"
-EMBEDDING_TYPE = "vljepa_msgs/msg/Embedding"
-TRANSITION_TYPE = "vljepa_msgs/msg/WorldStateTransition"
-CAPTION_TYPE = "vljepa_msgs/msg/Caption"
-STATISTICS_TYPE = "vljepa_msgs/msg/DecodeStatistics"
-# Output topics in the order messages with equal stamps are written (keeps the bag byte-for-byte stable).
-OUTPUT_TOPICS = OrderedDict(
-    [
-        (TOPIC_EMBEDDING, EMBEDDING_TYPE),
-        (TOPIC_VISUAL, EMBEDDING_TYPE),
-        (TOPIC_TRANSITION, TRANSITION_TYPE),
-        (TOPIC_CAPTION, CAPTION_TYPE),
-        (TOPIC_SEGMENT_CAPTION, CAPTION_TYPE),
-        (TOPIC_STATISTICS, STATISTICS_TYPE),
-    ]
+from vljepa_ros.perception.pipeline import PerceptionPipeline
+from vljepa_ros.perception.results import DROP_INFERENCE_ERROR, BatchResult
+from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+from vljepa_ros.runtime.text_bank import TextBank
+from vljepa_ros.tools.ground_truth import load_truth, truth_changes
+from vljepa_ros.tools.params_file import default_params_file, node_parameters
+from vljepa_ros.tools.replay_outputs import (
+    DECODER_NODE,
+    PERCEPTION_NODE,
+    TOPIC_CAPTION,
+    TOPIC_EMBEDDING,
+    TOPIC_SEGMENT_CAPTION,
+    TOPIC_STATISTICS,
+    TOPIC_TRANSITION,
+    TOPIC_VISUAL,
+    OutputMessages,
 )
+from vljepa_ros.tools.replay_summary import (
+    FATE_SAMPLED,
+    FATE_SUBSAMPLED,
+    CameraAccount,
+    ReplayCosts,
+    replay_summary,
+)
+from vljepa_ros.tools.report import CameraTimeline, CaptionMark, change_score_curve, thumbnail, write_report
+
 THUMBNAIL_WIDTH = 192
 THUMBNAIL_KEEP = 64  # sampled frames kept per camera for report thumbnails (captions stamp a recent frame)
-
-# Frame fates in the accounting (every frame read ends in exactly one).
-FATE_SAMPLED = "sampled"
-FATE_SUBSAMPLED = "skipped_by_frame_rate"
-CLIP_DROP_REASONS = (DROP_WORKER_BEHIND, DROP_INFERENCE_ERROR)
 # Perception pipeline offer_frame verdicts that mean a frame entered a clip buffer.
 _SAMPLED_VERDICTS = ("sampled", "queued")
 
@@ -101,30 +106,6 @@ class ReplayConfig:
             raise ConfigError("storage", f"must be one of {sorted(bag_io.STORAGE_PLUGINS)}, got {self.storage!r}")
 
 
-@dataclass
-class CameraAccount:
-    """What happened to one camera's frames and what came out."""
-
-    topic: str
-    frames_read: int = 0
-    fates: dict = field(default_factory=dict)
-    clips: int = 0
-    embeddings: int = 0
-    transitions: int = 0
-    captions: int = 0
-    segment_captions: int = 0
-    embeddings_rejected_by_decoder: dict = field(default_factory=dict)
-
-    def count(self, fate: str) -> None:
-        """Add one frame to `fate`."""
-        self.fates[fate] = self.fates.get(fate, 0) + 1
-
-    @property
-    def unaccounted(self) -> int:
-        """Frames read minus frames with a fate: 0 unless something was lost."""
-        return self.frames_read - sum(self.fates.values())
-
-
 def pipeline_config_from_parameters(values: dict) -> PipelineConfig:
     """The perception node's parameter values -> PipelineConfig, with the node's conventions (0 / '' = unset).
 
@@ -144,15 +125,6 @@ def pipeline_config_from_parameters(values: dict) -> PipelineConfig:
         publish_visual_state=get("publish_visual_state", defaults.publish_visual_state),
         action_vocabulary=tuple(get("action_vocabulary", ()) or ()),
     )
-
-
-def detector_values_from_parameters(values: dict) -> dict:
-    """The decoder node's detector parameters with the core defaults filled in."""
-    from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
-
-    merged = asdict(ChangeDetectorConfig())
-    merged.update({k: v for k, v in values.items() if k in merged})
-    return merged
 
 
 def _validator(frame: bag_io.CameraFrame):
@@ -182,34 +154,211 @@ def _converter(frame: bag_io.CameraFrame, keep: deque):
     return convert
 
 
-class _Outputs:
-    """Serialized output messages, written sorted by (stamp, topic order, arrival) at the end.
+class ReplayRun:
+    """One replay in progress: the two pipelines, what every camera's frames became, and the output messages.
 
-    Messages are built by the nodes' own conversion functions (rclpy types) so they are what the nodes
-    publish. rclpy's CDR leaves alignment padding uninitialised, so each message is re-serialised by the
-    rosbags typestore (zero padding, same field values): the same replay gives byte-identical bags.
+    ``offer`` takes the bag's frames in order, ``drain`` runs the clips they complete (``process`` turns each
+    batch into messages and online captions); ``decode_offline`` adds the offline segments and the decode
+    statistics once the bag is read; ``summary`` and ``write_report`` describe the run.
     """
 
-    def __init__(self):
-        from rclpy.serialization import serialize_message
+    def __init__(self, config: ReplayConfig, log: Callable[[str], None]):
+        self.config = config
+        self.log = log
+        self.pipeline = PerceptionPipeline.from_manifest(config.manifest, config.pipeline, providers=config.providers)
+        bank = TextBank.load(config.bank_path) if config.bank_path else self.pipeline.runtime.load_bank("captions")
+        self.decoder = RetrievalDecoder(
+            bank, num_alternatives=config.num_alternatives, source=config.bank_path or "model captions bank"
+        )
+        self.decoding = DecodingPipeline(self.decoder, detector_config(config.detector_values), config.uniform_rate_hz)
+        self.by_topic = {c.topic: c for c in config.cameras}
+        names = [c.name for c in config.cameras]
+        self.accounts = {c.name: CameraAccount(topic=c.topic) for c in config.cameras}
+        self.thumbs_recent = {name: deque(maxlen=THUMBNAIL_KEEP) for name in names}
+        self.thumbnails: dict[str, dict[int, np.ndarray]] = {name: {} for name in names}
+        self.streams: dict[str, list[tuple[int, np.ndarray]]] = {name: [] for name in names}
+        self.captions: dict[str, list[CaptionEvent]] = {name: [] for name in names}
+        self.segments: dict[str, list[CaptionEvent]] = {name: [] for name in names}
+        self.frame_ids: dict[str, str] = {}
+        self.first_stamps: dict[str, int] = {}
+        self.outputs = OutputMessages()
+        self.inference_s: list[float] = []
+        self.batch_sizes: list[int] = []
+        self.bag_first_ns: int | None = None
+        self.bag_last_ns: int | None = None
 
-        self._serialize = serialize_message
-        self._store = bag_io.make_typestore()
-        self._order = {topic: i for i, topic in enumerate(OUTPUT_TOPICS)}
-        self.items: list[tuple[int, int, int, str, bytes]] = []
+    @property
+    def model_id(self) -> str:
+        """The model's id, as stamped on every output message."""
+        return self.pipeline.model_id
 
-    def add(self, topic: str, stamp_ns: int, message) -> None:
-        msgtype = OUTPUT_TOPICS[topic]
-        canonical = self._store.serialize_cdr(self._store.deserialize_cdr(self._serialize(message), msgtype), msgtype)
-        self.items.append((int(stamp_ns), self._order[topic], len(self.items), topic, bytes(canonical)))
+    @property
+    def model_version(self) -> str:
+        """The model's version, as stamped on every output message."""
+        return self.pipeline.model_version
 
-    def write(self, path: Path, storage: str) -> dict[str, int]:
-        with bag_io.BagWriter(path, storage=storage, typestore=self._store) as writer:
-            for topic, msgtype in OUTPUT_TOPICS.items():
-                writer.add_topic(topic, msgtype)
-            for stamp_ns, _, _, topic, raw in sorted(self.items):
-                writer.write(topic, OUTPUT_TOPICS[topic], stamp_ns, raw=raw)
-        return dict(writer.counts)
+    def offer(self, frame: bag_io.CameraFrame) -> None:
+        """Offer one bag frame to the perception pipeline and account for its fate."""
+        camera = self.by_topic[frame.topic]
+        account = self.accounts[camera.name]
+        account.frames_read += 1
+        self.frame_ids.setdefault(camera.name, frame.frame_id)
+        self.first_stamps.setdefault(camera.name, frame.stamp_ns)
+        self.bag_first_ns = frame.bag_time_ns if self.bag_first_ns is None else self.bag_first_ns
+        self.bag_last_ns = frame.bag_time_ns
+        try:
+            verdict = self.pipeline.offer_frame(
+                camera.name,
+                frame.frame_id,
+                frame.stamp_ns,
+                _converter(frame, self.thumbs_recent[camera.name]),
+                _validator(frame),
+            )
+        except ImageConversionError as error:
+            account.count(f"malformed.{error.reason}")
+            self.log(f"replay: {camera.name}: malformed frame at {frame.stamp_ns} ns: {error}")
+            return
+        if verdict in _SAMPLED_VERDICTS:
+            account.count(FATE_SAMPLED)
+        elif verdict == "rate":
+            account.count(FATE_SUBSAMPLED)
+        else:
+            account.count(f"dropped.{verdict}")
+
+    def drain(self, minimum_pending: int) -> None:
+        """Run ready clips while at least `minimum_pending` wait; a failed batch is logged and skipped."""
+        while self.pipeline.queue.pending() >= minimum_pending:
+            try:
+                batch = self.pipeline.step(timeout_s=0.0)
+            except Exception as error:  # the pipeline counted the clips as drops; keep going
+                self.log(f"replay: inference failed, clips counted as clip_drops.{DROP_INFERENCE_ERROR}: {error!r}")
+                continue
+            if batch is None:
+                return
+            self.process(batch)
+
+    def process(self, batch: BatchResult) -> None:
+        """Turn one batch into output messages and feed its embeddings to the online decoder."""
+        self.inference_s.append(batch.inference_s)
+        self.batch_sizes.append(batch.batch_size)
+        for result in batch.embeddings:
+            account = self.accounts[result.camera]
+            account.clips += 1
+            account.embeddings += 1
+            self.outputs.add(TOPIC_EMBEDDING, result.stamp_ns, predicted_embedding_msg(result))
+            if result.visual_state is not None:
+                self.outputs.add(TOPIC_VISUAL, result.stamp_ns, visual_state_msg(result))
+            self.streams[result.camera].append((result.stamp_ns, result.embedding))
+            try:
+                event = self.decoding.feed(result.camera, result.frame_id, result.stamp_ns, result.embedding)
+            except RejectedEmbedding as error:
+                rejected = account.embeddings_rejected_by_decoder
+                rejected[error.reason] = rejected.get(error.reason, 0) + 1
+                continue
+            if event is not None:
+                self._on_caption(result.camera, event)
+        for transition in batch.transitions:
+            self.accounts[transition.camera].transitions += 1
+            self.outputs.add(TOPIC_TRANSITION, transition.stamp_ns, transition_msg(transition))
+
+    def _on_caption(self, camera: str, event: CaptionEvent) -> None:
+        self.accounts[camera].captions += 1
+        self.captions[camera].append(event)
+        self.outputs.add(TOPIC_CAPTION, event.stamp_ns, caption_msg(event, self.model_id, self.model_version))
+        thumb = next((t for s, t in reversed(self.thumbs_recent[camera]) if s <= event.stamp_ns), None)
+        if thumb is not None:
+            self.thumbnails[camera][event.stamp_ns] = thumb
+        self.log(
+            f"  [{(event.stamp_ns - self.bag_first_ns) / 1e9:7.2f} s] {camera}: {event.text!r} "
+            f"({event.reason.name.lower()}, score {event.score:.2f})"
+        )
+
+    def decode_offline(self) -> None:
+        """Offline Ward segments and the final decode statistics of every camera that produced embeddings."""
+        config = self.config
+        for camera in config.cameras:
+            stream = self.streams[camera.name]
+            if not stream:
+                continue
+            wanted = config.segments
+            if wanted is None and config.segment_distance is None:
+                wanted = max(1, len(self.captions[camera.name]))
+            events = decode_segments(
+                camera.name,
+                self.frame_ids.get(camera.name, ""),
+                [s for s, _ in stream],
+                np.stack([v for _, v in stream]),
+                self.decoder,
+                n_segments=wanted,
+                distance_threshold=config.segment_distance,
+            )
+            self.accounts[camera.name].segment_captions = len(events)
+            for event in events:
+                message = caption_msg(event, self.model_id, self.model_version)
+                self.outputs.add(TOPIC_SEGMENT_CAPTION, event.stamp_ns, message)
+            self.segments[camera.name] = events
+            stats = self.decoding.statistics(camera.name)
+            self.outputs.add(TOPIC_STATISTICS, stats.last_stamp_ns, statistics_msg(stats))
+
+    def summary(self, counts: dict[str, int], read_s: float, wall_s: float) -> dict:
+        """summary.json for this run, given the messages written per topic and the time spent."""
+        bag_s = 0.0 if self.bag_first_ns is None else (self.bag_last_ns - self.bag_first_ns) / 1e9
+        model = {
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "provider": self.pipeline.runtime.provider,
+        }
+        pipeline_stats = {c.name: self.pipeline.stats_for(c.name) for c in self.config.cameras}
+        costs = ReplayCosts(wall_s, bag_s, read_s, self.inference_s, self.batch_sizes)
+        return replay_summary(self.config, model, self.accounts, pipeline_stats, self.decoding, counts, costs)
+
+    def write_report(self, summary: dict) -> dict:
+        """Timeline PNGs + index.html under out_dir/report; returns write_report's paths."""
+        config = self.config
+        truth = load_truth(config.bag)
+        detector = ChangeDetectorConfig(**config.detector_values)
+        timelines = []
+        for camera in config.cameras:
+            stream = self.streams[camera.name]
+            stamps = np.array([s for s, _ in stream], dtype=np.int64)
+            vectors = np.stack([v for _, v in stream]) if stream else np.zeros((0, 1), np.float32)
+            timelines.append(
+                CameraTimeline(
+                    camera=camera.name,
+                    embedding_stamps_ns=stamps,
+                    change_scores=change_score_curve(stamps, vectors, detector),
+                    threshold=detector.threshold,
+                    captions=_marks(self.captions[camera.name]),
+                    segment_captions=_marks(self.segments[camera.name]),
+                    truth=truth_changes(truth, camera.topic),
+                    thumbnails=self.thumbnails[camera.name],
+                    start_ns=self.first_stamps.get(camera.name),
+                )
+            )
+        return write_report(
+            timelines,
+            config.out_dir / "report",
+            title=f"vljepa_ros replay of {config.bag.name}",
+            summary={k: summary[k] for k in ("input_bag", "model", "frames_read", "timings")},
+        )
+
+
+def _marks(events: Sequence[CaptionEvent]) -> list[CaptionMark]:
+    return [
+        CaptionMark(e.stamp_ns, e.text, int(e.reason), float(e.score), e.segment_start_ns, e.segment_end_ns)
+        for e in events
+    ]
+
+
+def _timed(frames: Iterator[bag_io.CameraFrame], spent: list[float]) -> Iterator[bag_io.CameraFrame]:
+    """`frames`, adding the time spent producing each one (reading the bag) to ``spent[0]``."""
+    while True:
+        start = time.perf_counter()
+        frame = next(frames, None)
+        spent[0] += time.perf_counter() - start
+        if frame is None:
+            return
+        yield frame
 
 
 def run_replay(config: ReplayConfig, log=print) -> dict:
@@ -217,324 +366,30 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
 
     Returns the summary (also written to out_dir/summary.json).
     """
-    from vljepa_ros.decoding.change_detection import RejectedEmbedding
-    from vljepa_ros.decoding.decoders import RetrievalDecoder
-    from vljepa_ros.decoding.pipeline import DecodingPipeline, decode_segments
-    from vljepa_ros.nodes.decoder_node import caption_msg, detector_config, statistics_msg
-    from vljepa_ros.nodes.ros_conversions import predicted_embedding_msg, transition_msg, visual_state_msg
-    from vljepa_ros.runtime.text_bank import TextBank
-
     wall_start = time.perf_counter()
-    out_dir = config.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bag_out = out_dir / "bag"
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    bag_out = config.out_dir / "bag"
     if bag_out.exists():
         raise bag_io.BagError(f"{bag_out} already exists; choose another --out or remove it")
-
-    pipeline = PerceptionPipeline.from_manifest(config.manifest, config.pipeline, providers=config.providers)
-    bank = TextBank.load(config.bank_path) if config.bank_path else pipeline.runtime.load_bank("captions")
-    decoder = RetrievalDecoder(
-        bank, num_alternatives=config.num_alternatives, source=config.bank_path or "model captions bank"
-    )
-    decoding = DecodingPipeline(decoder, detector_config(config.detector_values), config.uniform_rate_hz)
-    model_id, model_version = pipeline.model_id, pipeline.model_version
+    run = ReplayRun(config, log)
+    pipeline = run.pipeline
     log(
-        f"replay: model {model_id} ({model_version}) on {pipeline.runtime.provider}; "
+        f"replay: model {run.model_id} ({run.model_version}) on {pipeline.runtime.provider}; "
         f"{len(config.cameras)} camera(s): " + ", ".join(f"{c.name} <- {c.topic}" for c in config.cameras)
     )
-
-    by_topic = {c.topic: c for c in config.cameras}
-    accounts = {c.name: CameraAccount(topic=c.topic) for c in config.cameras}
-    thumbs_recent = {c.name: deque(maxlen=THUMBNAIL_KEEP) for c in config.cameras}
-    thumbnails: dict[str, dict[int, np.ndarray]] = {c.name: {} for c in config.cameras}
-    streams: dict[str, list[tuple[int, np.ndarray]]] = {c.name: [] for c in config.cameras}
-    frame_ids: dict[str, str] = {}
-    first_stamps: dict[str, int] = {}
-    captions_by_camera: dict[str, list] = {c.name: [] for c in config.cameras}
-    segments_by_camera: dict[str, list] = {c.name: [] for c in config.cameras}
-    outputs = _Outputs()
-    inference_s: list[float] = []
-    batch_sizes: list[int] = []
-    bag_first_ns = bag_last_ns = None
-
-    def process(batch) -> None:
-        inference_s.append(batch.inference_s)
-        batch_sizes.append(batch.batch_size)
-        for result in batch.embeddings:
-            account = accounts[result.camera]
-            account.clips += 1
-            account.embeddings += 1
-            outputs.add(TOPIC_EMBEDDING, result.stamp_ns, predicted_embedding_msg(result))
-            if result.visual_state is not None:
-                outputs.add(TOPIC_VISUAL, result.stamp_ns, visual_state_msg(result))
-            streams[result.camera].append((result.stamp_ns, result.embedding))
-            try:
-                event = decoding.feed(result.camera, result.frame_id, result.stamp_ns, result.embedding)
-            except RejectedEmbedding as error:
-                rejected = account.embeddings_rejected_by_decoder
-                rejected[error.reason] = rejected.get(error.reason, 0) + 1
-                continue
-            if event is not None:
-                account.captions += 1
-                captions_by_camera[result.camera].append(event)
-                outputs.add(TOPIC_CAPTION, event.stamp_ns, caption_msg(event, model_id, model_version))
-                thumb = next((t for s, t in reversed(thumbs_recent[result.camera]) if s <= event.stamp_ns), None)
-                if thumb is not None:
-                    thumbnails[result.camera][event.stamp_ns] = thumb
-                log(
-                    f"  [{(event.stamp_ns - bag_first_ns) / 1e9:7.2f} s] {result.camera}: {event.text!r} "
-                    f"({event.reason.name.lower()}, score {event.score:.2f})"
-                )
-        for transition in batch.transitions:
-            accounts[transition.camera].transitions += 1
-            outputs.add(TOPIC_TRANSITION, transition.stamp_ns, transition_msg(transition))
-
-    def drain(minimum_pending: int) -> None:
-        while pipeline.queue.pending() >= minimum_pending:
-            try:
-                batch = pipeline.step(timeout_s=0.0)
-            except Exception as error:  # the pipeline counted the clips as drops; keep going
-                log(f"replay: inference failed, clips counted as clip_drops.{DROP_INFERENCE_ERROR}: {error!r}")
-                continue
-            if batch is None:
-                return
-            process(batch)
-
-    read_s = 0.0
-    read_start = time.perf_counter()
-    for frame in bag_io.read_camera_frames(config.bag, list(by_topic)):
-        read_s += time.perf_counter() - read_start
-        camera = by_topic[frame.topic]
-        account = accounts[camera.name]
-        account.frames_read += 1
-        frame_ids.setdefault(camera.name, frame.frame_id)
-        first_stamps.setdefault(camera.name, frame.stamp_ns)
-        bag_first_ns = frame.bag_time_ns if bag_first_ns is None else bag_first_ns
-        bag_last_ns = frame.bag_time_ns
-        try:
-            verdict = pipeline.offer_frame(
-                camera.name,
-                frame.frame_id,
-                frame.stamp_ns,
-                _converter(frame, thumbs_recent[camera.name]),
-                _validator(frame),
-            )
-        except ImageConversionError as error:
-            account.count(f"malformed.{error.reason}")
-            log(f"replay: {camera.name}: malformed frame at {frame.stamp_ns} ns: {error}")
-        else:
-            if verdict in _SAMPLED_VERDICTS:
-                account.count(FATE_SAMPLED)
-            elif verdict == "rate":
-                account.count(FATE_SUBSAMPLED)
-            else:
-                account.count(f"dropped.{verdict}")
+    read_s = [0.0]
+    for frame in _timed(iter(bag_io.read_camera_frames(config.bag, list(run.by_topic))), read_s):
+        run.offer(frame)
         # One clip per camera makes a full batch; single-camera bags run every clip at once.
-        drain(len(config.cameras))
-        read_start = time.perf_counter()
-    drain(1)
-
-    for camera in config.cameras:
-        stream = streams[camera.name]
-        if not stream:
-            continue
-        wanted = config.segments
-        if wanted is None and config.segment_distance is None:
-            wanted = max(1, len(captions_by_camera[camera.name]))
-        events = decode_segments(
-            camera.name,
-            frame_ids.get(camera.name, ""),
-            [s for s, _ in stream],
-            np.stack([v for _, v in stream]),
-            decoder,
-            n_segments=wanted,
-            distance_threshold=config.segment_distance,
-        )
-        accounts[camera.name].segment_captions = len(events)
-        for event in events:
-            outputs.add(TOPIC_SEGMENT_CAPTION, event.stamp_ns, caption_msg(event, model_id, model_version))
-        segments_by_camera[camera.name] = events
-        stats = decoding.statistics(camera.name)
-        outputs.add(TOPIC_STATISTICS, stats.last_stamp_ns, statistics_msg(stats))
-
-    counts = outputs.write(bag_out, config.storage)
-    pipeline_stats = {c.name: pipeline.stats_for(c.name) for c in config.cameras}
-    wall_s = time.perf_counter() - wall_start
-    bag_seconds = 0.0 if bag_first_ns is None else (bag_last_ns - bag_first_ns) / 1e9
-    summary = _summary(
-        config,
-        accounts,
-        pipeline_stats,
-        decoding,
-        counts,
-        model_id,
-        model_version,
-        pipeline.runtime.provider,
-        inference_s,
-        batch_sizes,
-        read_s,
-        wall_s,
-        bag_seconds,
-    )
+        run.drain(len(config.cameras))
+    run.drain(1)
+    run.decode_offline()
+    counts = run.outputs.write(bag_out, config.storage)
+    summary = run.summary(counts, read_s[0], time.perf_counter() - wall_start)
     if config.write_report:
-        report = _write_report(
-            config, streams, captions_by_camera, segments_by_camera, thumbnails, first_stamps, summary
-        )
-        summary["report"] = str(report["html"])
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["report"] = str(run.write_report(summary)["html"])
+    (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def _summary(
-    config,
-    accounts,
-    pipeline_stats,
-    decoding,
-    counts,
-    model_id,
-    model_version,
-    provider,
-    inference_s,
-    batch_sizes,
-    read_s,
-    wall_s,
-    bag_seconds,
-) -> dict:
-    cameras = {}
-    for name, account in accounts.items():
-        stats = pipeline_stats[name]
-        # Clips formed but not run (their frames are already counted as sampled).
-        clip_drops = {k: stats.drops[k] for k in CLIP_DROP_REASONS if stats.drops.get(k)}
-        decoder_stats = decoding.statistics(name) if account.embeddings else None
-        cameras[name] = {
-            "topic": account.topic,
-            "frames_read": account.frames_read,
-            "frames_by_fate": dict(sorted(account.fates.items())),
-            "unaccounted_frames": account.unaccounted,
-            "clip_drops": clip_drops,
-            "clips": account.clips,
-            "embeddings": account.embeddings,
-            "transitions": account.transitions,
-            "captions_online": account.captions,
-            "captions_offline_segments": account.segment_captions,
-            "embeddings_rejected_by_decoder": account.embeddings_rejected_by_decoder,
-            "reduction_vs_uniform": None
-            if decoder_stats is None
-            else {
-                "uniform_rate_hz": decoder_stats.uniform_rate_hz,
-                "uniform_decodes": decoder_stats.uniform_decodes,
-                "selective_decodes": decoder_stats.decodes,
-                "reduction_factor": round(decoder_stats.reduction_factor, 3),
-            },
-        }
-    times = np.asarray(inference_s) if inference_s else np.zeros(1)
-    frames = sum(a.frames_read for a in accounts.values())
-    clips = sum(a.clips for a in accounts.values())
-    return {
-        "input_bag": str(config.bag),
-        "output_bag": str(config.out_dir / "bag"),
-        "model": {
-            "manifest": str(config.manifest),
-            "model_id": model_id,
-            "model_version": model_version,
-            "provider": provider,
-        },
-        "operating_point": {
-            "detector": dict(config.detector_values),
-            "uniform_rate_hz": config.uniform_rate_hz,
-            "segments": config.segments,
-            "segment_distance": config.segment_distance,
-            "pipeline": {k: v for k, v in asdict(config.pipeline).items() if k != "queue_depth"},
-        },
-        "frames_read": frames,
-        "all_frames_accounted": all(a.unaccounted == 0 for a in accounts.values()),
-        "cameras": cameras,
-        "messages_written": counts,
-        "timings": {
-            "wall_s": round(wall_s, 3),
-            "bag_s": round(bag_seconds, 3),
-            "realtime_factor": round(bag_seconds / wall_s, 2) if wall_s > 0 else None,
-            "bag_read_s": round(read_s, 3),
-            "inference_calls": len(inference_s),
-            "inference_total_s": round(float(np.sum(inference_s)), 3),
-            "inference_ms_p50": round(float(np.percentile(times, 50)) * 1e3, 2),
-            "inference_ms_p95": round(float(np.percentile(times, 95)) * 1e3, 2),
-            "mean_batch_size": round(float(np.mean(batch_sizes)), 2) if batch_sizes else 0.0,
-            "clips_per_s": round(clips / wall_s, 2) if wall_s > 0 else None,
-        },
-    }
-
-
-def load_truth(bag: Path) -> dict | None:
-    """The tiny-world ground truth stored beside a generated bag, or None for other bags."""
-    from vljepa_ros.tiny_world.bag_writer import GROUND_TRUTH_FILE
-
-    file = Path(bag) / GROUND_TRUTH_FILE
-    return json.loads(file.read_text()) if file.is_file() else None
-
-
-def truth_changes(truth: dict | None, camera_topic: str):
-    """Report TruthChange list (one per caption segment after the first) for the camera on `camera_topic`."""
-    from vljepa_ros.tools.report import TruthChange
-
-    if not truth or truth.get("image_topic") != camera_topic:
-        return []
-    return [TruthChange(int(s["start_ns"]), s["caption"]) for s in truth["segments"][1:]]
-
-
-def _write_report(config, streams, captions_by_camera, segments_by_camera, thumbnails, first_stamps, summary) -> dict:
-    from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
-    from vljepa_ros.tools.report import CameraTimeline, CaptionMark, change_score_curve, write_report
-
-    truth = load_truth(config.bag)
-    detector = ChangeDetectorConfig(**config.detector_values)
-
-    def marks(events):
-        return [
-            CaptionMark(e.stamp_ns, e.text, int(e.reason), float(e.score), e.segment_start_ns, e.segment_end_ns)
-            for e in events
-        ]
-
-    timelines = []
-    for camera in config.cameras:
-        stream = streams[camera.name]
-        stamps = np.array([s for s, _ in stream], dtype=np.int64)
-        vectors = np.stack([v for _, v in stream]) if stream else np.zeros((0, 1), np.float32)
-        timelines.append(
-            CameraTimeline(
-                camera=camera.name,
-                embedding_stamps_ns=stamps,
-                change_scores=change_score_curve(stamps, vectors, detector),
-                threshold=detector.threshold,
-                captions=marks(captions_by_camera[camera.name]),
-                segment_captions=marks(segments_by_camera[camera.name]),
-                truth=truth_changes(truth, camera.topic),
-                thumbnails=thumbnails[camera.name],
-                start_ns=first_stamps.get(camera.name),
-            )
-        )
-    return write_report(
-        timelines,
-        config.out_dir / "report",
-        title=f"vljepa_ros replay of {config.bag.name}",
-        summary={k: summary[k] for k in ("input_bag", "model", "frames_read", "timings")},
-    )
-
-
-def default_params_file() -> Path:
-    """The package's config/vljepa.yaml (installed share/ copy first, else the source tree's)."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        try:
-            installed = Path(get_package_share_directory("vljepa_ros")) / "config" / "vljepa.yaml"
-            if installed.is_file():
-                return installed
-        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset
-            pass
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[2] / "config" / "vljepa.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -561,8 +416,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> ReplayConfig:
     """Parsed arguments + parameters file -> ReplayConfig; ConfigError names the parameter at fault."""
-    from vljepa_ros.runtime.bundled_model import bundled_manifest_path
-
     params_file = args.params_file or default_params_file()
     perception = node_parameters(params_file, PERCEPTION_NODE) if params_file.is_file() else {}
     decoder = node_parameters(params_file, DECODER_NODE) if params_file.is_file() else {}

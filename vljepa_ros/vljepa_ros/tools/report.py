@@ -19,10 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vljepa_ros.bags import bag_io
 from vljepa_ros.decoding.change_detection import ChangeDetector, ChangeDetectorConfig, RejectedEmbedding
+from vljepa_ros.perception.config import camera_name_from_topic
+from vljepa_ros.perception.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 
 NS_PER_S = 1_000_000_000
 MAX_THUMBNAILS = 8
@@ -116,6 +119,7 @@ def _pick_thumbnail_captions(captions: Sequence[CaptionMark], limit: int) -> lis
 
 def render_timeline_png(timeline: CameraTimeline, path: Path | str) -> Path:
     """Draw one camera's timeline into a PNG and return its path."""
+    # matplotlib stays lazy: it is by far the slowest import here and only drawing needs it.
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,8 +324,6 @@ def write_report(
 
 def thumbnail(rgb: np.ndarray, width: int = 192) -> np.ndarray:
     """A copy of `rgb` scaled down to `width` pixels wide (never up)."""
-    import cv2
-
     height, full_width = rgb.shape[:2]
     if full_width <= width:
         return np.array(rgb, copy=True)
@@ -330,8 +332,6 @@ def thumbnail(rgb: np.ndarray, width: int = 192) -> np.ndarray:
 
 def frames_at(input_bag: Path | str, topic: str, stamps_ns: set[int]) -> dict[int, np.ndarray]:
     """Thumbnails of the frames of `topic` whose header stamps are in `stamps_ns` (unreadable frames skipped)."""
-    from vljepa_ros.perception.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
-
     found = {}
     for frame in bag_io.read_camera_frames(input_bag, [topic]):
         if frame.stamp_ns not in stamps_ns or frame.stamp_ns in found:
@@ -374,8 +374,6 @@ def timelines_from_bags(
     bag's image topics with the perception node's naming rule). `truth` maps camera names to ground truth.
     `start_ns` is time zero of the plots (default: each camera's first embedding).
     """
-    from vljepa_ros.perception.config import camera_name_from_topic
-
     detector = detector or ChangeDetectorConfig()
     topics = {t.name for t in bag_io.list_topics(output_bag)}
     embeddings: dict[str, list[tuple[int, np.ndarray]]] = {}

@@ -43,8 +43,11 @@ import numpy as np
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, DecodeReason
 from vljepa_ros.decoding.decoders import Decoder, RetrievalDecoder
 from vljepa_ros.decoding.pipeline import DecodingPipeline, decode_segments, uniform_decode_count
+from vljepa_ros.perception.config import PipelineConfig
+from vljepa_ros.perception.pipeline import PerceptionPipeline
 from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
 
 NS = 1_000_000_000
 CAMERA = "tiny_world"
@@ -273,10 +276,6 @@ def compute_embeddings(
     manifest: Path, seeds: Sequence[int], duration_s: float, fps: float, stride: int, cache_dir: Path | None, log=print
 ) -> list[EvalStream]:
     """Run tiny-world streams through the perception pipeline (all streams as cameras of one batch)."""
-    from vljepa_ros.perception.config import PipelineConfig
-    from vljepa_ros.perception.pipeline import PerceptionPipeline
-    from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
-
     config = PipelineConfig(
         stride=stride, queue_depth=1, max_batch=max(1, len(seeds)), transition_horizon_s=0.0, publish_visual_state=False
     )
