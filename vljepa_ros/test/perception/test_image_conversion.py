@@ -1,12 +1,16 @@
 """Round trips numpy -> message fields -> RGB for every encoding, with padding, byte order and each error."""
 
 import array
+import dataclasses
+import struct
+import zlib
 
 import cv2
 import numpy as np
 import pytest
 
 from vljepa_ros.perception import image_conversion as ic
+from vljepa_ros.perception.config import DEFAULT_FRAME_LIMITS, ConfigError, FrameLimits
 from vljepa_ros.perception.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 
 RNG = np.random.default_rng(7)
@@ -242,3 +246,148 @@ def test_truncated_jpeg_is_reported_corrupt():
     with pytest.raises(ImageConversionError) as info:
         compressed_to_rgb("jpeg", enc.tobytes()[:40])
     assert info.value.reason == ic.CORRUPT_COMPRESSED
+
+
+# ----- hostile input refused by header (limits), OpenCV failures as ImageConversionError ---------------------
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A 69-byte PNG whose IHDR (valid CRC) declares ``width`` x ``height``, with a one-byte IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A real JPEG whose SOF0 frame header is rewritten to declare ``width`` x ``height``."""
+    ok, enc = cv2.imencode(".jpg", _rgb())
+    data = bytearray(enc.tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def test_frame_limits_defaults_admit_4k_and_validate_each_parameter():
+    limits = FrameLimits()
+    assert limits == DEFAULT_FRAME_LIMITS and limits.max_pixels >= 4096 * 2160 and limits.max_bytes == 64 * 2**20
+    for name in ("max_pixels", "max_bytes"):
+        for bad in (0, -1, 1.5, True, "10", None):
+            with pytest.raises(ConfigError) as info:
+                FrameLimits(**{name: bad})
+            assert info.value.parameter == name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limits.max_pixels = 1
+
+
+@pytest.mark.parametrize(
+    "data", [_png_declaring(100_000, 100_000), _jpeg_declaring(40_000, 40_000), _jpeg_declaring(20_000, 20_000)]
+)
+def test_compressed_frames_declaring_too_many_pixels_are_refused_by_header(data):
+    for refuse in (ic.compressed_to_rgb, ic.check_compressed_header):
+        with pytest.raises(ImageConversionError) as info:
+            refuse("png", data)
+        assert info.value.reason == ic.TOO_MANY_PIXELS and ic.TOO_MANY_PIXELS in ic.REASONS
+
+
+def test_opencv_errors_become_corrupt_compressed():
+    # Limits above OpenCV's own 2^30-pixel cap: the header passes and cv2.imdecode raises cv2.error.
+    generous = FrameLimits(max_pixels=10**11)
+    assert ic.check_compressed_header("png", _png_declaring(100_000, 100_000), generous).pixels == 10**10
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb("png", _png_declaring(100_000, 100_000), generous)
+    assert info.value.reason == ic.CORRUPT_COMPRESSED and isinstance(info.value.__cause__, cv2.error)
+
+
+def test_opencv_errors_in_raw_conversion_become_bad_shape(monkeypatch):
+    def refuse(*args):
+        raise cv2.error("simulated OpenCV failure")
+
+    monkeypatch.setattr(cv2, "cvtColor", refuse)
+    with pytest.raises(ImageConversionError) as info:
+        image_to_rgb("yuv422", H, W, W * 2, False, bytes(H * W * 2))
+    assert info.value.reason == ic.BAD_SHAPE and "simulated OpenCV failure" in info.value.detail
+
+
+def test_compressed_pixel_limit_is_inclusive():
+    rgb = _rgb()
+    ok, enc = cv2.imencode(".png", rgb[:, :, ::-1])
+    exact = FrameLimits(max_pixels=H * W)
+    np.testing.assert_array_equal(compressed_to_rgb("png", enc.tobytes(), exact), rgb)
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb("png", enc.tobytes(), FrameLimits(max_pixels=H * W - 1))
+    assert info.value.reason == ic.TOO_MANY_PIXELS
+
+
+def test_compressed_byte_limit_is_checked_from_the_length_alone():
+    ic.check_compressed("jpeg", DEFAULT_FRAME_LIMITS.max_bytes)
+    with pytest.raises(ImageConversionError) as info:
+        ic.check_compressed("jpeg", DEFAULT_FRAME_LIMITS.max_bytes + 1)
+    assert info.value.reason == ic.TOO_MANY_BYTES and ic.TOO_MANY_BYTES in ic.REASONS
+    ok, enc = cv2.imencode(".jpg", _rgb())
+    with pytest.raises(ImageConversionError) as info:
+        compressed_to_rgb("jpeg", enc.tobytes(), FrameLimits(max_bytes=len(enc) - 1))
+    assert info.value.reason == ic.TOO_MANY_BYTES
+
+
+def test_raw_frames_are_checked_against_the_limits_from_their_fields():
+    ic.check_image("mono8", 4096, 4096, 4096, False, 4096 * 4096)  # the default admits 4096 x 4096
+    ic.check_image("rgba8", 4096, 4096, 4096 * 4, False, 4096 * 4096 * 4)
+    cases = [
+        (("mono8", 4097, 4096, 4096, False, 4097 * 4096), DEFAULT_FRAME_LIMITS, ic.TOO_MANY_PIXELS),
+        (("mono8", 2, 2, 2, False, DEFAULT_FRAME_LIMITS.max_bytes + 1), DEFAULT_FRAME_LIMITS, ic.TOO_MANY_BYTES),
+        (("rgb8", H, W, W * 3, False, H * W * 3), FrameLimits(max_pixels=H * W - 1), ic.TOO_MANY_PIXELS),
+        (("rgb8", H, W, W * 3, False, H * W * 3), FrameLimits(max_bytes=H * W * 3 - 1), ic.TOO_MANY_BYTES),
+        # A huge declared size with almost no data is reported as truncated, as before.
+        (("mono8", 100_000, 100_000, 100_000, False, 64), DEFAULT_FRAME_LIMITS, ic.TRUNCATED),
+    ]
+    for fields, limits, reason in cases:
+        with pytest.raises(ImageConversionError) as info:
+            ic.check_image(*fields, limits)
+        assert info.value.reason == reason, fields
+    with pytest.raises(ImageConversionError) as info:
+        image_to_rgb("rgb8", H, W, W * 3, False, _rgb().tobytes(), FrameLimits(max_pixels=H * W - 1))
+    assert info.value.reason == ic.TOO_MANY_PIXELS
+    rgb = _rgb()
+    exact = FrameLimits(max_pixels=H * W, max_bytes=H * W * 3)
+    np.testing.assert_array_equal(image_to_rgb("rgb8", H, W, W * 3, False, rgb.tobytes(), exact), rgb)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x00" + bytes(range(256)),  # no signature
+        b"\xff\xd8\xff\xe0 not really a jpeg",
+        b"\x89PNG\r\n\x1a\n" + bytes(40),
+        cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()[:40],  # cut inside its headers
+        cv2.imencode(".bmp", np.zeros((8, 8, 3), np.uint8))[1].tobytes(),  # a codec whose size is not checked
+    ],
+)
+def test_the_header_check_finds_corrupt_payloads_without_decoding(data):
+    for refuse in (ic.check_compressed_header, compressed_to_rgb):
+        with pytest.raises(ImageConversionError) as info:
+            refuse("jpeg", data)
+        assert info.value.reason == ic.CORRUPT_COMPRESSED
+
+
+def test_the_header_check_agrees_with_decoding_on_good_frames():
+    ok, jpeg = cv2.imencode(".jpg", np.zeros((24, 40, 3), np.uint8))
+    ok, png = cv2.imencode(".png", np.zeros((5, 7), np.uint16))
+    assert ic.check_compressed_header("jpeg", jpeg.tobytes()).pixels == 24 * 40
+    assert compressed_to_rgb("jpeg", jpeg.tobytes()).shape == (24, 40, 3)
+    header = ic.check_compressed_header("png", array.array("B", png.tobytes()))
+    assert (header.width, header.height, header.channels, header.bit_depth) == (7, 5, 1, 16)
+    assert compressed_to_rgb("png", png.tobytes()).shape == (5, 7, 3)
+
+
+def test_opencv_logging_is_silenced_and_header_refusals_print_nothing(capfd):
+    assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_SILENT
+    bad_crc = bytearray(_png_declaring(8, 8))
+    bad_crc[29] ^= 0xFF  # the IHDR CRC: libpng would print "IHDR: CRC error"
+    for data in (bytes(bad_crc), _png_declaring(100_000, 100_000), _jpeg_declaring(40_000, 40_000)):
+        with pytest.raises(ImageConversionError):
+            compressed_to_rgb("png", data)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""

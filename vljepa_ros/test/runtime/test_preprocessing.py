@@ -5,8 +5,10 @@ import pytest
 
 from vljepa_ros.runtime.manifest import ClipSpec
 from vljepa_ros.runtime.preprocessing import (
+    MAX_CROP_VIEW_RATIO,
     crop_clip,
     crop_offsets,
+    held_bytes,
     normalisation_constants,
     preprocess_clip,
     preprocess_image,
@@ -102,3 +104,41 @@ def test_crop_clip_is_the_uint8_crop_that_preprocess_clip_normalises():
     )
     with pytest.raises(ValueError, match="clip needs 4 frames"):
         crop_clip(frames[:3], CLIP)
+
+
+def test_crop_of_a_much_larger_frame_is_copied_out():
+    rng = np.random.default_rng(4)
+    wide = rng.integers(0, 256, (18, 400, 3), dtype=np.uint8)  # short side already resize_short: no resize
+    crop = resize_and_crop(wide, CLIP)
+    np.testing.assert_array_equal(crop, wide[1:17, 192:208])
+    assert not np.shares_memory(crop, wide) and crop.base is None and held_bytes(crop) == crop.nbytes
+
+
+def test_crop_of_a_much_larger_resized_frame_does_not_keep_the_resized_frame():
+    panorama = np.random.default_rng(5).integers(0, 256, (100, 4000, 3), dtype=np.uint8)
+    crop = resize_and_crop(panorama, CLIP)  # resized to 18 x 720, then cropped to 16 x 16
+    assert crop.shape == (16, 16, 3) and crop.base is None and held_bytes(crop) == 16 * 16 * 3
+
+
+def test_crop_of_a_small_view_of_a_large_buffer_is_copied_out():
+    big = np.random.default_rng(6).integers(0, 256, (1000, 1000, 3), dtype=np.uint8)
+    frame = big[:18, :24]  # a small frame viewing a 3 MB buffer
+    crop = resize_and_crop(frame, CLIP)
+    np.testing.assert_array_equal(crop, frame[1:17, 4:20])
+    assert not np.shares_memory(crop, big) and held_bytes(crop) == crop.nbytes
+
+
+def test_crop_of_a_frame_at_most_twice_its_size_stays_a_view():
+    frame = np.random.default_rng(7).integers(0, 256, (18, 24, 3), dtype=np.uint8)
+    crop = resize_and_crop(frame, CLIP)
+    assert np.shares_memory(crop, frame) and held_bytes(crop) == frame.nbytes <= MAX_CROP_VIEW_RATIO * crop.nbytes
+    resized = resize_and_crop(np.zeros((36, 48, 3), np.uint8), CLIP)  # resized to 18 x 24: a view of that
+    assert resized.base is not None and held_bytes(resized) == 18 * 24 * 3
+
+
+def test_held_bytes_follows_views_to_the_buffer_they_keep_alive():
+    data = bytearray(1200)
+    view = np.frombuffer(data, np.uint8).reshape(20, 20, 3)[2:4, 2:4]
+    assert held_bytes(view) == 1200
+    assert held_bytes(np.zeros((5, 5), np.uint8)) == 25
+    assert held_bytes(np.zeros((5, 5), np.uint8)[1:2]) == 25

@@ -65,6 +65,27 @@ def _positive_int(name: str, value) -> None:
         raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
 
 
+@dataclass(frozen=True)
+class FrameLimits:
+    """The largest camera frame image conversion accepts, checked from headers before any pixel is allocated.
+
+    ``max_pixels`` (declared width x height) defaults to 4096 x 4096: it admits UHD 3840x2160, DCI 4096x2160 and
+    12-16 MP sensors (4000x3000, 4096x3072) while keeping a decoded RGB frame at 48 MiB or less. ``max_bytes``
+    (the message's data length) defaults to 64 MiB, which holds an unpadded raw frame of that many pixels at up
+    to 4 bytes per pixel (rgba8, 32FC1).
+    """
+
+    max_pixels: int = 4096 * 4096
+    max_bytes: int = 64 * 2**20
+
+    def __post_init__(self):
+        _positive_int("max_pixels", self.max_pixels)
+        _positive_int("max_bytes", self.max_bytes)
+
+
+DEFAULT_FRAME_LIMITS = FrameLimits()
+
+
 def check_query(name: str, query: str) -> str:
     """A query must be non-empty text; returns it stripped."""
     if not isinstance(query, str) or not query.strip():

@@ -14,6 +14,10 @@ Scaling of non-8-bit inputs for a colour model (the model was trained on 8-bit R
   pixels (non-zero for 16UC1, finite for 32FC1) are min-max scaled to 0..255 per frame, as depth viewers
   (rviz) do; invalid pixels become 0. A constant image maps to 0.
 All single-channel results are replicated to three channels.
+
+Hostile input is refused from its header before anything large is allocated: a raw frame by its declared
+height x width and data length, a compressed frame by the PNG/JPEG header it starts with (``image_header``),
+both against ``FrameLimits``. OpenCV failures surface as ImageConversionError, never as ``cv2.error``.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from vljepa_ros.perception.config import DEFAULT_FRAME_LIMITS, FrameLimits
+from vljepa_ros.perception.image_header import ImageHeader, ImageHeaderError, read_image_header
+
+# OpenCV logs decode failures to stderr itself, past the node's throttled logger; here every failure already
+# raises ImageConversionError. libpng and libjpeg print their own warnings, which this does not reach.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 # Reason codes, stable strings: the node counts malformed inputs by these on /diagnostics.
 UNKNOWN_ENCODING = "unknown_encoding"
 BAD_STEP = "bad_step"
@@ -30,7 +41,18 @@ BAD_SHAPE = "bad_shape"
 TRUNCATED = "truncated"
 ZERO_SIZE = "zero_size"
 CORRUPT_COMPRESSED = "corrupt_compressed"
-REASONS = (UNKNOWN_ENCODING, BAD_STEP, BAD_SHAPE, TRUNCATED, ZERO_SIZE, CORRUPT_COMPRESSED)
+TOO_MANY_PIXELS = "too_many_pixels"
+TOO_MANY_BYTES = "too_many_bytes"
+REASONS = (
+    UNKNOWN_ENCODING,
+    BAD_STEP,
+    BAD_SHAPE,
+    TRUNCATED,
+    ZERO_SIZE,
+    CORRUPT_COMPRESSED,
+    TOO_MANY_PIXELS,
+    TOO_MANY_BYTES,
+)
 
 
 class ImageConversionError(ValueError):
@@ -105,16 +127,25 @@ def _as_byte_buffer(data) -> memoryview:
     return view
 
 
-def check_image(encoding: str, height: int, width: int, step: int, is_bigendian: bool, data_len: int) -> None:
+def check_image(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool,
+    data_len: int,
+    limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+) -> None:
     """Validate sensor_msgs/Image fields without touching the pixels (O(1): cheap enough for every frame).
 
     Raises ImageConversionError with reason unknown_encoding, zero_size, bad_step (step smaller than a row),
-    bad_shape (odd width for 4:2:2 YUV) or truncated (fewer bytes than the rows need).
+    bad_shape (odd width for 4:2:2 YUV), truncated (fewer bytes than the rows need), too_many_pixels
+    (height x width over ``limits.max_pixels``) or too_many_bytes (data over ``limits.max_bytes``).
     """
-    _checked_layout(encoding, int(height), int(width), int(step), bool(is_bigendian), int(data_len))
+    _checked_layout(encoding, int(height), int(width), int(step), bool(is_bigendian), int(data_len), limits)
 
 
-def _checked_layout(encoding, height, width, step, is_bigendian, data_len) -> tuple[_Layout, np.dtype]:
+def _checked_layout(encoding, height, width, step, is_bigendian, data_len, limits) -> tuple[_Layout, np.dtype]:
     # An empty image (e.g. a default-constructed message) is reported as such, whatever its encoding says.
     if height <= 0 or width <= 0:
         raise ImageConversionError(ZERO_SIZE, f"image is {width}x{height}")
@@ -134,25 +165,53 @@ def _checked_layout(encoding, height, width, step, is_bigendian, data_len) -> tu
         raise ImageConversionError(
             TRUNCATED, f"{data_len} bytes, {encoding} {width}x{height} step {step} needs {needed}"
         )
+    _check_limits(width, height, data_len, limits)
     return layout, dtype
 
 
-def image_to_rgb(encoding: str, height: int, width: int, step: int, is_bigendian: bool, data) -> np.ndarray:
+def _check_limits(width: int, height: int, data_len: int, limits: FrameLimits) -> None:
+    if width * height > limits.max_pixels:
+        raise ImageConversionError(
+            TOO_MANY_PIXELS, f"{width}x{height} = {width * height} pixels, more than max_pixels {limits.max_pixels}"
+        )
+    if data_len > limits.max_bytes:
+        raise ImageConversionError(TOO_MANY_BYTES, f"{data_len} bytes, more than max_bytes {limits.max_bytes}")
+
+
+def image_to_rgb(
+    encoding: str,
+    height: int,
+    width: int,
+    step: int,
+    is_bigendian: bool,
+    data,
+    limits: FrameLimits = DEFAULT_FRAME_LIMITS,
+) -> np.ndarray:
     """Convert sensor_msgs/Image fields to an RGB uint8 array of shape (height, width, 3).
 
     The result may be a read-only view into ``data`` (rgb8 without padding); callers that keep it beyond the
     lifetime of the message need nothing extra, the view holds a reference to the buffer.
 
-    Raises ImageConversionError for the reasons listed in ``check_image``.
+    Raises ImageConversionError for the reasons listed in ``check_image``, or bad_shape if OpenCV refuses
+    the conversion.
     """
     buf = _as_byte_buffer(data)
     height, width, step = int(height), int(width), int(step)
-    layout, dtype = _checked_layout(encoding, height, width, step, bool(is_bigendian), len(buf))
+    layout, dtype = _checked_layout(encoding, height, width, step, bool(is_bigendian), len(buf), limits)
     channels = layout.channels
     shape = (height, width, channels) if channels > 1 else (height, width)
     strides = (step, channels * dtype.itemsize, dtype.itemsize) if channels > 1 else (step, dtype.itemsize)
     raw = np.ndarray(shape=shape, dtype=dtype, buffer=buf, strides=strides)
-    return _to_rgb(layout.kind, raw)
+    try:
+        return _to_rgb(layout.kind, raw)
+    except cv2.error as err:
+        detail = f"OpenCV cannot convert {encoding} {width}x{height}: {_brief(err)}"
+        raise ImageConversionError(BAD_SHAPE, detail) from err
+
+
+def _brief(err: cv2.error) -> str:
+    """An OpenCV exception's message on one line."""
+    return " ".join(str(err).split())
 
 
 def _to_rgb(kind: str, raw: np.ndarray) -> np.ndarray:
@@ -201,27 +260,62 @@ def _minmax_u8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def check_compressed(format: str, data_len: int) -> None:
-    """Validate CompressedImage fields without decoding (empty data, unsupported container); O(1).
+def check_compressed(format: str, data_len: int, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> None:
+    """Validate CompressedImage fields without reading the payload (unsupported container, empty or oversized
+    data); O(1). ``check_compressed_header`` also reads the payload's header.
 
-    A corrupt payload is only found by decoding (``compressed_to_rgb``).
+    Raises ImageConversionError with reason unknown_encoding, zero_size or too_many_bytes.
     """
     if "compresseddepth" in format.lower().replace(" ", ""):
         raise ImageConversionError(UNKNOWN_ENCODING, f"compressed format {format!r} is not supported")
     if data_len == 0:
         raise ImageConversionError(ZERO_SIZE, "empty compressed data")
+    if data_len > limits.max_bytes:
+        raise ImageConversionError(
+            TOO_MANY_BYTES, f"{data_len} bytes of {format!r}, more than max_bytes {limits.max_bytes}"
+        )
 
 
-def compressed_to_rgb(format: str, data) -> np.ndarray:  # the sensor_msgs field is called format
-    """Decode sensor_msgs/CompressedImage fields (jpeg/png) to RGB uint8 (H, W, 3).
+def check_compressed_header(format: str, data, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> ImageHeader:
+    """Validate CompressedImage fields and the PNG/JPEG header the payload starts with, without decoding;
+    cheap enough for every arriving frame (the header is a few dozen bytes; JPEG markers are walked, not
+    the entropy-coded data). Returns the header.
 
-    ``format`` is informational in ROS ("jpeg", "png", "rgb8; jpeg compressed bgr8"); the codec is detected
-    from the data itself by OpenCV, and only ``compressedDepth`` (a different container) is refused.
-    Raises ImageConversionError with reason zero_size, unknown_encoding or corrupt_compressed.
+    Raises ImageConversionError for the reasons of ``check_compressed``, corrupt_compressed (no PNG/JPEG
+    signature, or a truncated or malformed header) or too_many_pixels (declared size over
+    ``limits.max_pixels``). A payload whose header is sound may still fail to decode (``compressed_to_rgb``).
     """
     buf = _as_byte_buffer(data)
-    check_compressed(format, len(buf))
-    decoded = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    check_compressed(format, len(buf), limits)
+    try:
+        header = read_image_header(buf)
+    except ImageHeaderError as err:
+        raise ImageConversionError(CORRUPT_COMPRESSED, f"{len(buf)} bytes of {format!r}: {err}") from err
+    if header.pixels > limits.max_pixels:
+        raise ImageConversionError(
+            TOO_MANY_PIXELS,
+            f"{header.format} declares {header.width}x{header.height} = {header.pixels} pixels, more than "
+            f"max_pixels {limits.max_pixels}",
+        )
+    return header
+
+
+def compressed_to_rgb(format: str, data, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> np.ndarray:
+    """Decode sensor_msgs/CompressedImage fields (PNG or JPEG) to RGB uint8 (H, W, 3).
+
+    ``format`` is informational in ROS ("jpeg", "png", "rgb8; jpeg compressed bgr8"); the codec is told from
+    the payload's signature, and only ``compressedDepth`` (a different container) is refused by name. Other
+    codecs OpenCV could decode are refused: their declared size is not checked before decoding.
+    Raises ImageConversionError with reason zero_size, unknown_encoding, corrupt_compressed, too_many_pixels
+    or too_many_bytes (see ``check_compressed_header``); corrupt_compressed also when the data behind a sound
+    header does not decode.
+    """
+    buf = _as_byte_buffer(data)
+    check_compressed_header(format, buf, limits)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as err:
+        raise ImageConversionError(CORRUPT_COMPRESSED, f"{len(buf)} bytes of {format!r}: {_brief(err)}") from err
     if decoded is None or decoded.size == 0:
         raise ImageConversionError(CORRUPT_COMPRESSED, f"{len(buf)} bytes of {format!r} did not decode")
     if decoded.dtype == np.uint16:
@@ -230,6 +324,9 @@ def compressed_to_rgb(format: str, data) -> np.ndarray:  # the sensor_msgs field
         raise ImageConversionError(UNKNOWN_ENCODING, f"decoded pixel type {decoded.dtype} is not 8/16-bit")
     if decoded.ndim == 2:
         return _gray3(decoded)
-    if decoded.shape[2] == 4:
-        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    try:
+        return cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB if decoded.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    except cv2.error as err:
+        raise ImageConversionError(
+            CORRUPT_COMPRESSED, f"decoded shape {decoded.shape} does not convert to RGB: {_brief(err)}"
+        ) from err

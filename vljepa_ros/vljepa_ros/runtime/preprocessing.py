@@ -8,12 +8,16 @@ repeated frame (the VL-JEPA convention for image input). Sizes and rounding foll
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from vljepa_ros.runtime.manifest import ClipSpec
+
+# A crop viewing a larger buffer keeps all of it alive; up to twice the crop (a 16:9 resize) is not worth a copy.
+MAX_CROP_VIEW_RATIO = 2
 
 
 def resized_size(height: int, width: int, resize_short: int) -> tuple[int, int]:
@@ -36,13 +40,33 @@ def check_frame(frame: np.ndarray, index: int = 0) -> None:
 
 
 def resize_and_crop(frame: np.ndarray, clip: ClipSpec) -> np.ndarray:
-    """One RGB uint8 frame -> (S, S, 3) uint8: short side resized bilinearly, then centre-cropped."""
+    """One RGB uint8 frame -> (S, S, 3) uint8: short side resized bilinearly, then centre-cropped.
+
+    The crop may be a view (of ``frame`` or of the resized frame), but never of a buffer more than
+    MAX_CROP_VIEW_RATIO times its own size: such a crop is copied out, so a kept crop does not pin a large frame.
+    """
     h, w = frame.shape[:2]
     rh, rw = resized_size(h, w, clip.resize_short)
     if (rh, rw) != (h, w):
         frame = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_LINEAR)
     top, left = crop_offsets(rh, rw, clip.crop_size)
-    return frame[top : top + clip.crop_size, left : left + clip.crop_size]
+    crop = frame[top : top + clip.crop_size, left : left + clip.crop_size]
+    if held_bytes(crop) > MAX_CROP_VIEW_RATIO * crop.nbytes:
+        return crop.copy()
+    return crop
+
+
+def held_bytes(array: np.ndarray) -> int:
+    """Size of the buffer that ``array`` keeps alive: its own data, or the root of the arrays it views."""
+    owner = array
+    while isinstance(owner, np.ndarray) and owner.base is not None:
+        owner = owner.base
+    if isinstance(owner, np.ndarray):
+        return owner.nbytes
+    try:
+        return memoryview(owner).nbytes
+    except TypeError:  # an owner without the buffer protocol (e.g. __array_interface__): assume the worst
+        return sys.maxsize
 
 
 def normalisation_constants(clip: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
