@@ -4,16 +4,28 @@ Visual tokens are linearly projected to the predictor width, the query's token e
 bidirectional Llama-style blocks (RMSNorm, SwiGLU, grouped-query attention, 1D RoPE over the joint sequence)
 process them. The output is the mean over non-pad tokens (all visual tokens plus the real query tokens),
 final RMSNorm applied, through a linear head. The paper's predictor is the last 8 layers of Llama-3.2-1B
-(hidden 2048, 32 heads, 8 KV heads, SwiGLU 8192, RMSNorm eps 1e-5, RoPE theta 500000), head to 1536-d.
+(hidden 2048, 32 heads, 8 KV heads, SwiGLU 8192, RMSNorm eps 1e-5, RoPE theta 500000 with Llama-3 frequency
+scaling), head to 1536-d. The blocks match Hugging Face's LlamaDecoderLayer (bias-free projections).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass(frozen=True)
+class Llama3RopeScaling:
+    """Llama 3.1+ RoPE frequency scaling (`rope_type: llama3` in a Hugging Face config)."""
+
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_max_position_embeddings: int
 
 
 @dataclass(frozen=True)
@@ -29,8 +41,11 @@ class VLJepaPredictorConfig:
     embedding_dim: int = 1536
     rms_eps: float = 1e-5
     rope_theta: float = 500000.0
+    rope_scaling: Llama3RopeScaling | None = None
 
     def __post_init__(self):
+        if isinstance(self.rope_scaling, dict):  # as stored by dataclasses.asdict in predictor files
+            object.__setattr__(self, "rope_scaling", Llama3RopeScaling(**self.rope_scaling))
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} is not divisible by num_heads {self.num_heads}")
         if self.num_heads % self.num_kv_heads:
@@ -77,9 +92,26 @@ class RMSNorm(nn.Module):
         return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
 
 
-def rope_tables(length: int, head_dim: int, theta: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Llama (rotate-half) cos/sin tables (L, head_dim), computed in float32."""
+def llama3_scaled_inv_freq(inv_freq: torch.Tensor, scaling: Llama3RopeScaling) -> torch.Tensor:
+    """Llama-3 scaling: long wavelengths divided by `factor`, short ones kept, a smooth blend in between."""
+    old_context = scaling.original_max_position_embeddings
+    low_freq_wavelen = old_context / scaling.low_freq_factor
+    high_freq_wavelen = old_context / scaling.high_freq_factor
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / scaling.factor, inv_freq)
+    smooth = (old_context / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor)
+    smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled
+    is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def rope_tables(
+    length: int, head_dim: int, theta: float, device=None, scaling: Llama3RopeScaling | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Llama (rotate-half) cos/sin tables (L, head_dim) for positions 0..L-1, computed in float32."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim)
+    if scaling is not None:
+        inv_freq = llama3_scaled_inv_freq(inv_freq, scaling)
     angles = torch.arange(length, dtype=torch.float32, device=device)[:, None] * inv_freq[None, :]
     angles = torch.cat([angles, angles], dim=-1)
     return angles.cos(), angles.sin()
@@ -153,7 +185,7 @@ class VLJepaPredictor(nn.Module):
         b, n, _ = visual_tokens.shape
         x = torch.cat([self.visual_proj(visual_tokens), self.embed_tokens(query_ids)], dim=1)
         keep = torch.cat([torch.ones(b, n, dtype=torch.bool, device=x.device), query_mask > 0], dim=1)
-        cos, sin = rope_tables(x.shape[1], self.cfg.head_dim, self.cfg.rope_theta, x.device)
+        cos, sin = rope_tables(x.shape[1], self.cfg.head_dim, self.cfg.rope_theta, x.device, self.cfg.rope_scaling)
         key_mask = keep[:, None, None, :]
         for layer in self.layers:
             x = layer(x, cos, sin, key_mask)
