@@ -1,4 +1,7 @@
-"""Checkpoint loading: the official V-JEPA 2 / 2.1 encoder files, and this project's predictor files.
+"""Checkpoint loading: official V-JEPA 2.0 encoder files, and this project's predictor files.
+
+`encoder_loading.load_encoder` is the entry point for encoder weights in any layout (2.0 / 2.1 `.pt`, Hugging
+Face folders); this module holds the pieces shared with it.
 
 Official encoder files are dicts holding several state dicts (`encoder`, `target_encoder`, `predictor`,
 optimiser state, ...); the encoder weights to use are `target_encoder` (the EMA teacher; 2.1 B/L name it
@@ -123,8 +126,8 @@ def load_official_encoder(
 ) -> VJepa2Encoder:
     """Build a V-JEPA 2 encoder from an official checkpoint file, sized for a (num_frames, img_size) clip.
 
-    `rope_tiled_freqs=True` for 2.0 weights (the quirk they were trained with), False for 2.1 (whose h/w
-    position rescaling onto a 16x16 grid is not implemented: use 2.1 weights at 256 px only).
+    `rope_tiled_freqs=True` for 2.0 weights (the quirk they were trained with). 2.1 files (extra embeddings,
+    hierarchical norms, rescaled positions) and Hugging Face folders load with `encoder_loading.load_encoder`.
     """
     checkpoint = torch.load(Path(path), map_location="cpu", weights_only=True)
     _, state = select_encoder_state(checkpoint, key)

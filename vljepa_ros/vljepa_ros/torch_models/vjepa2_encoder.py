@@ -1,6 +1,7 @@
-"""V-JEPA 2 vision transformer (the VL-JEPA X-encoder), parameter names as in the official checkpoints.
+"""V-JEPA 2 / 2.1 vision transformer (the VL-JEPA X-encoder), parameter names as in the official checkpoints.
 
-Layout: Conv3d tubelet patch embedding -> pre-norm blocks with 3D rotary attention -> final LayerNorm.
+Layout: Conv3d tubelet patch embedding (+ a modality embedding in 2.1) -> pre-norm blocks with 3D rotary
+attention -> final LayerNorm (`norm`; in 2.1 the last of the hierarchical `norms_block`).
 Tokens are in (t, h, w) order; there is no CLS token, no register and no absolute position embedding.
 
 3D RoPE: the head dim is split into three equal even sub-blocks (depth, height, width) of size
@@ -8,6 +9,8 @@ Tokens are in (t, h, w) order; there is no CLS token, no register and no absolut
 The released V-JEPA 2.0 weights were trained with *tiled* frequencies ([f0..f(d/2-1), f0..f(d/2-1)]) while
 rotation pairs are adjacent (x[2i], x[2i+1]); `rope_tiled_freqs=True` reproduces that. False gives the
 pairwise-consistent form (repeat_interleave) used by V-JEPA 2.1.
+V-JEPA 2.1 (`interpolate_rope`) also scales row/column positions onto the pretraining grid G:
+pos * (G - 1) / (patches - 1), frames unscaled; `rope_pretrain_grid=G` turns that on.
 
 Positions are computed in float32 with broadcast multiplies (no int64 einsum) so the graph exports to ONNX.
 """
@@ -38,6 +41,10 @@ class VJepa2EncoderConfig:
     norm_eps: float = 1e-6
     rope_theta: float = 10000.0
     rope_tiled_freqs: bool = True  # V-JEPA 2.0 quirk; False for 2.1 weights
+    rope_pretrain_grid: int | None = None  # 2.1: row/column positions scaled onto this grid
+    modality_embedding: bool = False  # 2.1: learned `video_mod_embed` / `img_mod_embed` added to the patches
+    image_patch_embed: bool = False  # 2.1: `patch_embed_img` (tubelet 1) for single-frame (T=1) inputs
+    hierarchical_norms: int = 0  # 2.1: `norms_block` of this size replaces `norm`; the last one gives the output
 
     def __post_init__(self):
         if self.embed_dim % self.num_heads:
@@ -104,30 +111,39 @@ def rotate_adjacent_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor)
     return x * cos + rotated * sin
 
 
-def grid_positions(grid: tuple[int, int, int], device=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Float32 (frame, row, col) position of each token in (t, h, w) order."""
+def grid_positions(
+    grid: tuple[int, int, int], device=None, pretrain_grid: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Float32 (frame, row, col) position of each token in (t, h, w) order.
+
+    With `pretrain_grid` G, rows and columns span [0, G-1] whatever the grid: pos * (G - 1) / (n - 1)
+    (multiply first, as V-JEPA 2.1 does, so the float32 values match); a side of one patch stays at 0.
+    """
     t, h, w = grid
     ft = torch.arange(t, dtype=torch.float32, device=device)[:, None, None].expand(t, h, w)
     fh = torch.arange(h, dtype=torch.float32, device=device)[None, :, None].expand(t, h, w)
     fw = torch.arange(w, dtype=torch.float32, device=device)[None, None, :].expand(t, h, w)
+    if pretrain_grid is not None:
+        fh = fh * (pretrain_grid - 1) / (h - 1) if h > 1 else fh
+        fw = fw * (pretrain_grid - 1) / (w - 1) if w > 1 else fw
     return ft.reshape(-1), fh.reshape(-1), fw.reshape(-1)
 
 
 class RoPE3D(nn.Module):
     """Applies the 3D rotary embedding to (B, heads, N, head_dim) queries/keys."""
 
-    def __init__(self, head_dim: int, theta: float, tiled: bool):
+    def __init__(self, head_dim: int, theta: float, tiled: bool, pretrain_grid: int | None = None):
         super().__init__()
         self.head_dim = head_dim
         self.sub = rope_sub_dim(head_dim)
         self.theta = theta
         self.tiled = tiled
+        self.pretrain_grid = pretrain_grid
 
     def tables(self, grid: tuple[int, int, int], device=None) -> tuple[torch.Tensor, torch.Tensor]:
         """cos/sin tables (N, 3*sub) for the token grid, in float32."""
-        angles = torch.cat(
-            [rope_angles(p, self.sub, self.theta, self.tiled) for p in grid_positions(grid, device)], dim=-1
-        )
+        positions = grid_positions(grid, device, self.pretrain_grid)
+        angles = torch.cat([rope_angles(p, self.sub, self.theta, self.tiled) for p in positions], dim=-1)
         return angles.cos(), angles.sin()
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -143,7 +159,7 @@ class Attention(nn.Module):
         self.num_heads = cfg.num_heads
         self.qkv = nn.Linear(cfg.embed_dim, 3 * cfg.embed_dim, bias=cfg.qkv_bias)
         self.proj = nn.Linear(cfg.embed_dim, cfg.embed_dim)
-        self.rope = RoPE3D(cfg.head_dim, cfg.rope_theta, cfg.rope_tiled_freqs)
+        self.rope = RoPE3D(cfg.head_dim, cfg.rope_theta, cfg.rope_tiled_freqs, cfg.rope_pretrain_grid)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
@@ -177,9 +193,9 @@ class Block(nn.Module):
 
 
 class PatchEmbed3D(nn.Module):
-    def __init__(self, cfg: VJepa2EncoderConfig):
+    def __init__(self, cfg: VJepa2EncoderConfig, tubelet_size: int):
         super().__init__()
-        k = (cfg.tubelet_size, cfg.patch_size, cfg.patch_size)
+        k = (tubelet_size, cfg.patch_size, cfg.patch_size)
         self.proj = nn.Conv3d(cfg.in_chans, cfg.embed_dim, kernel_size=k, stride=k)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,23 +203,38 @@ class PatchEmbed3D(nn.Module):
 
 
 class VJepa2Encoder(nn.Module):
-    """(B, 3, T, H, W) normalised clip -> (B, N, D) tokens. An image (B, 3, H, W) is repeated to T frames."""
+    """(B, 3, T, H, W) normalised clip -> (B, N, D) tokens. An image (B, 3, H, W) is repeated to T frames.
+
+    With `image_patch_embed` (2.1), a single frame (B, 3, 1, H, W) takes the tubelet-1 image path instead.
+    """
 
     def __init__(self, cfg: VJepa2EncoderConfig):
         super().__init__()
         self.cfg = cfg
-        self.patch_embed = PatchEmbed3D(cfg)
+        self.patch_embed = PatchEmbed3D(cfg, cfg.tubelet_size)
+        self.patch_embed_img = PatchEmbed3D(cfg, 1) if cfg.image_patch_embed else None
+        if cfg.modality_embedding:
+            self.img_mod_embed = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
+            self.video_mod_embed = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
-        self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
+        if cfg.hierarchical_norms:
+            self.norms_block = nn.ModuleList(
+                nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps) for _ in range(cfg.hierarchical_norms)
+            )
+        else:
+            self.norm = nn.LayerNorm(cfg.embed_dim, eps=cfg.norm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:
             x = x.unsqueeze(2).expand(-1, -1, self.cfg.num_frames, -1, -1)
         _, _, t, h, w = x.shape
-        p, tub = self.cfg.patch_size, self.cfg.tubelet_size
+        image = self.patch_embed_img is not None and t == 1
+        p, tub = self.cfg.patch_size, 1 if image else self.cfg.tubelet_size
         grid = (t // tub, h // p, w // p)
         cos, sin = self.blocks[0].attn.rope.tables(grid, x.device) if self.cfg.depth else (None, None)
-        x = self.patch_embed(x)
+        x = self.patch_embed_img(x) if image else self.patch_embed(x)
+        if self.cfg.modality_embedding:
+            x = x + (self.img_mod_embed if image else self.video_mod_embed)
         for block in self.blocks:
             x = block(x, cos, sin)
-        return self.norm(x)
+        return self.norms_block[-1](x) if self.cfg.hierarchical_norms else self.norm(x)
