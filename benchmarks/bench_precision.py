@@ -1,6 +1,6 @@
 """fp32 vs fp16 ONNX encoder, side by side in one process on the same weights and input (JSON out).
 
-Both graphs come from one randomly initialised encoder (export.export_encoder, fp16 = fp16 weights and
+Both graphs come from one randomly initialised encoder (export.model.export_encoder, fp16 = fp16 weights and
 compute with float32 I/O). Timings alternate in blocks, each block opened by one untimed call, so load
 changes and thread-pool spin hit both alike. Reports medians, the fp16/fp32 time ratio and the largest
 difference between the two graphs' tokens. On the CPU execution provider fp16 usually loses (no fp16

@@ -1,10 +1,10 @@
 """Memory over a long run: resident set size (RSS) while 10,000 frames go through the whole core (JSON out).
 
-Each frame takes the node's path without DDS: sensor_msgs/Image fields -> image_conversion -> PerceptionPipeline
-(sampling, clip buffer, batched inference with transitions) -> DecodingPipeline (change detection, retrieval
-decodes), with the statistics the node's /diagnostics reads queried as often as the node would. Frames are
-small and stamped like a 30 Hz camera: every frame is validated, the ones the model frame rate samples are
-converted and become clips; cameras take turns and share batches. Camera clocks restart once a third of the way
+Each frame takes the node's path without DDS: sensor_msgs/Image fields -> perception.image_conversion ->
+PerceptionPipeline (sampling, clip buffer, batched inference with transitions) -> DecodingPipeline (change
+detection, retrieval decodes), with the statistics the node's /diagnostics reads queried as often as the node would.
+Frames are small and stamped like a 30 Hz camera: every frame is validated, the ones the model frame rate samples
+are converted and become clips; cameras take turns and share batches. Camera clocks restart once a third of the way
 in (a bag loop), exercising the reset paths.
 
 RSS (from /proc/self/statm) and the number of live Python objects are sampled every ``--sample-every``

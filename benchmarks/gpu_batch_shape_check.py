@@ -1,7 +1,7 @@
 """Cost of changing the batch size between encoder calls, per graph, in one run (JSON out).
 
 The perception node's batch varies with how many cameras have a clip ready. On onnxruntime's CUDA provider an
-encoder whose patch embedding is a Conv re-plans it at every new input shape; `onnx_patch_embedding` writes it
+encoder whose patch embedding is a Conv re-plans it at every new input shape; `export/patch_embedding.py` writes it
 as a MatMul instead. Give both graphs (e.g. an encoder.onnx from before that pass and the bundled one): each is
 timed at fixed batch sizes and alternating between them.
 

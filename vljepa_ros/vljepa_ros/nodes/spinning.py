@@ -1,8 +1,8 @@
 """Spin several nodes in one process: one single-threaded executor per node, each on its own thread.
 
 Not rclpy's MultiThreadedExecutor: while a callback of a busy mutually exclusive group has new data waiting,
-it busy-loops in Python and takes the GIL from the callbacks. In the demo the perception node then took no
-camera frame for up to 1.8 s, and frames were lost (see docs/architecture.md).
+it busy-loops in Python and takes the GIL from the callbacks. In the demo the perception node then went
+without camera frames for so long that frames were lost (see docs/architecture.md and docs/benchmarks.md).
 """
 
 from __future__ import annotations

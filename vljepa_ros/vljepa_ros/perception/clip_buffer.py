@@ -247,8 +247,8 @@ class ReadyQueue:
         worker finds the clip when it is done, and the caller must not wait for that.
 
         Why: in CPython a woken thread runs only once the running one releases the GIL. A ROS executor
-        thread that queued the clip goes on with its own Python bookkeeping (~0.35 ms in rclpy's executor
-        after each callback) before it blocks, and the idle worker waited for all of it. Blocking here
+        thread that queued the clip goes on with its own Python bookkeeping (rclpy's executor work after
+        each callback) before it blocks, and the idle worker waited for all of it. Blocking here
         releases the GIL at once, so the worker starts the model while the executor finishes its work on
         the other core.
         """

@@ -1,3 +1,3 @@
-"""ONNX Runtime sessions, manifests, tokenizers and preprocessing: numpy, onnxruntime and tokenizers only
-(no rclpy, no torch).
+"""ONNX Runtime sessions, manifests, tokenizers and preprocessing: numpy, onnxruntime, tokenizers, OpenCV and
+PyYAML only (no rclpy, no torch).
 """

@@ -90,7 +90,7 @@ class OnnxFileSpec:
     # Encoder input is the uint8 centre crop (batch, T, S, S, 3); mean/std are folded into the patch embedding.
     normalise_in_graph: bool = False
     # The graph L2-normalises its first output itself and adds a scalar `<output>_valid` after it
-    # (onnx_output_normalisation); the runtime only reads that flag.
+    # (export/output_normalisation.py); the runtime only reads that flag.
     output_l2_normalized: bool = False
 
     def to_dict(self, root: Path, with_fused_flag: bool = False) -> dict[str, Any]:

@@ -43,11 +43,9 @@ class SessionConfig:
     fp16: bool = False
     device_id: int = 0
     intra_op_threads: int = 0  # 0: onnxruntime decides
-    # onnxruntime's default lets pool threads busy-wait for work after each parallel section. On a robot's
-    # shared CPU that waiting takes a core from the caller and from the other nodes: with 2 cores and one
-    # other busy process the tinyworld encoder+predictor took 14 ms instead of 7 ms, and the node's own
-    # per-clip work ran 4 ms late behind the spinning threads. Spinning only pays alone on an idle machine
-    # (encoder+predictor back to back: p50 3.7 vs 4.2 ms, but p95 7.6 vs 5.8 ms).
+    # Off: onnxruntime's default lets pool threads busy-wait after each parallel section, which on a robot's
+    # shared CPU takes a core from the caller and the other nodes and pays only on an idle machine
+    # (measurements in docs/benchmarks.md).
     spin_wait: bool = False
     warmup_runs: int = 1
     io_binding: bool | None = None  # None: on for device providers, off for CPU

@@ -13,7 +13,7 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
     """x / ||x|| along `axis` in float32; raises ValueError on zero or non-finite rows (no silent NaNs)."""
     x = np.asarray(x, dtype=np.float32)
     # Not linalg.norm's generic path and two separate checks: this runs on every published embedding right
-    # after a model call, with cold caches, where each numpy call costs tens of us (130 vs 167 us per call).
+    # after a model call, with cold caches, where every extra numpy call is expensive (docs/benchmarks.md).
     norm = np.sqrt(np.square(x).sum(axis=axis, keepdims=True))
     if norm.size and not (norm.min() > 0 and np.isfinite(norm).all()):
         raise ValueError("cannot L2-normalise: a vector is zero or not finite")

@@ -59,8 +59,8 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_steps: int = 60
-    # One intra-op thread: on a 2-core machine shared with other jobs, two OpenMP threads spin on each other
-    # (measured: 6x the CPU time per step of one thread, 3.5x the wall time).
+    # One intra-op thread: on a small machine shared with other jobs, OpenMP threads spin on each other
+    # (measured in docs/benchmarks.md).
     threads: int = 1
     frames: int = 8
     crop: int = 64
