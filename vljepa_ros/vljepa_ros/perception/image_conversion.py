@@ -106,8 +106,8 @@ _BAYER_CODES = {
 }
 
 SUPPORTED_ENCODINGS = tuple(_LAYOUTS)
-# (element type, big-endian) -> dtype, built once: parsing a dtype string costs ~20 us on cold caches, and
-# every frame is checked, every sampled frame converted.
+# (element type, big-endian) -> dtype, built once: parsing a dtype string per frame is measurable on cold caches
+# (docs/benchmarks.md), and every frame is checked, every sampled frame converted.
 _DTYPES = {
     (layout.dtype, big): np.dtype((">" if big else "<") + layout.dtype)
     for layout in _LAYOUTS.values()
