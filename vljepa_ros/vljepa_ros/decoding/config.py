@@ -1,4 +1,4 @@
-"""The decoder node's detector parameters -> a validated ChangeDetectorConfig, without rclpy.
+"""The decoder node's parameters -> validated settings (ChangeDetectorConfig, StreamLimits), without rclpy.
 
 Shared by the decoder node (parameters from rclpy) and the replay tool and demo (parameters from the same YAML
 file, read by tools/params_file.py), so both run the detector with the same values and the same refusals.
@@ -6,7 +6,8 @@ file, read by tools/params_file.py), so both run the detector with the same valu
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+import math
+from dataclasses import asdict, dataclass, fields
 
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
 from vljepa_ros.perception.config import ConfigError
@@ -29,3 +30,27 @@ def detector_values_from_parameters(values: dict) -> dict:
     merged = asdict(ChangeDetectorConfig())
     merged.update({k: v for k, v in values.items() if k in merged})
     return merged
+
+
+def positive_finite(name: str, value) -> float:
+    """`value` as a float when it is a finite number > 0; otherwise ConfigError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ConfigError(name, f"must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """How many camera streams the decoder node keeps, and how long an idle one lives.
+
+    The camera name comes from each message, so anyone on the topic can invent new ones: ``max_streams`` bounds
+    the memory and the diagnostics they cost; a stream idle for ``stream_expiry_s`` (steady time) is dropped.
+    """
+
+    max_streams: int = 64
+    stream_expiry_s: float = 60.0
+
+    def __post_init__(self):
+        if isinstance(self.max_streams, bool) or not isinstance(self.max_streams, int) or self.max_streams < 1:
+            raise ConfigError("max_streams", f"must be an integer >= 1, got {self.max_streams!r}")
+        positive_finite("stream_expiry_s", self.stream_expiry_s)

@@ -141,6 +141,10 @@ class DecodingPipeline:
             stream.earlier_transients += stream.detector.transients
             stream.detector = ChangeDetector(self._config)
 
+    def remove_stream(self, camera: str) -> None:
+        """Forget a camera entirely (state and counters), e.g. after it stayed idle too long; no-op if unknown."""
+        self._streams.pop(camera, None)
+
     def _stream(self, camera: str) -> _Stream:
         stream = self._streams.get(camera)
         if stream is None:

@@ -10,6 +10,16 @@ A thin shell around decoding.pipeline.DecodingPipeline:
 - the detector parameters, `uniform_rate_hz` and `bank_path` (the candidate captions) change at runtime; an
   invalid value is refused with a reason and the old one kept.
 
+Hostile or runaway input stays bounded. The `camera` field is whatever a publisher writes, so at most
+`max_streams` streams are kept: a stream idle (steady time) for `stream_expiry_s` is dropped with its state and
+diagnostics (`streams_expired`), the least recently active first when a new camera needs room; when every stream
+is active a new camera's embeddings are refused (`streams_full`). DecodeStatistics go out only for streams that
+received an embedding during the period. Embeddings lost before the callback (writer or subscription history
+overwritten, transport loss) are counted from the publishers' sequence numbers (`lost_in_transport`; the
+Embedding message has no sequence number of its own), next to the DDS SAMPLE_LOST count (`dds_message_lost`).
+/diagnostics runs on the steady clock, so it reports before the first /clock and while /clock is paused, and
+with use_sim_time it says whether /clock arrives.
+
 Which embeddings are used: only KIND_PREDICTED (other kinds are counted as `ignored.kind`); with `query` set,
 only that query (others: `ignored.query`). When a camera's model_version or query changes, its stream restarts
 (vectors of different models are not comparable), counted as `stream_resets`; its next caption is a FIRST.
@@ -29,15 +39,23 @@ from pathlib import Path
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.subscription import MessageInfo
+from rosgraph_msgs.msg import Clock as ClockMsg
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, RejectedEmbedding
-from vljepa_ros.decoding.config import DETECTOR_FIELDS, detector_config
+from vljepa_ros.decoding.config import DETECTOR_FIELDS, StreamLimits, detector_config, positive_finite
 from vljepa_ros.decoding.decoders import RetrievalDecoder
+from vljepa_ros.decoding.input_loss import SequenceGapCounter
 from vljepa_ros.decoding.pipeline import DecodingPipeline
+from vljepa_ros.decoding.stream_table import StreamTable
+from vljepa_ros.nodes.log_text import clipped, shorten
 from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.qos import profile_from_config
 from vljepa_ros.nodes.ros_conversions import caption_msg, statistics_msg, time_to_ns
@@ -50,6 +68,8 @@ NODE_NAME = "vljepa_decoder"
 LOG_THROTTLE_S = 5.0
 STUCK_DISARMED_S = 60.0  # warn when a camera's detector waits this long (stream time) to re-arm
 _DEFAULTS = ChangeDetectorConfig()
+_LIMITS = StreamLimits()
+_NS_PER_S = 1_000_000_000
 
 
 def _float_range(low: float, high: float) -> list[FloatingPointRange]:
@@ -117,6 +137,18 @@ _PARAMETERS = {
     "statistics_period_s": (5.0, "Period of ~/decode_statistics messages.", False, {}),
     "diagnostics_period_s": (1.0, "Period of /diagnostics messages.", False, {}),
     "stall_timeout_s": (5.0, "Warn on /diagnostics when no embedding arrived for this long.", False, {}),
+    "max_streams": (
+        _LIMITS.max_streams,
+        "Most camera streams kept; a new camera beyond it is refused (streams_full) unless an idle one expires.",
+        False,
+        {},
+    ),
+    "stream_expiry_s": (
+        _LIMITS.stream_expiry_s,
+        "A camera stream idle (steady time) this long is dropped with its state and diagnostics.",
+        False,
+        {},
+    ),
 }
 
 
@@ -136,13 +168,12 @@ def load_bank(path_param: str) -> tuple[TextBank, str]:
     path = Path(path_param) if path_param else bundled_captions_path()
     try:
         return TextBank.load(path), str(path)
-    except (OSError, ValueError) as err:
-        raise ConfigError("bank_path", f"cannot load {path}: {err}") from None
-
-
-def _require_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(name, f"must be a number > 0, got {value!r}")
+    except OSError as err:
+        raise ConfigError(
+            "bank_path", f"cannot load {clipped(str(path))}: {err.strerror or type(err).__name__}"
+        ) from None
+    except ValueError as err:
+        raise ConfigError("bank_path", f"cannot load {clipped(str(path))}: {shorten(str(err), 200)}") from None
 
 
 @dataclass
@@ -157,6 +188,7 @@ class _CameraInfo:
     stream_resets: int = 0
     ignored: Counter = field(default_factory=Counter)
     last_caption: str = ""
+    fed_since_statistics: bool = False  # an embedding reached the pipeline since the last DecodeStatistics
 
 
 class DecoderNode(Node):
@@ -179,27 +211,49 @@ class DecoderNode(Node):
             raise ConfigError("num_alternatives", f"must be an integer >= 0, got {num_alternatives!r}")
         self._decoder = RetrievalDecoder(bank, num_alternatives=num_alternatives, source=source)
         for name in ("uniform_rate_hz", "statistics_period_s", "diagnostics_period_s", "stall_timeout_s"):
-            _require_positive(name, p(name))
+            positive_finite(name, p(name))
         self.pipeline = DecodingPipeline(self._decoder, detector_config(self._values()), p("uniform_rate_hz"))
         self._query_filter = str(p("query"))
-        self._cameras: dict[str, _CameraInfo] = {}
-        self._ignored_without_camera = Counter()
+        self._cameras: StreamTable[_CameraInfo] = StreamTable(
+            StreamLimits(p("max_streams"), p("stream_expiry_s")), _CameraInfo
+        )
         self._caption_count = 0
+        # Receive times, stalls and expiry use steady time: sim time may not have started, pause or jump back.
+        self._steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self._last_receive_ns: int | None = None
+        self._input_loss = SequenceGapCounter()
+        self._dds_message_lost = 0
+        self._reported = {"streams_full": 0, "lost_in_transport": 0, "dds_message_lost": 0}
+        self._use_sim_time = bool(p("use_sim_time"))
+        self._clock_messages = 0
+        self._last_clock_ns: int | None = None
 
         in_qos = profile_from_config(QosConfig.parse("input_qos", p("input_qos"), p("input_qos_depth")))
         out_qos = profile_from_config(QosConfig.parse("output_qos", p("output_qos"), p("output_qos_depth")))
         self._caption_pub = self.create_publisher(Caption, "~/caption", out_qos)
         self._statistics_pub = self.create_publisher(DecodeStatistics, "~/decode_statistics", out_qos)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._subscription = self.create_subscription(Embedding, "~/embedding", self._on_embedding, in_qos)
+        self._subscription = self.create_subscription(
+            Embedding,
+            "~/embedding",
+            self._on_embedding,
+            in_qos,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._on_message_lost),
+        )
+        if self._use_sim_time:
+            # Watch /clock next to rclpy's own time source, only to report on it (same QoS as rclpy's).
+            self.create_subscription(
+                ClockMsg, "/clock", self._on_clock, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+            )
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(p("statistics_period_s"), self._publish_statistics)
-        self.create_timer(p("diagnostics_period_s"), self._publish_diagnostics)
+        self.create_timer(p("statistics_period_s"), self._publish_statistics, clock=self._steady)
+        self.create_timer(p("diagnostics_period_s"), self._publish_diagnostics, clock=self._steady)
         cfg = self.pipeline.config
         self.get_logger().info(
             f"listening on {self._subscription.topic_name}; bank {source} ({len(bank)} captions, dim {bank.dim}); "
             f"window {cfg.window}, threshold {cfg.threshold:g}, settle {cfg.settle}, "
-            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s"
+            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s; at most {p('max_streams')} "
+            f"streams, idle ones expire after {p('stream_expiry_s'):g} s"
         )
 
     # ----- configuration ------------------------------------------------------------------------------
@@ -221,11 +275,12 @@ class DecoderNode(Node):
                 config = detector_config(self._values(changes))
             rate = changes.get("uniform_rate_hz")
             if rate is not None:
-                _require_positive("uniform_rate_hz", rate)
+                positive_finite("uniform_rate_hz", rate)
             bank = load_bank(changes["bank_path"]) if "bank_path" in changes else None
         except ConfigError as err:
-            self.get_logger().warning(f"parameter change refused: {err}")
-            return SetParametersResult(successful=False, reason=str(err))
+            reason = shorten(str(err), 300)
+            self.get_logger().warning(f"parameter change refused: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
         if config is not None:
             self.pipeline.set_config(config)
         if rate is not None:
@@ -237,23 +292,75 @@ class DecoderNode(Node):
                 self.pipeline.set_decoder(self._decoder)  # streams restart: old vectors do not fit
             else:
                 self._decoder.replace_bank(new_bank, source)
-            self.get_logger().info(f"caption bank now {source} ({len(new_bank)} captions, dim {new_bank.dim})")
+            self.get_logger().info(f"caption bank now {clipped(source)} ({len(new_bank)} captions, dim {new_bank.dim})")
         for name, value in changes.items():
-            self.get_logger().info(f"{name} set to {value!r}")
+            self.get_logger().info(f"{name} set to {clipped(value)}")
         return SetParametersResult(successful=True)
 
     # ----- input --------------------------------------------------------------------------------------
 
-    def _on_embedding(self, msg: Embedding) -> None:
-        camera = msg.camera
-        info = self._cameras.get(camera)
+    def _on_message_lost(self, info: QoSMessageLostInfo) -> None:
+        self._dds_message_lost += info.total_count_change
+        self.get_logger().warning(
+            f"DDS reports {info.total_count_change} embedding(s) lost on {self._subscription.topic_name} "
+            f"(dds_message_lost: {self._dds_message_lost})",
+            throttle_duration_sec=LOG_THROTTLE_S,
+        )
+
+    def _on_clock(self, _msg: ClockMsg) -> None:
+        self._clock_messages += 1
+        self._last_clock_ns = self._steady.now().nanoseconds
+
+    def _count_lost(self, msg_info: MessageInfo) -> None:
+        gid = msg_info.get("publisher_gid")
+        gap = self._input_loss.observe(
+            None if gid is None else bytes(gid["data"]), msg_info.get("publication_sequence_number")
+        )
+        if gap:
+            self.get_logger().warning(
+                f"{gap} embedding(s) lost before the callback (lost_in_transport: {self._input_loss.lost}): the "
+                f"publisher outran input_qos_depth ({self._param('input_qos_depth')}) or the transport dropped them",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+
+    def _admit(self, camera: str, now_ns: int) -> _CameraInfo | None:
+        """The camera's info, or None when it is new and every stream slot is active (counted, logged)."""
+        info, expired = self._cameras.touch(camera, now_ns)
+        self._forget(expired)
         if info is None:
-            info = self._cameras[camera] = _CameraInfo()
-        info.last_receive_ns = self.get_clock().now().nanoseconds
+            limits = self._cameras.limits
+            self.get_logger().warning(
+                f"camera {clipped(camera)}: refused, all {limits.max_streams} streams were active within "
+                f"{limits.stream_expiry_s:g} s (streams_full: {self._cameras.refused_full}); raise max_streams or "
+                f"check who publishes on {self._subscription.topic_name}",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+        return info
+
+    def _forget(self, expired: list[str]) -> None:
+        """Drop the pipeline state of expired streams (the table already dropped their info)."""
+        for camera in expired:
+            self.pipeline.remove_stream(camera)
+        if expired:
+            self.get_logger().info(
+                f"{len(expired)} stream(s) idle for {self._cameras.limits.stream_expiry_s:g} s expired, e.g. camera "
+                f"{clipped(expired[0])} (streams_expired: {self._cameras.expired})",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+
+    def _on_embedding(self, msg: Embedding, msg_info: MessageInfo) -> None:
+        self._count_lost(msg_info)
+        now_ns = self._steady.now().nanoseconds
+        self._last_receive_ns = now_ns
+        camera = msg.camera
+        info = self._admit(camera, now_ns)
+        if info is None:
+            return
+        info.last_receive_ns = now_ns
         if msg.kind != Embedding.KIND_PREDICTED:
             info.ignored["kind"] += 1
             self.get_logger().warning(
-                f"camera {camera!r}: ignoring Embedding of kind {msg.kind} (only KIND_PREDICTED is decoded); is "
+                f"camera {clipped(camera)}: ignoring Embedding of kind {msg.kind} (only KIND_PREDICTED is decoded); is "
                 f"{self._subscription.topic_name} remapped to the right topic?",
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
@@ -265,12 +372,14 @@ class DecoderNode(Node):
             info.stream_resets += 1
             self.pipeline.reset_stream(camera)
             self.get_logger().info(
-                f"camera {camera!r}: model {info.model_version!r} query {info.query!r} -> {msg.model_version!r} "
-                f"{msg.query!r}; restarting its stream"
+                f"camera {clipped(camera)}: model {clipped(info.model_version)} query {clipped(info.query)} -> "
+                f"{clipped(msg.model_version)} {clipped(msg.query)}; restarting its stream (stream_resets: "
+                f"{info.stream_resets})"
             )
         info.model_id, info.model_version, info.query = msg.model_id, msg.model_version, msg.query
         info.decodable_seen = True
         vector = np.frombuffer(msg.data, dtype=np.float32)
+        info.fed_since_statistics = True
         try:
             if int(np.prod(msg.shape)) != vector.size:
                 self.pipeline.record_rejection(camera, msg.header.frame_id, "shape")
@@ -278,7 +387,8 @@ class DecoderNode(Node):
             event = self.pipeline.feed(camera, msg.header.frame_id, time_to_ns(msg.header.stamp), vector)
         except RejectedEmbedding as err:
             self.get_logger().warning(
-                f"camera {camera!r}: rejected an embedding ({err.reason}): {err}", throttle_duration_sec=LOG_THROTTLE_S
+                f"camera {clipped(camera)}: rejected an embedding (rejected.{err.reason}): {shorten(str(err), 200)}",
+                throttle_duration_sec=LOG_THROTTLE_S,
             )
             return
         if event is None:
@@ -287,30 +397,64 @@ class DecoderNode(Node):
         self._caption_count += 1
         info.last_caption = event.text
         self.get_logger().info(
-            f"[{camera}] {event.text!r} ({event.reason.name.lower()}, score {event.score:.3f}, change "
-            f"{event.change_score:.3f}, {event.num_embeddings} embeddings)"
+            f"[{shorten(camera)}] {clipped(event.text)} ({event.reason.name.lower()}, score {event.score:.3f}, "
+            f"change {event.change_score:.3f}, {event.num_embeddings} embeddings)"
         )
 
     # ----- output -------------------------------------------------------------------------------------
 
     def _publish_statistics(self) -> None:
-        for camera in self.pipeline.cameras:
-            self._statistics_pub.publish(statistics_msg(self.pipeline.statistics(camera)))
+        """One DecodeStatistics per stream that received an embedding since the previous ones (unchanged otherwise)."""
+        for camera, info in self._cameras.items():
+            if info.fed_since_statistics and camera in self.pipeline.cameras:
+                info.fed_since_statistics = False
+                self._statistics_pub.publish(statistics_msg(self.pipeline.statistics(camera)))
 
     def _publish_diagnostics(self) -> None:
-        now_ns = self.get_clock().now().nanoseconds
+        now_ns = self._steady.now().nanoseconds
+        self._forget(self._cameras.expire_idle(now_ns))
         out = DiagnosticArray()
         out.header.stamp = self.get_clock().now().to_msg()
         out.status.append(self._node_status(now_ns))
-        for camera in sorted(self._cameras):
-            out.status.append(self._camera_status(camera, now_ns))
+        for camera, info in self._cameras.items():
+            out.status.append(self._camera_status(camera, info, now_ns))
         self._diagnostics_pub.publish(out)
+
+    def _new_since_last_report(self, counts: dict[str, int]) -> dict[str, int]:
+        """The counters in `counts` that grew since the previous diagnostics, by how much."""
+        grown = {name: n - self._reported[name] for name, n in counts.items() if n > self._reported[name]}
+        self._reported.update(counts)
+        return grown
+
+    def _sim_time_values(self, now_ns: int) -> tuple[dict[str, str], str | None]:
+        """Diagnostics values about /clock, and a problem when use_sim_time is set but /clock is silent."""
+        if not self._use_sim_time:
+            return {"use_sim_time": "False"}, None
+        since = None if self._last_clock_ns is None else (now_ns - self._last_clock_ns) / _NS_PER_S
+        values = {
+            "use_sim_time": "True",
+            "clock_received": str(self._clock_messages > 0),
+            "clock_messages": str(self._clock_messages),
+            "seconds_since_last_clock": "n/a" if since is None else f"{since:.2f}",
+        }
+        if since is None:
+            return values, "use_sim_time is set but no /clock message arrived yet (sim time stands at 0)"
+        if since > self._param("stall_timeout_s"):
+            return values, f"no /clock message for {since:.1f} s (sim time paused)"
+        return values, None
 
     def _node_status(self, now_ns: int) -> DiagnosticStatus:
         cfg = self.pipeline.config
-        last = max((c.last_receive_ns for c in self._cameras.values()), default=None)
-        silent_s = None if last is None else (now_ns - last) / 1e9
+        limits = self._cameras.limits
+        last = self._last_receive_ns
+        silent_s = None if last is None else (now_ns - last) / _NS_PER_S
         stall = self._param("stall_timeout_s")
+        counts = {
+            "streams_full": self._cameras.refused_full,
+            "lost_in_transport": self._input_loss.lost,
+            "dds_message_lost": self._dds_message_lost,
+        }
+        sim_values, sim_problem = self._sim_time_values(now_ns)
         values = {
             "input_topic": self._subscription.topic_name,
             "bank": self._decoder.source,
@@ -318,13 +462,25 @@ class DecoderNode(Node):
             "embedding_dim": str(self._decoder.embedding_dim),
             "captions_published": str(self._caption_count),
             "cameras": str(len(self._cameras)),
+            "max_streams": str(limits.max_streams),
+            "stream_expiry_s": f"{limits.stream_expiry_s:g}",
+            "streams_expired": str(self._cameras.expired),
+            **{name: str(n) for name, n in counts.items()},
+            "embeddings_without_sequence_number": str(self._input_loss.unnumbered),
+            **sim_values,
             **{name: f"{getattr(cfg, name):g}" for name in DETECTOR_FIELDS},
         }
+        problems = []
         if silent_s is None or silent_s > stall:
             waited = "no embedding yet" if silent_s is None else f"no embedding for {silent_s:.1f} s"
-            level, message = DiagnosticStatus.WARN, f"{waited} on {self._subscription.topic_name}"
-        else:
-            level, message = DiagnosticStatus.OK, "ok"
+            problems.append(f"{waited} on {self._subscription.topic_name}")
+        grown = self._new_since_last_report(counts)
+        if grown:
+            problems.append("since the last report: " + ", ".join(f"{name} +{n}" for name, n in grown.items()))
+        if sim_problem:
+            problems.append(sim_problem)
+        level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
+        message = "; ".join(problems) or "ok"
         return DiagnosticStatus(
             level=level,
             name=f"{self.get_name()}: decoder",
@@ -333,14 +489,13 @@ class DecoderNode(Node):
             values=[KeyValue(key=k, value=v) for k, v in values.items()],
         )
 
-    def _camera_status(self, camera: str, now_ns: int) -> DiagnosticStatus:
-        info = self._cameras[camera]
+    def _camera_status(self, camera: str, info: _CameraInfo, now_ns: int) -> DiagnosticStatus:
         values = {
             "model": f"{info.model_id} ({info.model_version})",
             "query": info.query,
             "stream_resets": str(info.stream_resets),
             "last_caption": info.last_caption,
-            "seconds_since_last_embedding": f"{(now_ns - info.last_receive_ns) / 1e9:.2f}",
+            "seconds_since_last_embedding": f"{(now_ns - info.last_receive_ns) / _NS_PER_S:.2f}",
         }
         values.update({f"ignored.{k}": str(n) for k, n in sorted(info.ignored.items())})
         problems = []

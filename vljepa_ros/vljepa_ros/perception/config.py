@@ -126,7 +126,8 @@ def cameras_from_parameters(topics, types=(), names=()) -> tuple[CameraConfig, .
     """Build camera configs from the node's parallel list parameters ``camera_topics``, ``camera_types``
     (each auto/image/compressed; auto means compressed when the topic ends in '/compressed'; an empty list
     means all auto) and ``camera_names`` (empty: derived from the topics)."""
-    topics, types, names = list(topics), list(types), list(names)
+    # rclpy gives None for an empty list (`camera_topics:=[]`): its type cannot be told from no elements.
+    topics, types, names = list(topics or ()), list(types or ()), list(names or ())
     if not topics or any(not isinstance(t, str) or not t.strip() for t in topics):
         raise ConfigError("camera_topics", f"needs at least one non-empty topic name, got {topics!r}")
     if len(set(topics)) != len(topics):
@@ -188,7 +189,7 @@ class NodeConfig:
             raise ConfigError("model_manifest", "is empty")
         if not self.providers:
             raise ConfigError("providers", "needs at least one of tensorrt, cuda, cpu")
-        if not self.stall_timeout_s > 0:
-            raise ConfigError("stall_timeout_s", f"must be > 0, got {self.stall_timeout_s}")
-        if not self.diagnostics_period_s > 0:
-            raise ConfigError("diagnostics_period_s", f"must be > 0, got {self.diagnostics_period_s}")
+        for name in ("stall_timeout_s", "diagnostics_period_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ConfigError(name, f"must be a finite number > 0, got {value}")
