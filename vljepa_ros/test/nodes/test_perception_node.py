@@ -93,6 +93,13 @@ class Rig:
         assert self.wait_for(lambda: self.node.count_subscribers(CAM_A) and self.node.count_subscribers(CAM_B))
         time.sleep(0.3)  # discovery of the reverse direction (outputs) settles
 
+    def wait_connected_a(self):
+        """``wait_connected`` for a rig whose node subscribes to camera A only."""
+        assert self.wait_for(
+            lambda: self.pub_a.get_subscription_count() and self.node.count_publishers(f"{NODE}/embedding")
+        )
+        time.sleep(0.3)
+
     def publish(self, seconds, start_ns=None, b=True):
         """Publish `seconds` of 30 Hz frames on camera A (rgb8) and B (jpeg), about 4x faster than real time.
 
@@ -345,3 +352,176 @@ def test_a_camera_too_slow_for_the_model_rate_is_named_on_diagnostics(ros, manif
         assert rig.embeddings == []
     finally:
         rig.close()
+
+
+def _wait_value(rig, camera, key, expected, timeout_s=10):
+    return rig.wait_for(lambda: rig.camera_status(camera)[1].get(key) == expected, timeout_s)
+
+
+def test_stamps_are_copied_field_for_field_and_unpublishable_ones_are_refused(ros, manifest):
+    rig = Rig(manifest, camera_topics=[CAM_A], transition_horizon_s=0.0)
+    try:
+        rig.wait_connected_a()
+        bad = rgb8_msg(moving_frame(0), 0, "cam_a_optical")
+        bad.header.stamp.sec, bad.header.stamp.nanosec = 100, 1_500_000_000  # not normalised by its sender
+        rig.pub_a.publish(bad)
+        # The last int32 second a stamp can carry: the stream runs right up to its end.
+        last_sec = 2**31 - 1
+        rig.publish(2.5, start_ns=last_sec * 10**9 + 999_999_999 - int(2.5e9), b=False)
+        assert rig.wait_for(lambda: len(rig.embeddings) > 0)
+        assert _wait_value(rig, "cam_a", "malformed.bad_stamp", "1")
+        published = {(s // 10**9, s % 10**9) for s in rig.published["a"]}
+        for msg in rig.embeddings:
+            assert (msg.header.stamp.sec, msg.header.stamp.nanosec) in published
+            assert (msg.clip_start.sec, msg.clip_start.nanosec) in published
+        _, values = rig.camera_status("cam_a")
+        assert values["drops.inference_error"] == "0" and values["drops.publish_error"] == "0"
+    finally:
+        rig.close()
+
+
+def test_a_result_that_fails_to_publish_is_counted_under_the_counter_its_log_names(ros, manifest):
+    rig = Rig(manifest, camera_topics=[CAM_A], transition_horizon_s=0.0)
+
+    def broken(result):
+        raise OverflowError("cannot serialise")
+
+    try:
+        rig.perception._serializer.predicted = broken
+        rig.wait_connected_a()
+        rig.publish(2.5, b=False)
+        assert rig.wait_for(lambda: int(rig.camera_status("cam_a")[1].get("drops.publish_error", "0")) > 0)
+        _, values = rig.camera_status("cam_a")
+        assert values["drops.inference_error"] == "0" and rig.embeddings == []
+    finally:
+        rig.close()
+
+
+def test_frame_limits_refuse_large_frames_and_every_corrupt_compressed_frame_is_counted(ros, manifest):
+    rig = Rig(manifest, max_frame_pixels=100 * 100)  # the test frames are 128 x 96
+    try:
+        rig.wait_connected()
+        start = time.time_ns()
+        good = moving_frame(0)
+        for i in range(12):  # 30 Hz stamps: the sampler would keep few of them, the header check sees all
+            corrupt = jpeg_msg(good[:40, :40], start + i * PERIOD_NS, "cam_b_optical")
+            corrupt.data = bytes(corrupt.data)[:20]
+            rig.pub_b.publish(corrupt)
+        rig.publish(0.5, start_ns=start + 12 * PERIOD_NS)
+        sent = len(rig.published["a"])
+        assert _wait_value(rig, "cam_b", "malformed.corrupt_compressed", "12")
+        assert _wait_value(rig, "cam_a", "malformed.too_many_pixels", str(sent))
+        assert _wait_value(rig, "cam_b", "malformed.too_many_pixels", str(sent))
+        assert rig.embeddings == []
+    finally:
+        rig.close()
+
+
+def test_invalid_frame_limit_refuses_to_start_naming_the_parameter(manifest):
+    proc = _run_node("-p", f"model_manifest:={manifest}", "-p", "providers:=[cpu]", "-p", "max_frame_pixels:=0")
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "max_frame_pixels" in lines[0], proc.stderr
+
+
+def test_with_sim_time_diagnostics_come_before_any_clock_and_count_clock_messages(ros, manifest):
+    from rosgraph_msgs.msg import Clock
+
+    rig = Rig(manifest, camera_topics=[CAM_A], use_sim_time=True)
+    try:
+
+        def clock_values():
+            for array in reversed(rig.diagnostics):
+                for status in array.status:
+                    if status.name.endswith(": clock"):
+                        return status, {kv.key: kv.value for kv in status.values}
+            return None, {}
+
+        assert rig.wait_for(lambda: clock_values()[0] is not None)
+        status, values = clock_values()
+        assert "no /clock" in status.message and values["clock_messages"] == "0"
+        camera, _ = rig.camera_status("cam_a")
+        assert "no frame yet on /cam_a/image_raw" in camera.message  # the stall check runs without /clock
+        clock_pub = rig.node.create_publisher(Clock, "/clock", 10)
+        assert rig.wait_for(lambda: clock_pub.get_subscription_count() > 0)
+        for i in range(5):
+            msg = Clock()
+            msg.clock.sec = 100 + i
+            clock_pub.publish(msg)
+            time.sleep(0.05)
+        assert rig.wait_for(lambda: clock_values()[1].get("clock_messages") == "5")
+    finally:
+        rig.close()
+
+
+def test_frames_lost_in_transport_warn_with_the_lost_fraction_and_the_fix(ros, manifest):
+    rig = Rig(manifest, camera_topics=[CAM_A], transition_horizon_s=0.0, stall_timeout_s=30.0)
+    try:
+        rig.wait_connected_a()
+        start = time.time_ns()
+        kept = [i for i in range(90) if i % 3 == 0 or i % 10 == 1]  # two thirds of a 30 Hz camera lost
+        for i in kept:
+            rig.pub_a.publish(rgb8_msg(moving_frame(i / 30), start + i * PERIOD_NS, "cam_a_optical"))
+            time.sleep(0.01)
+
+        def warned():
+            status, values = rig.camera_status("cam_a")
+            return (
+                status is not None and "missing" in status.message and values.get("frames_received") == str(len(kept))
+            )
+
+        assert rig.wait_for(warned), rig.camera_status("cam_a")
+        status, values = rig.camera_status("cam_a")
+        missing = kept[-1] + 1 - len(kept)
+        assert values["frames_missing"] == str(missing) and "transport profile" in status.message
+        assert float(values["lost_fraction"]) == pytest.approx(missing / kept[-1], abs=1e-3)
+    finally:
+        rig.close()
+
+
+def test_a_remapped_camera_topic_decides_the_message_type_and_the_names(ros, manifest, tmp_path):
+    """`-r /camera/image_raw:=/front/image_raw/compressed` on the default camera_topics: a CompressedImage
+    subscription on the resolved topic, named by it on /diagnostics (the launch file's camera_topic)."""
+    resolved = "/front/image_raw/compressed"
+    with open(tmp_path / "node.log", "w") as log:
+        _check_remapped_node(manifest, resolved, log, tmp_path / "node.log")
+    text = (tmp_path / "node.log").read_text()
+    assert f"front on {resolved} (compressed)" in text and "/camera/image_raw" not in text
+
+
+def _check_remapped_node(manifest, resolved, log, log_path):
+    """Start the node with the default camera remapped to ``resolved``; check its outputs and diagnostics."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args", "-p", f"model_manifest:={manifest}"]
+        + ["-p", "providers:=[cpu]", "-p", "input_qos:=DEFAULT", "-p", "input_qos_depth:=200"]
+        + ["-p", "diagnostics_period_s:=0.2", "-r", f"/camera/image_raw:={resolved}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    node = rclpy.create_node("remap_test_rig")
+    try:
+        embeddings, diagnostics = [], []
+        node.create_subscription(Embedding, f"{NODE}/embedding", embeddings.append, 100)
+        node.create_subscription(DiagnosticArray, "/diagnostics", diagnostics.append, 10)
+        pub = node.create_publisher(CompressedImage, resolved, QoSProfile(depth=200))
+        spinner = NodeSpinner([node])
+        spinner.start()
+        try:
+            assert wait_until(lambda: pub.get_subscription_count() > 0, 60), log_path.read_text()
+            time.sleep(0.5)
+            start = time.time_ns()
+            for i in range(int(3.0e9 / PERIOD_NS)):
+                pub.publish(jpeg_msg(moving_frame(i / 30), start + i * PERIOD_NS, "front_optical"))
+                time.sleep(PERIOD_NS / 4e9)
+            assert wait_until(lambda: len(embeddings) > 0, 30), log_path.read_text()
+            assert {m.camera for m in embeddings} == {"front"}
+            statuses = [s for a in diagnostics for s in a.status if "camera" in s.name]
+            assert statuses and all(s.hardware_id == resolved for s in statuses)
+            assert all({kv.key: kv.value for kv in s.values}["topic"] == resolved for s in statuses)
+            assert all("/camera/image_raw" not in s.message for s in statuses)
+        finally:
+            spinner.shutdown()
+    finally:
+        node.destroy_node()
+        proc.terminate()
+        proc.wait(30)

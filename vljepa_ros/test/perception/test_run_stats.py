@@ -2,7 +2,7 @@
 
 import pytest
 
-from vljepa_ros.perception.run_stats import LatencyWindow, RateMeter, StreamStats
+from vljepa_ros.perception.run_stats import LatencyWindow, RateMeter, RestartWatch, StampLossMeter, StreamStats
 
 S = 1_000_000_000
 
@@ -57,3 +57,67 @@ def test_stream_stats_tracks_inputs_outputs_and_silence():
 def test_invalid_settings_are_refused(make):
     with pytest.raises(ValueError):
         make()
+
+
+MS = 1_000_000
+
+
+def _meter_with(stamps):
+    meter = StampLossMeter()
+    for stamp in stamps:
+        meter.add(stamp)
+    return meter.loss()
+
+
+def test_a_complete_stream_shows_its_rate_and_no_loss():
+    loss = _meter_with(i * 33 * MS for i in range(100))
+    assert loss.publisher_rate_hz == pytest.approx(1000 / 33) and loss.gaps == 0 and loss.lost_fraction == 0.0
+
+
+def test_most_frames_missing_is_counted_from_the_stamp_gaps():
+    # A 30 Hz publisher of which only every third frame plus a few neighbours arrive: the median delta is
+    # three intervals, yet the rate and the loss come out right.
+    kept = [i for i in range(300) if i % 3 == 0 or i % 30 == 1]
+    loss = _meter_with(i * 33 * MS for i in kept)
+    assert loss.publisher_rate_hz == pytest.approx(1000 / 33)
+    sent = kept[-1] - kept[0] + 1
+    assert loss.missing == sent - len(kept) and loss.intervals == len(kept) - 1
+    assert loss.lost_fraction == pytest.approx((sent - len(kept)) / (sent - 1))
+
+
+def test_stamp_jitter_is_not_loss():
+    jitter = [0, 4, -4, 2, -2] * 20  # stamps +-4 ms off a 33 ms grid: deltas from 25 to 41 ms
+    loss = _meter_with(i * 33 * MS + j * MS for i, j in enumerate(jitter))
+    assert loss.missing == 0 and loss.publisher_rate_hz == pytest.approx(1000 / 33, rel=0.05)
+
+
+def test_pauses_restarts_and_repeats_are_not_loss():
+    stamps = [i * 33 * MS for i in range(30)]
+    stamps += [stamps[-1] + 5 * S + i * 33 * MS for i in range(30)]  # a camera paused for 5 s
+    stamps += [stamps[-1], stamps[-1] - 10 * MS]  # a repeated and an out-of-order stamp
+    stamps += [i * 33 * MS for i in range(30)]  # the camera's clock restarted
+    loss = _meter_with(stamps)
+    assert loss.missing == 0 and loss.intervals == 29 + 29 + 29
+
+
+def test_too_few_intervals_give_no_estimate():
+    loss = _meter_with([0, 33 * MS, 99 * MS])
+    assert loss.publisher_rate_hz is None and loss.lost_fraction == 0.0
+
+
+def test_stream_stats_feeds_the_loss_meter_with_input_stamps():
+    stats = StreamStats()
+    for i in range(40):
+        if i != 20:
+            stats.on_input(i * MS, i * 33 * MS)
+    stats.on_input(41 * MS)  # a frame without a stamp counts as input only
+    assert stats.input_rate.total == 40 and stats.stamp_loss.loss().missing == 1
+
+
+def test_restart_watch_counts_restarts_since_the_last_output():
+    watch = RestartWatch()
+    assert watch.since_output(0, 0) == 0
+    assert watch.since_output(0, 2) == 2  # restarts and no output yet
+    assert watch.since_output(5, 3) == 0  # a clip came out: counting starts again
+    assert watch.since_output(5, 4) == 1  # one restart after a pause
+    assert watch.since_output(5, 7) == 4

@@ -16,10 +16,23 @@ from std_msgs.msg import Header
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding, WorldStateTransition
 from vljepa_ros.decoding.pipeline import CaptionEvent, StreamStatistics
-from vljepa_ros.perception.image_conversion import check_compressed, check_image, compressed_to_rgb, image_to_rgb
+from vljepa_ros.perception.config import DEFAULT_FRAME_LIMITS, ConfigError, FrameLimits
+from vljepa_ros.perception.image_conversion import (
+    ImageConversionError,
+    check_compressed_header,
+    check_image,
+    compressed_to_rgb,
+    image_to_rgb,
+)
 from vljepa_ros.perception.results import EmbeddingResult, TransitionResult
 
 NS_PER_S = 1_000_000_000
+# builtin_interfaces/Time.sec is an int32: a stamp outside it cannot be published.
+STAMP_SEC_MIN, STAMP_SEC_MAX = -(2**31), 2**31 - 1
+# Malformed-input reason of a stamp no output message could carry (counted as malformed.bad_stamp).
+BAD_STAMP = "bad_stamp"
+# Node parameters of FrameLimits' fields.
+FRAME_LIMIT_PARAMETERS = {"max_pixels": "max_frame_pixels", "max_bytes": "max_frame_bytes"}
 
 
 def time_to_ns(stamp: Time) -> int:
@@ -33,27 +46,48 @@ def ns_to_time(stamp_ns: int) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
-def image_msg_to_rgb(msg) -> np.ndarray:
+def check_stamp(stamp: Time) -> None:
+    """Refuse a stamp that outputs could not copy field for field: nanosec >= 1e9 (a sender that did not
+    normalise it) or a sec outside int32. Raises ImageConversionError(BAD_STAMP)."""
+    if not 0 <= stamp.nanosec < NS_PER_S or not STAMP_SEC_MIN <= stamp.sec <= STAMP_SEC_MAX:
+        raise ImageConversionError(
+            BAD_STAMP, f"stamp sec={stamp.sec} nanosec={stamp.nanosec} (nanosec must be < 1e9, sec an int32)"
+        )
+
+
+def frame_limits_from_parameters(values: dict) -> FrameLimits:
+    """FrameLimits from the perception node's ``max_frame_pixels`` / ``max_frame_bytes`` (absent: the defaults);
+    a ConfigError names the node parameter."""
+    fields = {
+        field: values.get(parameter, getattr(DEFAULT_FRAME_LIMITS, field))
+        for field, parameter in FRAME_LIMIT_PARAMETERS.items()
+    }
+    try:
+        return FrameLimits(**fields)
+    except ConfigError as err:
+        raise ConfigError(FRAME_LIMIT_PARAMETERS[err.parameter], err.message) from None
+
+
+def image_msg_to_rgb(msg, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> np.ndarray:
     """sensor_msgs/Image -> RGB uint8 (H, W, 3); raises ImageConversionError."""
-    return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), msg.data)
+    return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), msg.data, limits)
 
 
-def check_image_msg(msg) -> None:
+def check_image_msg(msg, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> None:
     """O(1) validation of a sensor_msgs/Image (no pixel access); raises ImageConversionError."""
-    check_image(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), len(msg.data))
+    check_image(msg.encoding, msg.height, msg.width, msg.step, bool(msg.is_bigendian), len(msg.data), limits)
 
 
-def check_compressed_msg(msg) -> None:
-    """O(1) validation of a sensor_msgs/CompressedImage; raises ImageConversionError.
-
-    A corrupt payload is only found when the frame is decoded.
+def check_compressed_msg(msg, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> None:
+    """Validation of a sensor_msgs/CompressedImage and its PNG/JPEG header, without decoding (cheap enough for
+    every arriving frame); raises ImageConversionError. A payload with a sound header may still fail to decode.
     """
-    check_compressed(msg.format, len(msg.data))
+    check_compressed_header(msg.format, msg.data, limits)
 
 
-def compressed_msg_to_rgb(msg) -> np.ndarray:
+def compressed_msg_to_rgb(msg, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> np.ndarray:
     """sensor_msgs/CompressedImage -> RGB uint8 (H, W, 3); raises ImageConversionError."""
-    return compressed_to_rgb(msg.format, msg.data)
+    return compressed_to_rgb(msg.format, msg.data, limits)
 
 
 def float_array(vector: np.ndarray) -> array.array:

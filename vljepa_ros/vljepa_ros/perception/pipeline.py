@@ -163,11 +163,17 @@ class PerceptionPipeline:
         with self.lock:
             self.enabled = bool(enabled)
             if not self.enabled:
-                self._next_inputs.clear()
-                for buffer in self._buffers.values():
-                    buffer.reset()
-                for clip in self.queue.clear():
-                    self.stats[clip.camera].drops[DROP_DISABLED] += 1
+                self.discard_pending()
+
+    def discard_pending(self) -> None:
+        """Forget the frames in the clip buffers and drop the waiting clips (counted as drops["disabled"]):
+        after a pause, no clip spans it and no clip from before it is run."""
+        with self.lock:
+            self._next_inputs.clear()
+            for buffer in self._buffers.values():
+                buffer.reset()
+            for clip in self.queue.clear():
+                self.stats[clip.camera].drops[DROP_DISABLED] += 1
 
     # ----- producer side ------------------------------------------------------------------------------
 
@@ -194,7 +200,7 @@ class PerceptionPipeline:
         with self.lock:
             stats = self._camera(camera)
             received_ns = self.clock_ns()
-            stats.on_input(received_ns)
+            stats.on_input(received_ns, stamp_ns)
             if validate is not None:
                 try:
                     validate()
@@ -287,6 +293,11 @@ class PerceptionPipeline:
         """Count a published result of ``camera`` (see StreamStats.on_output), under the lock."""
         with self.lock:
             self._camera(camera).on_output(now_ns, latency_s, processing_s, inference_s)
+
+    def record_drop(self, camera: str, reason: str) -> None:
+        """Count a result of ``camera`` lost after the pipeline produced it (e.g. its message failed to build)."""
+        with self.lock:
+            self._camera(camera).drops[reason] += 1
 
     def stats_for(self, camera: str) -> StreamStats:
         """The statistics of ``camera`` (empty ones for a camera that has sent nothing yet); hold ``lock``

@@ -70,6 +70,92 @@ class LatencyWindow:
         return len(self._samples)
 
 
+@dataclass(frozen=True)
+class StampLoss:
+    """What a window of arriving stamps says about frames lost on the way: the publisher's rate read from the
+    stamps, and how many frames its stamp gaps imply never arrived."""
+
+    intervals: int  # stamp deltas in the window
+    publisher_rate_hz: float | None  # None until enough deltas arrived
+    gaps: int  # deltas longer than GAP_FACTOR nominal intervals
+    missing: int  # frames those gaps imply
+
+    @property
+    def lost_fraction(self) -> float:
+        """Missing frames over the frames the publisher sent in the window (0.0 without an estimate)."""
+        sent = self.missing + self.intervals
+        return self.missing / sent if sent else 0.0
+
+
+class StampLossMeter:
+    """Frames lost between publisher and node, counted from the stamps of the frames that did arrive.
+
+    The publisher's interval is the median of the recent deltas within ``GAP_FACTOR`` times their
+    ``LOW_PERCENTILE``-th percentile, not the median of all deltas: with most frames lost the plain median is
+    itself a multiple of the interval, while any two consecutive frames that both arrive still show it (and
+    the median of those absorbs stamp jitter). A delta over ``GAP_FACTOR`` intervals is a gap of
+    round(delta / interval) - 1 frames (at least one); the publisher's rate is then the frames sent (arrived
+    plus missing) over the window's span. A delta over ``pause_s`` is a paused camera, not loss,
+    and is left out, as are stamps that do not move forward (out of order, a clock restart).
+    """
+
+    LOW_PERCENTILE = 5
+    GAP_FACTOR = 1.5
+    MIN_INTERVALS = 10
+
+    def __init__(self, size: int = 300, pause_s: float = 1.0):
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        if pause_s <= 0:
+            raise ValueError(f"pause_s must be > 0, got {pause_s}")
+        self._deltas: deque[int] = deque(maxlen=size)
+        self._pause_ns = int(pause_s * 1e9)
+        self._last_ns: int | None = None
+
+    def add(self, stamp_ns: int) -> None:
+        """Record the stamp of one arriving frame (in arrival order)."""
+        last = self._last_ns
+        if last is None or stamp_ns < last - self._pause_ns:
+            self._last_ns = stamp_ns  # the first frame, or the camera's clock restarted
+            return
+        if stamp_ns <= last:
+            return  # out of order or repeated: no interval to learn from
+        self._last_ns = stamp_ns
+        if stamp_ns - last <= self._pause_ns:
+            self._deltas.append(stamp_ns - last)
+
+    def loss(self) -> StampLoss:
+        """The loss over the window of recent deltas."""
+        if len(self._deltas) < self.MIN_INTERVALS:
+            return StampLoss(len(self._deltas), None, 0, 0)
+        deltas = np.fromiter(self._deltas, np.int64, len(self._deltas))
+        low = float(np.percentile(deltas, self.LOW_PERCENTILE))
+        nominal = float(np.median(deltas[deltas <= self.GAP_FACTOR * low]))
+        long = deltas[deltas > self.GAP_FACTOR * nominal]
+        missing = int(np.maximum(np.rint(long / nominal) - 1, 1).sum())
+        # The frames sent over the window's span: exact on average, where the nominal interval is only a bound.
+        rate_hz = (len(deltas) + missing) * 1e9 / float(deltas.sum())
+        return StampLoss(len(deltas), rate_hz, len(long), missing)
+
+
+class RestartWatch:
+    """Whether a stream's clips keep restarting: gap restarts counted since the last published clip.
+
+    One restart after a pause is normal (the next clip needs a full clip's frames); restart after restart
+    with no clip between them means the stream cannot fill a clip.
+    """
+
+    def __init__(self):
+        self._outputs = 0
+        self._restarts_at_output = 0
+
+    def since_output(self, outputs_total: int, restarts_total: int) -> int:
+        """Restarts since the last output, given both running totals (call it whenever they are read)."""
+        if outputs_total != self._outputs:
+            self._outputs, self._restarts_at_output = outputs_total, restarts_total
+        return restarts_total - self._restarts_at_output
+
+
 @dataclass
 class StreamStats:
     """What /diagnostics reports for one input stream (camera): rates, latency, drops, malformed inputs.
@@ -85,16 +171,20 @@ class StreamStats:
     inference: LatencyWindow = field(default_factory=LatencyWindow)  # model time of the output's batch
     drops: Counter = field(default_factory=Counter)
     malformed: Counter = field(default_factory=Counter)
+    stamp_loss: StampLossMeter = field(default_factory=StampLossMeter)  # frames lost before reaching us
     last_input_ns: int | None = None
 
     def __post_init__(self):
         self.input_rate = RateMeter(self.window_s)
         self.output_rate = RateMeter(self.window_s)
 
-    def on_input(self, now_ns: int) -> None:
-        """A frame arrived (well-formed or not)."""
+    def on_input(self, now_ns: int, stamp_ns: int | None = None) -> None:
+        """A frame arrived (well-formed or not) at ``now_ns``; ``stamp_ns``, its header stamp, feeds the
+        transport loss estimate."""
         self.input_rate.add(now_ns)
         self.last_input_ns = now_ns
+        if stamp_ns is not None:
+            self.stamp_loss.add(stamp_ns)
 
     def on_output(
         self, now_ns: int, latency_s: float, processing_s: float | None = None, inference_s: float | None = None

@@ -1,0 +1,140 @@
+"""The managed perception node over real rclpy + DDS, driven through its lifecycle services by a client node."""
+
+import time
+
+import pytest
+import rclpy
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import Image
+from test_perception_node import PERIOD_NS, rgb8_msg
+
+from vljepa_msgs.msg import Embedding
+from vljepa_ros.nodes.perception_lifecycle_node import PerceptionLifecycleNode
+from vljepa_ros.nodes.ros_conversions import time_to_ns
+from vljepa_ros.nodes.spinning import NodeSpinner
+
+from support.perception_fixtures import moving_frame, preferred_manifest
+from support.polling import wait_until
+
+pytestmark = pytest.mark.ros
+
+NODE = "/vljepa_perception"
+CAM = "/cam_a/image_raw"
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory):
+    return str(preferred_manifest(tmp_path_factory))
+
+
+class LifecycleRig:
+    """The lifecycle node plus a client node that changes its state, publishes frames and records embeddings."""
+
+    def __init__(self, manifest):
+        params = dict(
+            model_manifest=manifest, providers=["cpu"], camera_topics=[CAM], input_qos="DEFAULT", input_qos_depth=200
+        )
+        params.update(queue_depth=100, transition_horizon_s=0.0, diagnostics_period_s=0.2)
+        self.perception = PerceptionLifecycleNode(
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()]
+        )
+        self.node = rclpy.create_node("lifecycle_test_client")
+        self.change = self.node.create_client(ChangeState, f"{NODE}/change_state")
+        self.get = self.node.create_client(GetState, f"{NODE}/get_state")
+        self.pub = self.node.create_publisher(Image, CAM, 200)
+        self.embeddings = []
+        self.node.create_subscription(Embedding, f"{NODE}/embedding", self.embeddings.append, 100)
+        self.spinner = NodeSpinner([self.perception, self.node])
+        self.spinner.start()
+        assert self.change.wait_for_service(timeout_sec=10) and self.get.wait_for_service(timeout_sec=10)
+        self.next_stamp = time.time_ns()
+
+    def close(self):
+        self.spinner.shutdown()
+        self.perception.destroy_node()
+        self.node.destroy_node()
+
+    def transition(self, transition_id):
+        future = self.change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+        assert wait_until(future.done, 60)
+        return future.result().success
+
+    def state(self):
+        future = self.get.call_async(GetState.Request())
+        assert wait_until(future.done, 10)
+        return future.result().current_state.id
+
+    def publish(self, seconds):
+        """`seconds` of 30 Hz frames, stamps continuing from the last call."""
+        for _ in range(int(seconds * 1e9 / PERIOD_NS)):
+            self.pub.publish(rgb8_msg(moving_frame(self.next_stamp / 1e9), self.next_stamp, "cam_a_optical"))
+            self.next_stamp += PERIOD_NS
+            time.sleep(PERIOD_NS / 4e9)
+
+    def settle(self):
+        """Wait until the node has run every clip it took (no output is on its way)."""
+        assert wait_until(lambda: self.perception.pipeline.queue.pending() == 0, 10)
+        time.sleep(0.5)
+
+
+def test_configure_fails_with_the_reason_on_a_bad_manifest(ros, tmp_path):
+    bad = tmp_path / "manifest.yaml"
+    bad.write_text("model_id: [not, a, manifest\n")
+    rig = LifecycleRig(str(bad))
+    try:
+        assert rig.state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert not rig.transition(Transition.TRANSITION_CONFIGURE)
+        assert rig.state() == State.PRIMARY_STATE_UNCONFIGURED
+        assert rig.perception.last_failure and "\n" not in rig.perception.last_failure
+        assert rig.perception.pipeline is None
+    finally:
+        rig.close()
+
+
+def test_configure_activate_deactivate_activate_cleanup(ros, manifest):
+    rig = LifecycleRig(manifest)
+    try:
+        assert rig.perception.pipeline is None  # unconfigured: no model loaded yet
+        assert rig.transition(Transition.TRANSITION_CONFIGURE)
+        assert rig.state() == State.PRIMARY_STATE_INACTIVE and rig.perception.pipeline is not None
+        assert rig.perception.count_subscribers(CAM) == 0  # inactive: no camera subscription
+
+        assert rig.transition(Transition.TRANSITION_ACTIVATE)
+        assert rig.state() == State.PRIMARY_STATE_ACTIVE
+        assert wait_until(
+            lambda: rig.pub.get_subscription_count() > 0 and rig.node.count_publishers(f"{NODE}/embedding"), 10
+        )
+        time.sleep(0.3)
+        rig.publish(3.0)
+        assert wait_until(lambda: len(rig.embeddings) > 0, 20)
+
+        assert rig.transition(Transition.TRANSITION_DEACTIVATE)
+        assert rig.state() == State.PRIMARY_STATE_INACTIVE
+        rig.settle()
+        before = len(rig.embeddings)
+        paused_from = rig.next_stamp
+        rig.publish(3.0)
+        time.sleep(0.5)
+        assert len(rig.embeddings) == before
+        assert all(time_to_ns(m.header.stamp) < paused_from for m in rig.embeddings)
+
+        assert rig.transition(Transition.TRANSITION_ACTIVATE)
+        assert wait_until(lambda: rig.pub.get_subscription_count() > 0, 10)
+        time.sleep(0.3)
+        resumed_from = rig.next_stamp
+        rig.publish(3.0)
+        assert wait_until(lambda: any(time_to_ns(m.header.stamp) >= resumed_from for m in rig.embeddings), 20)
+        # No clip spans the pause: every embedding after it starts after it.
+        assert all(time_to_ns(m.clip_start) >= resumed_from for m in rig.embeddings[before:])
+
+        assert rig.transition(Transition.TRANSITION_DEACTIVATE)
+        assert rig.transition(Transition.TRANSITION_CLEANUP)
+        assert rig.state() == State.PRIMARY_STATE_UNCONFIGURED and rig.perception.pipeline is None
+        assert wait_until(lambda: rig.node.count_publishers(f"{NODE}/embedding") == 0, 10)
+        assert rig.transition(Transition.TRANSITION_CONFIGURE)  # configures again after a cleanup
+        assert rig.transition(Transition.TRANSITION_INACTIVE_SHUTDOWN)
+        assert rig.state() == State.PRIMARY_STATE_FINALIZED and rig.perception.pipeline is None
+    finally:
+        rig.close()
