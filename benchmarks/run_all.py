@@ -6,6 +6,7 @@ its own JSON output:
   bench_precision                fp32 vs fp16 ONNX encoder
   bench_perception               end-to-end latency per clip and the node's overhead over bare inference
   bench_peak_rate                peak input rate with <5% drops for 1, 2, 4 cameras (real node over DDS)
+  bench_cameras                  camera-driver processes -> node: frames and clips through, shipped vs default transport
   evaluate_selective / bench_selective   selective vs uniform decoding
   bench_soak                     RSS over a 10,000-frame run
 and writes OUT/results.json (every benchmark's JSON, the command, its wall time and exit code) and
@@ -29,6 +30,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from vljepa_ros.nodes.dds_transport import apply_transport_defaults
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,6 +67,12 @@ def benchmark_plan(quick: bool, manifest: Path, bundled: bool, out: Path) -> lis
             HERE / "bench_peak_rate.py",
             ["--manifest", manifest] + (["--quick"] if quick else []),
             300 if quick else 600,
+        ),
+        job(
+            "cameras",
+            HERE / "bench_cameras.py",
+            ["--manifest", manifest] + (["--quick", "--seconds", "3"] if quick else []),
+            240 if quick else 600,
         ),
         job(
             "soak",
@@ -239,6 +248,25 @@ def table_rows(results: dict) -> list[tuple[str, str, str]]:
                 )
             )
 
+    cameras = r.get("cameras") or {}
+    by_row: dict[str, dict] = {}
+    for x in cameras.get("results", []):
+        by_row.setdefault(x["row"], {})[x["transport"]] = x
+    for label, pair in by_row.items():
+        shipped, default = pair.get("shipped", {}), pair.get("default", {})
+        rows.append(
+            (
+                f"Camera processes -> node, {label}: frames received, shipped vs default transport",
+                f"{_f(100 * (shipped.get('received_fraction') or 0))}% vs "
+                f"{_f(100 * (default.get('received_fraction') or 0))}%; clips "
+                f"{shipped.get('clips_out')}/{shipped.get('clips_expected')} vs "
+                f"{default.get('clips_out')}/{default.get('clips_expected')}",
+                f"bench_cameras: SENSOR_DATA publisher processes, live stamps; shipped: latency p50/p95 "
+                f"{_f(shipped.get('latency_ms_p50'))}/{_f(shipped.get('latency_ms_p95'))} ms, node CPU "
+                f"{_f(shipped.get('node_cpu_percent'))}%",
+            )
+        )
+
     enc = r.get("encoder_fp32") or {}
     rows.append(
         (
@@ -355,7 +383,7 @@ def main(argv=None) -> int:
         (args.out / "results.md").write_text(markdown(results))
         print(markdown(results))
         return 0
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # no traffic leaves this host
+    apply_transport_defaults()  # the shipped transport (config/transport.env); no traffic leaves this host
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
     out = args.out.resolve()
     (out / "logs").mkdir(parents=True, exist_ok=True)

@@ -5,5 +5,5 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST  # benchmark traffic stays on this host
+. "$ROOT/scripts/transport_env.sh"  # shipped transport; benchmark traffic stays on this host
 exec "$ROOT/.venv/bin/python" "$ROOT/benchmarks/run_all.py" "$@"

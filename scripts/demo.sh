@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bash "$ROOT/scripts/setup.sh"
-# DDS discovery stays on this host: the demo's traffic never leaves the machine.
-export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
+# The shipped transport; DDS discovery stays on this host: the demo's traffic never leaves the machine.
+. "$ROOT/scripts/transport_env.sh"
 cd "$ROOT"
 exec "$ROOT/.venv/bin/demo" "$@"

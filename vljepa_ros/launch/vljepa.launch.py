@@ -6,20 +6,27 @@
     ros2 launch vljepa_ros vljepa.launch.py params_file:=/path/to/my_vljepa.yaml namespace:=robot1
 
 Parameters come from `params_file` (default: the package's config/vljepa.yaml, every parameter documented
-there). `camera_topic` remaps the file's default camera topic (/camera/image_raw) to a robot's topic;
+there). `camera_topic` remaps the file's default camera topic (/camera/image_raw) to a robot's topic (the
+node resolves its topics first, so a remap to '.../compressed' subscribes to sensor_msgs/CompressedImage and
+logs and diagnostics name the remapped topic);
 `camera_topics` (comma-separated) replaces the file's camera list for several cameras served by one model.
 The decoder listens to the perception node's embeddings. `bringup` starts the same nodes in one process
 where `ros2 launch` is not available.
+
+Both nodes get the DDS transport of config/transport.env unless the environment sets it: the package's
+Fast DDS profile (large images through shared memory) and discovery kept on this host (LOCALHOST). Camera
+drivers on the same host need the same variables (README).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 PACKAGE = "vljepa_ros"
 DEFAULT_CAMERA_TOPIC = "/camera/image_raw"
+TRANSPORT_PROFILE = "fastdds_localhost_large_data.xml"
 
 
 def _nodes(context):
@@ -60,10 +67,23 @@ def _nodes(context):
     return [perception, decoder]
 
 
+def _transport():
+    """config/transport.env for every process started here, where the environment does not set it already."""
+    defaults = {
+        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
+        "FASTDDS_DEFAULT_PROFILES_FILE": PathJoinSubstitution([FindPackageShare(PACKAGE), "config", TRANSPORT_PROFILE]),
+    }
+    return [
+        SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=value)) for name, value in defaults.items()
+    ]
+
+
 def generate_launch_description():
     """Launch arguments and the two nodes."""
     return LaunchDescription(
         [
+            *_transport(),
             DeclareLaunchArgument(
                 "params_file",
                 default_value=PathJoinSubstitution([FindPackageShare(PACKAGE), "config", "vljepa.yaml"]),
@@ -78,7 +98,8 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "camera_topic",
                 default_value=DEFAULT_CAMERA_TOPIC,
-                description="Topic the file's default camera (/camera/image_raw) is remapped to.",
+                description="Topic the file's default camera (/camera/image_raw) is remapped to; a name ending "
+                "in /compressed is read as sensor_msgs/CompressedImage.",
             ),
             DeclareLaunchArgument(
                 "camera_topics",

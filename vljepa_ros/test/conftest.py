@@ -1,13 +1,17 @@
-"""Test-wide settings: keep DDS discovery on this host and give each pytest run its own ROS domain."""
+"""Test-wide settings: the shipped DDS transport (discovery kept on this host) and one ROS domain per pytest run."""
 
 import os
 
 import pytest
 
+from vljepa_ros.nodes.dds_transport import apply_transport_defaults
+
 # Discovery traffic stays on loopback, and concurrent test runs on one machine cannot hear each other.
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
-os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+# The rest of config/transport.env (rmw_fastrtps, the large-image profile): every node and publisher process
+# a test starts inherits it, as on a robot.
+apply_transport_defaults()
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,21 @@
 """Launch files and config/vljepa.yaml refer only to executables, parameters, topics and files that exist.
 
 `launch` / `launch_ros` are not installable here, so the launch files are checked statically (ast) against
-setup.py's console scripts, the package's files, and the parameters the real nodes declare when started.
+setup.py's console scripts, the package's files, and the parameters the real nodes declare when started, and
+run against stand-ins of `launch` / `launch_ros` that record what they are given.
 """
 
 import ast
+import importlib.util
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
 import rclpy
 
+from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, transport_defaults
 from vljepa_ros.tools.bringup import DECODER_INPUT_REMAP, Bringup, BringupOptions, rclpy_args
 from vljepa_ros.tools.params_file import load_params_file
 
@@ -71,6 +76,38 @@ def _dict_keys(tree, element, constants) -> set[str]:
                         keys.add(_value(target.slice, constants))
         return keys
     return set()
+
+
+class Recorded:
+    """Stand-in for a launch class: keeps the arguments it was constructed with."""
+
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+
+def stand_in_module(name: str) -> types.ModuleType:
+    """A module whose every attribute is a Recorded subclass of that name (made once, then reused)."""
+    module = types.ModuleType(name)
+
+    def make(attribute):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        cls = type(attribute, (Recorded,), {})
+        setattr(module, attribute, cls)
+        return cls
+
+    module.__getattr__ = make
+    return module
+
+
+def run_launch_file(path: Path, monkeypatch) -> list:
+    """The entities of the launch file's LaunchDescription, built with stand-ins of launch / launch_ros."""
+    for name in ("launch", "launch.actions", "launch.substitutions", "launch_ros.actions", "launch_ros.substitutions"):
+        monkeypatch.setitem(sys.modules, name, stand_in_module(name))
+    spec = importlib.util.spec_from_file_location("launch_file_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return list(module.generate_launch_description().args[0])
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +201,27 @@ def test_yaml_sets_only_declared_parameters_and_documents_all(declared):
                 if re.match(rf"\s+{re.escape(parameter)}:", line) and i > section_start
             )
             assert any(lines[j].strip().startswith("#") for j in range(max(0, index - 3), index)), parameter
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_gives_its_processes_the_shipped_transport(path, monkeypatch):
+    """Every variable of config/transport.env is set before the nodes start, to the same value, unless the
+    environment already sets it; the profile is the package's installed file."""
+    entities = run_launch_file(path, monkeypatch)
+    kinds = [type(e).__name__ for e in entities]
+    settings = {e.args[0]: e.args[1] for e in entities if type(e).__name__ == "SetEnvironmentVariable"}
+    last_setting = max(i for i, kind in enumerate(kinds) if kind == "SetEnvironmentVariable")
+    assert last_setting < kinds.index("OpaqueFunction"), "the nodes would start without the transport"
+    shipped = transport_defaults()
+    assert set(settings) == set(shipped)
+    assert shipped["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"  # DDS traffic never leaves the host
+    for name, value in settings.items():
+        assert type(value).__name__ == "EnvironmentVariable" and value.args == (name,)
+        default = value.kwargs["default_value"]
+        if name != PROFILE_VARIABLE:
+            assert default == shipped[name]
+            continue
+        assert type(default).__name__ == "PathJoinSubstitution"
+        package, *parts = default.args[0]
+        assert type(package).__name__ == "FindPackageShare" and package.args == ("vljepa_ros",)
+        assert PACKAGE_ROOT.joinpath(*parts) == Path(shipped[name]) and Path(shipped[name]).is_file()

@@ -10,7 +10,8 @@ The same nodes, names, parameters and topic wiring as `launch/vljepa.launch.py`,
 Each node spins in its own single-threaded executor on its own thread (nodes/spinning.py). The decoder's
 `~/embedding` is remapped to the perception node's `vljepa_perception/embedding` (relative, so a namespace
 applies to both). Command-line options become parameter overrides and win over the file; `--ros-args` after
-the options go to rclpy unchanged.
+the options go to rclpy unchanged. The DDS transport variables of config/transport.env (large images through
+shared memory, discovery on this host) are set where the environment does not set them already.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.parameter import Parameter
 
+from vljepa_ros.nodes.dds_transport import apply_transport_defaults
 from vljepa_ros.nodes.decoder_node import DecoderNode
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.spinning import NodeSpinner
@@ -174,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"bringup: {error}", file=sys.stderr)
         return 2
+    apply_transport_defaults()
     rclpy.init(args=rclpy_args(options, argv[split:]))
     try:
         bringup = Bringup(options)

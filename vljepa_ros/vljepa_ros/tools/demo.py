@@ -8,8 +8,10 @@
 4. Prints the decodes against the true changes and uniform 1 Hz decoding, writes the report (timeline PNG +
    HTML) and says where the output bag and the report are.
 
-DDS discovery is kept on this host (ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and the demo uses its own
-ROS_DOMAIN_ID unless one is set, so nothing leaves the machine and concurrent runs do not interfere.
+Both processes use the transport of config/transport.env where the environment does not set it (large
+images through shared memory; DDS discovery kept on this host, ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST) and
+the demo uses its own ROS_DOMAIN_ID unless one is set, so nothing leaves the machine and concurrent runs do
+not interfere.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
 from vljepa_ros.decoding.config import detector_values_from_parameters
 from vljepa_ros.decoding.decoders import RetrievalDecoder
 from vljepa_ros.decoding.pipeline import decode_segments, uniform_decode_count
+from vljepa_ros.nodes.dds_transport import apply_transport_defaults
 from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 from vljepa_ros.runtime.manifest import load_manifest
 from vljepa_ros.runtime.text_bank import TextBank
@@ -446,7 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console script `demo`."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    apply_transport_defaults()  # this process publishes the camera frames; the nodes' process inherits it
     os.environ.setdefault("ROS_DOMAIN_ID", str(os.getpid() % 102))  # 0-101: safe on Linux
     try:
         options = DemoOptions(

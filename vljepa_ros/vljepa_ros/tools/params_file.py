@@ -10,15 +10,11 @@ from pathlib import Path
 
 import yaml
 
-try:
-    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-except ImportError:  # ament_index_python is optional: without it only the source tree's config is found
-    get_package_share_directory = None
+from vljepa_ros.runtime.package_data import package_file
 
 PARAMS_KEY = "ros__parameters"
 WILDCARD = "/**"
-# config/vljepa.yaml of the source tree (parents: tools/, the Python package, the ament package).
-SOURCE_PARAMS_FILE = Path(__file__).resolve().parents[2] / "config" / "vljepa.yaml"
+PARAMS_FILE = Path("config") / "vljepa.yaml"
 
 
 class ParamsFileError(ValueError):
@@ -43,7 +39,8 @@ def load_params_file(path: Path | str) -> dict[str, dict]:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
-        raise ParamsFileError(f"cannot read parameters file {path}: {error}") from error
+        problem = " ".join(str(error).split())  # YAML errors span several lines
+        raise ParamsFileError(f"cannot read parameters file {path}: {problem}") from error
     if not isinstance(data, dict):
         raise ParamsFileError(f"{path}: expected a mapping of node names, got {type(data).__name__}")
     nodes = {}
@@ -65,11 +62,4 @@ def node_parameters(path: Path | str, node_name: str) -> dict:
 
 def default_params_file() -> Path:
     """The package's config/vljepa.yaml (installed share/ copy first, else the source tree's)."""
-    if get_package_share_directory is not None:
-        try:
-            installed = Path(get_package_share_directory("vljepa_ros")) / "config" / "vljepa.yaml"
-            if installed.is_file():
-                return installed
-        except (PackageNotFoundError, OSError):  # OSError: AMENT_PREFIX_PATH unset
-            pass
-    return SOURCE_PARAMS_FILE
+    return package_file(PARAMS_FILE)
