@@ -37,16 +37,21 @@ setup(
     entry_points={
         "console_scripts": [
             "perception_node = vljepa_ros.nodes.perception_node:main",
+            "perception_lifecycle_node = vljepa_ros.nodes.perception_lifecycle_node:main",
             "decoder_node = vljepa_ros.nodes.decoder_node:main",
             "bringup = vljepa_ros.tools.bringup:main",
             "replay = vljepa_ros.tools.replay:main",
             "live_replay = vljepa_ros.bags.live_replay:main",
             "demo = vljepa_ros.tools.demo:main",
             "export_model = vljepa_ros.export.cli:main",
+            "embed = vljepa_ros.tools.embed:main",
+            "make_bank = vljepa_ros.tools.make_bank:main",
             "train_tiny = vljepa_ros.training.train_tiny:main",
             "evaluate_tiny = vljepa_ros.training.evaluate:main",
             "evaluate_selective = vljepa_ros.tools.selective_eval:main",
             "generate_world = vljepa_ros.tiny_world.cli:main",
+            "fleet_replay = vljepa_ros.tools.fleet_replay:main",
+            "search_recordings = vljepa_ros.tools.search_recordings:main",
         ],
     },
 )

@@ -31,8 +31,10 @@ RULES = {
     "vljepa_ros.runtime": (*CORE_FORBIDDEN, "vljepa_ros.perception", "vljepa_ros.decoding", "vljepa_ros.bags"),
     "vljepa_ros.nodes": (*TORCH, *TORCH_SIDE, "vljepa_ros.tools"),
     "vljepa_ros.bags": (*TORCH, *TORCH_SIDE, "vljepa_ros.nodes", "vljepa_ros.tools"),
+    # The recording index is a library for the fleet tools: no ROS, no torch, no Ray.
+    "vljepa_ros.index": ("rclpy", "ray", *TORCH, *TORCH_SIDE, "vljepa_ros.nodes", "vljepa_ros.tools"),
 }
-LAYER_FOLDERS = {"runtime", "perception", "decoding", "bags", "nodes", "export", "tools"}
+LAYER_FOLDERS = {"runtime", "perception", "decoding", "bags", "nodes", "export", "tools", "index"}
 OTHER_FOLDERS = {"torch_models", "training", "tiny_world"}
 
 

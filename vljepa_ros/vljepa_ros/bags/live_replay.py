@@ -41,6 +41,7 @@ class LiveReplayConfig:
     clock_hz: float = 50.0  # /clock ticks between frames, so sim-time timers keep running
     wait_for_subscribers_s: float = 10.0  # 0: do not wait
     queue_depth: int = 100
+    start_s: float = 0.0  # skip the frames of the first start_s seconds (bag time after the first camera frame)
 
     def __post_init__(self):
         for source, target in self.remap:
@@ -54,6 +55,8 @@ class LiveReplayConfig:
             raise ValueError(f"wait_for_subscribers_s must be >= 0, got {self.wait_for_subscribers_s}")
         if self.queue_depth < 1:
             raise ValueError(f"queue_depth must be >= 1, got {self.queue_depth}")
+        if not self.start_s >= 0:
+            raise ValueError(f"start must be >= 0 seconds, got {self.start_s}")
 
     def output_topic(self, bag_topic: str) -> str:
         """The topic a bag topic is published on after remapping."""
@@ -144,7 +147,12 @@ class LiveReplayer:
         wall_start = time.monotonic()
         bag_start = None
         last_bag_time = None
+        skip_until_ns = None
         for frame in bag_io.read_camera_frames(self.config.bag, self.bag_topics):
+            if skip_until_ns is None:
+                skip_until_ns = frame.bag_time_ns + int(round(self.config.start_s * 1e9))
+            if frame.bag_time_ns < skip_until_ns:
+                continue
             if bag_start is None:
                 bag_start = frame.bag_time_ns
                 self._publish_clock(frame.bag_time_ns)
@@ -215,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="wait up to this long for a subscriber on every topic before starting (0: no wait)",
     )
     parser.add_argument("--queue-depth", type=int, default=100, help="publisher queue depth (RELIABLE)")
+    parser.add_argument(
+        "--start",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="start this many seconds after the bag's first camera frame (default 0)",
+    )
     return parser
 
 
@@ -229,6 +244,7 @@ def config_from_args(args: argparse.Namespace) -> LiveReplayConfig:
         clock_hz=args.clock_hz,
         wait_for_subscribers_s=args.wait_for_subscribers,
         queue_depth=args.queue_depth,
+        start_s=args.start,
     )
 
 

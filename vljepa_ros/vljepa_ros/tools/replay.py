@@ -33,15 +33,23 @@ from vljepa_ros.decoding.decoders import RetrievalDecoder
 from vljepa_ros.decoding.pipeline import CaptionEvent, DecodingPipeline, decode_segments
 from vljepa_ros.nodes.ros_conversions import (
     caption_msg,
+    frame_limits_from_parameters,
     predicted_embedding_msg,
     statistics_msg,
     transition_msg,
     visual_state_msg,
 )
-from vljepa_ros.perception.config import CameraConfig, ConfigError, PipelineConfig, cameras_from_parameters
+from vljepa_ros.perception.config import (
+    DEFAULT_FRAME_LIMITS,
+    CameraConfig,
+    ConfigError,
+    FrameLimits,
+    PipelineConfig,
+    cameras_from_parameters,
+)
 from vljepa_ros.perception.image_conversion import (
     ImageConversionError,
-    check_compressed,
+    check_compressed_header,
     check_image,
     compressed_to_rgb,
     image_to_rgb,
@@ -50,6 +58,7 @@ from vljepa_ros.perception.pipeline import PerceptionPipeline
 from vljepa_ros.perception.results import DROP_INFERENCE_ERROR, BatchResult
 from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 from vljepa_ros.runtime.text_bank import TextBank
+from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 from vljepa_ros.tools.ground_truth import load_truth, truth_changes
 from vljepa_ros.tools.params_file import default_params_file, node_parameters
 from vljepa_ros.tools.replay_outputs import (
@@ -96,6 +105,7 @@ class ReplayConfig:
     storage: str = "mcap"
     providers: tuple[str, ...] = ("cpu",)
     write_report: bool = True
+    frame_limits: FrameLimits = DEFAULT_FRAME_LIMITS  # the node's max_frame_pixels / max_frame_bytes
 
     def __post_init__(self):
         if self.segments is not None and self.segment_distance is not None:
@@ -127,26 +137,39 @@ def pipeline_config_from_parameters(values: dict) -> PipelineConfig:
     )
 
 
-def _validator(frame: bag_io.CameraFrame):
-    """The O(1) check the node runs on every frame, so malformed frames the sampler would skip are reported."""
+def _validator(frame: bag_io.CameraFrame, limits: FrameLimits):
+    """The check the node runs on every frame (headers only), so malformed frames the sampler would skip are
+    reported."""
     message = frame.message
     if frame.is_compressed:
-        return lambda: check_compressed(message.format, len(message.data))
+        return lambda: check_compressed_header(message.format, message.data, limits)
     return lambda: check_image(
-        message.encoding, message.height, message.width, message.step, bool(message.is_bigendian), len(message.data)
+        message.encoding,
+        message.height,
+        message.width,
+        message.step,
+        bool(message.is_bigendian),
+        len(message.data),
+        limits,
     )
 
 
-def _converter(frame: bag_io.CameraFrame, keep: deque):
+def _converter(frame: bag_io.CameraFrame, keep: deque, limits: FrameLimits):
     """Image conversion for one bag frame, run only if the sampler keeps it; remembers a thumbnail."""
 
     def convert() -> np.ndarray:
         message = frame.message
         if frame.is_compressed:
-            rgb = compressed_to_rgb(message.format, message.data)
+            rgb = compressed_to_rgb(message.format, message.data, limits)
         else:
             rgb = image_to_rgb(
-                message.encoding, message.height, message.width, message.step, bool(message.is_bigendian), message.data
+                message.encoding,
+                message.height,
+                message.width,
+                message.step,
+                bool(message.is_bigendian),
+                message.data,
+                limits,
             )
         keep.append((frame.stamp_ns, thumbnail(rgb, THUMBNAIL_WIDTH)))
         return rgb
@@ -159,13 +182,15 @@ class ReplayRun:
 
     ``offer`` takes the bag's frames in order, ``drain`` runs the clips they complete (``process`` turns each
     batch into messages and online captions); ``decode_offline`` adds the offline segments and the decode
-    statistics once the bag is read; ``summary`` and ``write_report`` describe the run.
+    statistics once the bag is read; ``summary`` and ``write_report`` describe the run. ``runtime``: a model
+    already loaded from ``config.manifest`` (a fleet worker replays many bags with one); None loads it.
     """
 
-    def __init__(self, config: ReplayConfig, log: Callable[[str], None]):
+    def __init__(self, config: ReplayConfig, log: Callable[[str], None], runtime: VLJepaRuntime | None = None):
         self.config = config
         self.log = log
-        self.pipeline = PerceptionPipeline.from_manifest(config.manifest, config.pipeline, providers=config.providers)
+        runtime = runtime or VLJepaRuntime.from_manifest(config.manifest, providers=config.providers)
+        self.pipeline = PerceptionPipeline(runtime, config.pipeline)
         bank = TextBank.load(config.bank_path) if config.bank_path else self.pipeline.runtime.load_bank("captions")
         self.decoder = RetrievalDecoder(
             bank, num_alternatives=config.num_alternatives, source=config.bank_path or "model captions bank"
@@ -211,8 +236,8 @@ class ReplayRun:
                 camera.name,
                 frame.frame_id,
                 frame.stamp_ns,
-                _converter(frame, self.thumbs_recent[camera.name]),
-                _validator(frame),
+                _converter(frame, self.thumbs_recent[camera.name], self.config.frame_limits),
+                _validator(frame, self.config.frame_limits),
             )
         except ImageConversionError as error:
             account.count(f"malformed.{error.reason}")
@@ -361,9 +386,10 @@ def _timed(frames: Iterator[bag_io.CameraFrame], spent: list[float]) -> Iterator
         yield frame
 
 
-def run_replay(config: ReplayConfig, log=print) -> dict:
+def run_replay(config: ReplayConfig, log=print, runtime: VLJepaRuntime | None = None) -> dict:
     """Replay `config.bag` through the core; write the output bag, summary.json and the report.
 
+    ``runtime``: a model already loaded from ``config.manifest`` to reuse (None: load it for this bag).
     Returns the summary (also written to out_dir/summary.json).
     """
     wall_start = time.perf_counter()
@@ -371,7 +397,7 @@ def run_replay(config: ReplayConfig, log=print) -> dict:
     bag_out = config.out_dir / "bag"
     if bag_out.exists():
         raise bag_io.BagError(f"{bag_out} already exists; choose another --out or remove it")
-    run = ReplayRun(config, log)
+    run = ReplayRun(config, log, runtime)
     pipeline = run.pipeline
     log(
         f"replay: model {run.model_id} ({run.model_version}) on {pipeline.runtime.provider}; "
@@ -432,6 +458,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         out_dir=args.out or args.bag.with_name(args.bag.name + "_vljepa"),
         manifest=manifest,
         pipeline=pipeline_config_from_parameters(perception),
+        frame_limits=frame_limits_from_parameters(perception),
         detector_values=detector_values_from_parameters(decoder),
         cameras=cameras_from_parameters(topics, (), args.camera_names),
         bank_path=str(decoder.get("bank_path", "")),
