@@ -16,6 +16,8 @@ def results_html(query: str, hits: list[Hit], thumbnails: dict[str, bytes]) -> s
         jpeg = thumbnails.get(hit.key)
         image = f'<img src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode()}">' if jpeg else ""
         time = "" if hit.t_s is None else f"{hit.t_s:.2f} s"
+        if hit.start_t_s is not None and hit.end_t_s is not None:
+            time = f"{hit.start_t_s:.2f}-{hit.end_t_s:.2f} s ({hit.clips} clips), shown: {time}"
         rows.append(
             f"<tr><td>{rank}</td><td>{image}</td><td>{html.escape(hit.bag)}</td><td>{html.escape(hit.camera)}</td>"
             f"<td>{time}</td><td>{hit.score:.3f}</td><td>{html.escape(hit.caption)}</td>"

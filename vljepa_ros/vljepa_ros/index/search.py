@@ -16,13 +16,25 @@ import pyarrow.parquet as pq
 from vljepa_ros.index.ann import IvfIndex
 from vljepa_ros.index.recording_index import RecordingIndex, vectors_of
 
-METADATA = ["key", "bag", "bag_path", "bag_hash", "camera", "stamp_ns", "t_s", "model_id", "model_version", "caption"]
+METADATA = [
+    "key",
+    "bag",
+    "bag_path",
+    "bag_hash",
+    "camera",
+    "stamp_ns",
+    "t_s",
+    "model_id",
+    "model_version",
+    "caption",
+    "segment_start_ns",
+]
 ANN_CANDIDATES = 20  # ANN candidates per wanted result, so filters applied afterwards rarely starve it
 
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result: a clip, or a moment shown by its middle clip (key, stamp, time, caption, thumbnail)."""
 
     key: str
     bag: str
@@ -34,11 +46,20 @@ class Hit:
     model_version: str
     caption: str
     score: float
+    start_t_s: float | None = None  # a moment's first and last clip times; None for a clip hit
+    end_t_s: float | None = None
+    clips: int = 1  # clips the hit stands for
+
+    @property
+    def play_from_s(self) -> float:
+        """Where playback of this hit starts: a moment's first clip, else the clip itself."""
+        start = self.t_s if self.start_t_s is None else self.start_t_s
+        return max(0.0, start or 0.0)
 
     @property
     def replay_command(self) -> str:
-        """The command that plays the bag from this clip."""
-        return f"live_replay {self.bag_path} --start {max(0.0, self.t_s or 0.0):.2f}"
+        """The command that plays the bag from this hit."""
+        return f"live_replay {self.bag_path} --start {self.play_from_s:.2f}"
 
 
 @dataclass(frozen=True)
@@ -109,10 +130,14 @@ class ClipSearcher:
         best = best[np.argsort(-scores[best], kind="stable")]
         return [self.hit(int(candidates[i]), float(scores[i])) for i in best]
 
+    def time_s(self, row: int) -> float | None:
+        """Bag time of one row in seconds (None when unknown)."""
+        t_s = self.columns["t_s"][row]
+        return None if t_s is None or np.isnan(t_s) else float(t_s)
+
     def hit(self, row: int, score: float) -> Hit:
         """The Hit of one row."""
         c = self.columns
-        t_s = c["t_s"][row]
         return Hit(
             key=str(c["key"][row]),
             bag=str(c["bag"][row]),
@@ -120,7 +145,7 @@ class ClipSearcher:
             bag_hash=str(c["bag_hash"][row]),
             camera=str(c["camera"][row]),
             stamp_ns=int(c["stamp_ns"][row]),
-            t_s=None if t_s is None or np.isnan(t_s) else float(t_s),
+            t_s=self.time_s(row),
             model_version=str(c["model_version"][row]),
             caption=str(c["caption"][row]),
             score=score,

@@ -1,9 +1,11 @@
 """search_recordings: find the moments of replayed recordings that match a text, or look like a given moment.
 
 The text goes through the model's Y-encoder (or its caption bank when the manifest ships no text encoder; see
-vljepa_ros.index.query_encoding); clips are ranked by cosine similarity of their predicted embedding. Each
-result gives the bag, camera, time, score, the segment's caption and the `live_replay` command that plays the
-bag from that moment; --html writes a page with the thumbnails.
+vljepa_ros.index.query_encoding). Results are moments: runs of consecutive clips of one camera that show one
+state (vljepa_ros.index.moments), ranked by the cosine similarity of their mean predicted embedding; --clips
+ranks single clips instead. Each result gives the bag, camera, time (a moment's span and its middle clip),
+score, the segment's caption and the `live_replay` command that plays the bag from there; --html writes a page
+with the thumbnails.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from vljepa_ros.index.moment_search import MomentSearcher
+from vljepa_ros.index.moments import MOMENT_DISTANCE
 from vljepa_ros.index.query_encoding import QueryEncoder
 from vljepa_ros.index.recording_index import RecordingIndex
 from vljepa_ros.index.results_page import write_results_page
-from vljepa_ros.index.search import ClipSearcher, Filters, thumbnails_of
+from vljepa_ros.index.search import ClipSearcher, Filters, Hit, thumbnails_of
 from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 
 
@@ -52,9 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--after", help="only clips stamped at or after this (Unix seconds or ISO 8601)")
     parser.add_argument("--before", help="only clips stamped at or before this (Unix seconds or ISO 8601)")
     parser.add_argument("--model", type=Path, help="model manifest for the text (default: the bundled model)")
+    parser.add_argument("--clips", action="store_true", help="rank single clips instead of moments")
+    parser.add_argument(
+        "--moment-distance",
+        type=float,
+        default=MOMENT_DISTANCE,
+        help=f"Ward distance that ends a moment; smaller splits finer (default {MOMENT_DISTANCE})",
+    )
     parser.add_argument("--ann", action="store_true", help="approximate search (FAISS IVF) instead of exact")
     parser.add_argument("--html", type=Path, help="write a results page with thumbnails here")
     return parser
+
+
+def hit_time(hit: Hit) -> str:
+    """A hit's time for the listing: a moment's span and middle clip, or a clip's time."""
+    time_s = "?" if hit.t_s is None else f"{hit.t_s:.2f} s"
+    if hit.start_t_s is None or hit.end_t_s is None:
+        return time_s
+    return f"{hit.start_t_s:.2f}-{hit.end_t_s:.2f} s (middle {time_s}, {hit.clips} clips)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,13 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, KeyError) as error:
         print(f"search_recordings: {error}", file=sys.stderr)
         return 2
+    ranker = searcher if args.clips else MomentSearcher(searcher, args.moment_distance)
     if args.ann:
-        searcher.build_ann()
-    hits = searcher.search(query, args.top_k, filters, use_ann=args.ann)
-    print(f"search_recordings: {label!r} ({source}), {len(searcher)} clips in the index")
+        ranker.build_ann()
+    hits = ranker.search(query, args.top_k, filters, use_ann=args.ann)
+    counted = "" if args.clips else f" in {len(ranker)} moments"
+    print(f"search_recordings: {label!r} ({source}), {len(searcher)} clips{counted} in the index")
     for rank, hit in enumerate(hits, 1):
-        time_s = "?" if hit.t_s is None else f"{hit.t_s:.2f} s"
-        print(f"{rank:3d}. {hit.score:.3f}  {hit.bag}  {hit.camera}  {time_s}  {hit.caption!r}")
+        print(f"{rank:3d}. {hit.score:.3f}  {hit.bag}  {hit.camera}  {hit_time(hit)}  {hit.caption!r}")
         print(f"     {hit.replay_command}")
     if args.html:
         page = write_results_page(args.html, label, hits, thumbnails_of(index, hits))
