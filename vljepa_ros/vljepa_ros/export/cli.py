@@ -1,6 +1,7 @@
 """Export: PyTorch encoder + predictor (+ optional text encoder) -> ONNX files, banks and `manifest.yaml`.
 
-The `export_model` console script: checkpoints or random init, through `export.model`, into one model folder.
+The `export_model` console script: checkpoints or random init, through `export.model`, into one model folder;
+with --open-vljepa, an open-vljepa best.pt and the folders it is used with, through `export.open_vljepa`.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from vljepa_ros.export.model import (
     export_model,
     export_tiny_random,
 )
+from vljepa_ros.export.open_vljepa import OPEN_VLJEPA_FRAMES, OPEN_VLJEPA_QUERIES, export_open_vljepa_files
 from vljepa_ros.export.parity import ParityError
 from vljepa_ros.runtime.query_tokenizer import build_vocab, read_vocab
-from vljepa_ros.runtime.text_bank import TextBank
-from vljepa_ros.torch_models.checkpoint import load_official_encoder, load_predictor
+from vljepa_ros.runtime.text_bank import TextBank, read_text_lines
+from vljepa_ros.torch_models.checkpoint import CheckpointError, load_predictor
+from vljepa_ros.torch_models.encoder_loading import describe, load_encoder
 from vljepa_ros.torch_models.text_encoder import TextEncoderSource, minilm_source
 from vljepa_ros.torch_models.vjepa2_encoder import ENCODER_PRESETS, VJepa2Encoder, encoder_config
 from vljepa_ros.torch_models.vljepa_predictor import PREDICTOR_PRESETS, VLJepaPredictor, predictor_config
@@ -33,20 +36,48 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="export_model", description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, required=True, help="output folder (created)")
     p.add_argument("--tiny-random", action="store_true", help="export the small random-weight test model and exit")
-    p.add_argument("--encoder-checkpoint", type=Path, help="official V-JEPA 2 .pt file (default: random init)")
-    p.add_argument("--checkpoint-key", help="entry holding the encoder (default: target_encoder, ema_encoder, encoder)")
+    p.add_argument(
+        "--encoder-checkpoint",
+        type=Path,
+        help="V-JEPA 2.0 / 2.1 .pt file or Hugging Face V-JEPA 2 folder (default: random init)",
+    )
+    p.add_argument("--checkpoint-key", help="entry holding the encoder (default: ema_encoder, target_encoder, encoder)")
+    p.add_argument("--num-heads", type=int, help="encoder heads, for checkpoint widths that are not a published size")
+    ov = p.add_argument_group("open-vljepa (github dion-jy/open-vljepa; see docs/open_vljepa.md)")
+    ov.add_argument("--open-vljepa", type=Path, metavar="CKPT", help="open-vljepa best.pt: export that model")
+    ov.add_argument("--x-encoder", type=Path, metavar="HF_DIR", help="facebook/vjepa2-vitl-fpc64-256 folder")
+    ov.add_argument("--llama", type=Path, metavar="HF_DIR", help="meta-llama/Llama-3.2-1B folder (config, tokenizer)")
+    ov.add_argument("--y-encoder", type=Path, metavar="HF_DIR", help="google/embeddinggemma-300m folder (same)")
+    ov.add_argument(
+        "--bank-texts",
+        action="append",
+        default=[],
+        metavar="NAME=FILE.txt",
+        help="bank embedded by the exported Y-encoder, one text per line (e.g. captions=captions.txt)",
+    )
+    ov.add_argument(
+        "--query",
+        action="append",
+        default=[],
+        metavar="NAME=TEXT",
+        help=f"default query (default: {OPEN_VLJEPA_QUERIES})",
+    )
     p.add_argument(
         "--encoder-preset",
         default="vit_l",
         choices=sorted(ENCODER_PRESETS),
         help="architecture for random init (ignored with --encoder-checkpoint)",
     )
-    p.add_argument("--frames", type=int, help="clip frames T (default: preset's)")
-    p.add_argument("--crop", type=int, help="crop size S (default: preset's)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        help=f"clip frames T (default: preset's, 16 from a checkpoint, open-vljepa {OPEN_VLJEPA_FRAMES})",
+    )
+    p.add_argument("--crop", type=int, help="crop size S (default: preset's or the checkpoint's native crop)")
     p.add_argument(
         "--rope-interleaved",
         action="store_true",
-        help="RoPE frequencies interleaved (V-JEPA 2.1 weights); default is the 2.0 tiled quirk",
+        help="random init: RoPE frequencies interleaved (2.1); default the 2.0 tiled quirk (checkpoints: detected)",
     )
     p.add_argument("--predictor-checkpoint", type=Path, help="predictor file from training (default: random init)")
     p.add_argument("--predictor-preset", default="tiny", choices=sorted(PREDICTOR_PRESETS))
@@ -59,7 +90,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also export the all-MiniLM-L6-v2 Y-encoder (text_encoder.onnx + tokenizer.json, ~90 MB)",
     )
-    p.add_argument("--model-id", default="vljepa")
+    p.add_argument("--model-id", help="model id (default: vljepa, with --open-vljepa open-vljepa)")
     p.add_argument("--frame-rate", type=float, default=4.0, help="clip frame rate in Hz")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
     p.add_argument(
@@ -84,13 +115,15 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _build_encoder(args: argparse.Namespace) -> VJepa2Encoder:
     if args.encoder_checkpoint:
-        return load_official_encoder(
+        encoder, info = load_encoder(
             args.encoder_checkpoint,
             num_frames=args.frames or 16,
-            img_size=args.crop or 256,
-            rope_tiled_freqs=not args.rope_interleaved,
-            key=args.checkpoint_key,
+            img_size=args.crop,
+            num_heads=args.num_heads,
+            entry=args.checkpoint_key,
         )
+        print(describe(info, encoder))
+        return encoder
     overrides = {"rope_tiled_freqs": not args.rope_interleaved}
     if args.frames:
         overrides["num_frames"] = args.frames
@@ -127,11 +160,47 @@ def _text_encoder_source(args: argparse.Namespace) -> TextEncoderSource | None:
     return minilm_source()
 
 
+def _pairs(items: Sequence[str], flag: str, form: str) -> dict[str, str]:
+    """NAME=VALUE items -> {NAME: VALUE}; ValueError naming the flag on a malformed or repeated item."""
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        if not name or not value or name in out:
+            raise ValueError(f"{flag}: expected distinct {form}, got {item!r}")
+        out[name] = value
+    return out
+
+
+def _export_open_vljepa(args: argparse.Namespace) -> Path:
+    missing = [flag for flag in ("x_encoder", "llama", "y_encoder") if getattr(args, flag) is None]
+    if missing:
+        raise ValueError(f"--open-vljepa needs {', '.join('--' + m.replace('_', '-') for m in missing)}")
+    banks = {name: read_text_lines(file) for name, file in _pairs(args.bank_texts, "--bank-texts", "NAME=FILE").items()}
+    return export_open_vljepa_files(
+        args.open_vljepa,
+        args.x_encoder,
+        args.llama,
+        args.y_encoder,
+        args.out,
+        frames=args.frames or OPEN_VLJEPA_FRAMES,
+        crop=args.crop,
+        num_heads=args.num_heads,
+        queries={**OPEN_VLJEPA_QUERIES, **_pairs(args.query, "--query", "NAME=TEXT")},
+        bank_texts=banks,
+        model_id=args.model_id or "open-vljepa",
+        frame_rate_hz=args.frame_rate,
+        opset=args.opset,
+        tolerance=args.tolerance or FP32_TOLERANCE,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """export_model: checkpoint(s) or random init -> encoder.onnx, predictor.onnx, manifest.yaml, query_vocab.txt."""
     args = _parse_args(argv)
     try:
-        if args.tiny_random:
+        if args.open_vljepa:
+            path = _export_open_vljepa(args)
+        elif args.tiny_random:
             path = export_tiny_random(args.out, args.seed, log=print)
         else:
             torch.manual_seed(args.seed)
@@ -149,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 vocab,
                 args.out,
                 banks=banks,
-                model_id=args.model_id,
+                model_id=args.model_id or "vljepa",
                 frame_rate_hz=args.frame_rate,
                 max_tokens=args.max_tokens,
                 opset=args.opset,
@@ -159,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fused_frame_size=_frame_size(args.fused_preprocessing),
                 normalise_in_graph=args.normalise_in_graph,
             )
-    except (ParityError, ValueError, OSError) as err:
+    except (ParityError, CheckpointError, ValueError, OSError) as err:
         print(f"export_model: error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {path}")

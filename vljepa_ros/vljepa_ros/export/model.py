@@ -7,12 +7,14 @@ tolerance. Console script: `export_model` (`export.cli`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from vljepa_ros.export.graphs import DEFAULT_OPSET, export_graph
 from vljepa_ros.export.output_normalisation import valid_output_name
@@ -22,9 +24,11 @@ from vljepa_ros.runtime.manifest import (
     ClipSpec,
     Manifest,
     OnnxFileSpec,
+    QueryEmbeddingsSpec,
     QueryTokenizerSpec,
     TensorSpec,
     model_version,
+    sha256_of_file,
     sha256_of_graph,
     write_manifest,
 )
@@ -43,8 +47,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float) -> ClipSpec:
-    """The clip the encoder is exported for; resize_short = int(256/224 * crop) as in V-JEPA 2."""
+def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float, resize_short: int | None = None) -> ClipSpec:
+    """The clip the encoder is exported for; resize_short defaults to int(256/224 * crop) as in V-JEPA 2's eval."""
     cfg = encoder.cfg
     return ClipSpec(
         frames=cfg.num_frames,
@@ -52,7 +56,7 @@ def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float) -> ClipSpec:
         tubelet=cfg.tubelet_size,
         patch=cfg.patch_size,
         crop_size=cfg.img_size,
-        resize_short=int(256 / 224 * cfg.img_size),
+        resize_short=resize_short or int(256 / 224 * cfg.img_size),
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
     )
@@ -130,6 +134,26 @@ def export_encoder(
     return ExportedGraph(OnnxFileSpec(path, sha256_of_graph(path), crops, outputs, normalise_in_graph=True), err)
 
 
+@contextmanager
+def query_lookup_removed(predictor: VLJepaPredictor) -> Iterator[VLJepaPredictor]:
+    """The predictor with `embed_tokens` an identity for the duration: its second input is then the query's
+    token embeddings (batch, Q, hidden) instead of ids (the lookup is the only use of embed_tokens)."""
+    table = predictor.embed_tokens
+    predictor.embed_tokens = nn.Identity()
+    try:
+        yield predictor
+    finally:
+        predictor.embed_tokens = table
+
+
+def write_query_embeddings(predictor: VLJepaPredictor, path: Path) -> QueryEmbeddingsSpec:
+    """The predictor's token-embedding table as a float32 .npy file (memory-mapped by the runtime)."""
+    table = predictor.embed_tokens.weight.detach().float().numpy()
+    np.save(path, np.ascontiguousarray(table), allow_pickle=False)
+    rows, width = table.shape
+    return QueryEmbeddingsSpec(file=Path(path), sha256=sha256_of_file(path), rows=int(rows), width=int(width))
+
+
 def export_predictor(
     predictor: VLJepaPredictor,
     path: Path,
@@ -140,13 +164,24 @@ def export_predictor(
     seed: int = 0,
     fp16: bool = False,
     log: Callable[[str], None] = print,
+    query_embeddings: bool = False,
+    parity_batch: int = 3,
 ) -> ExportedGraph:
     """Predictor -> ONNX: (visual_tokens, query_ids, query_mask) -> `embedding` (batch, E), L2-normalised in the
-    graph (the PyTorch module's output is not; parity is checked against its normalised output)."""
+    graph (the PyTorch module's output is not; parity is checked against its normalised output).
+
+    `query_embeddings`: the token lookup stays out of the graph, whose second input is then `query_embeddings`
+    (batch, Q, hidden) float32, the rows of `write_query_embeddings`'s table; parity is still checked against
+    the whole module on ids, with the rows gathered from the table.
+    """
     cfg = predictor.cfg
+    if query_embeddings:
+        query_input = TensorSpec("query_embeddings", "float32", ("batch", max_tokens, cfg.hidden_dim))
+    else:
+        query_input = TensorSpec("query_ids", "int64", ("batch", max_tokens))
     inputs = (
         TensorSpec("visual_tokens", "float32", ("batch", num_tokens, cfg.visual_dim)),
-        TensorSpec("query_ids", "int64", ("batch", max_tokens)),
+        query_input,
         TensorSpec("query_mask", "int64", ("batch", max_tokens)),
     )
     outputs = (TensorSpec("embedding", "float32", ("batch", cfg.embedding_dim)),)
@@ -161,14 +196,34 @@ def export_predictor(
         return tokens, ids * mask, mask
 
     predictor = predictor.eval()
-    export_graph(predictor, example(1), path, inputs, outputs, opset, fp16=fp16, normalise_output="embedding")
-    tokens, ids, mask = example(3)
-    feeds = {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()}
+    if not query_embeddings:
+        export_graph(predictor, example(1), path, inputs, outputs, opset, fp16=fp16, normalise_output="embedding")
+        tokens, ids, mask = example(parity_batch)
+        feeds = {"visual_tokens": tokens.numpy(), "query_ids": ids.numpy(), "query_mask": mask.numpy()}
 
-    def normalised(*args: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.normalize(predictor(*args), dim=-1)
+        def normalised(*args: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.normalize(predictor(*args), dim=-1)
 
-    err = check_parity(normalised, path, feeds, tolerance, "predictor", log)
+        err = check_parity(normalised, path, feeds, tolerance, "predictor", log)
+    else:
+        tokens, ids, mask = example(parity_batch)
+        one_tokens, one_ids, one_mask = example(1)
+        with torch.no_grad():
+            want = torch.nn.functional.normalize(predictor(tokens, ids, mask), dim=-1)
+            rows, one_rows = predictor.embed_tokens(ids), predictor.embed_tokens(one_ids)
+        with query_lookup_removed(predictor):
+            export_graph(
+                predictor,
+                (one_tokens, one_rows, one_mask),
+                path,
+                inputs,
+                outputs,
+                opset,
+                fp16=fp16,
+                normalise_output="embedding",
+            )
+        feeds = {"visual_tokens": tokens.numpy(), "query_embeddings": rows.numpy(), "query_mask": mask.numpy()}
+        err = check_parity(lambda *_: want, path, feeds, tolerance, "predictor", log)
     spec = OnnxFileSpec(path, sha256_of_graph(path), inputs, checked, output_l2_normalized=True)
     return ExportedGraph(spec, err)
 

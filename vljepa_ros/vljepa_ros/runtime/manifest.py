@@ -16,7 +16,12 @@ from typing import Any
 
 import yaml
 
-FORMAT_VERSION = 1
+# The newest manifest format this runtime reads; a manifest is written with the oldest version that holds it, so
+# models that need nothing newer stay readable by older runtimes. 2 added the subword query tokenizer, the query
+# embedding table outside the predictor graph and the text encoder's pad token.
+FORMAT_VERSION = 2
+SUPPORTED_FORMAT_VERSIONS = (1, 2)
+QUERY_TOKENIZER_KINDS = ("word", "subword")
 
 # Manifest dtype names -> onnxruntime `NodeArg.type` strings.
 ORT_TYPE_OF_DTYPE = {
@@ -108,13 +113,32 @@ class OnnxFileSpec:
 
 @dataclass(frozen=True)
 class QueryTokenizerSpec:
-    """Word-level tokenizer of the predictor's text query."""
+    """Tokenizer of the predictor's text query: word-level (`vocab_file`; `lowercase` and `unk_id` apply to it only)
+    or subword (`tokenizer_file`, a `tokenizers` tokenizer.json). Queries are right-padded with `pad_id`."""
 
-    vocab_file: Path
+    vocab_file: Path | None
     max_tokens: int
     lowercase: bool = True
     pad_id: int = 0
     unk_id: int = 1
+    kind: str = "word"
+    tokenizer_file: Path | None = None
+
+    @property
+    def file(self) -> Path:
+        """The file the tokenizer is read from."""
+        return self.tokenizer_file if self.kind == "subword" else self.vocab_file
+
+
+@dataclass(frozen=True)
+class QueryEmbeddingsSpec:
+    """The predictor's token-embedding table kept outside its graph: a (rows, width) float32 `.npy` file the
+    runtime memory-maps and gathers query rows from; the predictor graph then takes query embeddings."""
+
+    file: Path
+    sha256: str
+    rows: int
+    width: int
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,8 @@ class TextEncoderSpec:
     max_tokens: int = 128
     inputs: tuple[TensorSpec, ...] = ()
     outputs: tuple[TensorSpec, ...] = ()
+    # Pad token of the tokenizer; None: the tokenizer.json's own padding, else [PAD] or <pad>.
+    pad_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +172,17 @@ class Manifest:
     text_encoder: TextEncoderSpec | None = None
     opset: int | None = None
     precision: str = "fp32"
-    format_version: int = FORMAT_VERSION
+    query_embeddings: QueryEmbeddingsSpec | None = None
+
+    @property
+    def format_version(self) -> int:
+        """The oldest format that holds this manifest (1 unless it uses a format-2 field)."""
+        uses_2 = (
+            self.query_tokenizer.kind != "word"
+            or self.query_embeddings is not None
+            or (self.text_encoder is not None and self.text_encoder.pad_token is not None)
+        )
+        return 2 if uses_2 else 1
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML-ready mapping (paths relative to the manifest's folder)."""
@@ -163,13 +199,29 @@ class Manifest:
         out["encoder"] = self.encoder.to_dict(self.root, with_fused_flag=True)
         out["predictor"] = self.predictor.to_dict(self.root)
         qt = self.query_tokenizer
-        out["query_tokenizer"] = {
-            "vocab_file": _relative(qt.vocab_file, self.root),
-            "max_tokens": qt.max_tokens,
-            "lowercase": qt.lowercase,
-            "pad_id": qt.pad_id,
-            "unk_id": qt.unk_id,
-        }
+        if qt.kind == "word":
+            out["query_tokenizer"] = {
+                "vocab_file": _relative(qt.vocab_file, self.root),
+                "max_tokens": qt.max_tokens,
+                "lowercase": qt.lowercase,
+                "pad_id": qt.pad_id,
+                "unk_id": qt.unk_id,
+            }
+        else:
+            out["query_tokenizer"] = {
+                "kind": qt.kind,
+                "tokenizer_file": _relative(qt.tokenizer_file, self.root),
+                "max_tokens": qt.max_tokens,
+                "pad_id": qt.pad_id,
+            }
+        if self.query_embeddings is not None:
+            qe = self.query_embeddings
+            out["query_embeddings"] = {
+                "file": _relative(qe.file, self.root),
+                "sha256": qe.sha256,
+                "rows": qe.rows,
+                "width": qe.width,
+            }
         out["queries"] = dict(self.queries)
         if self.text_encoder is not None:
             te = self.text_encoder
@@ -181,6 +233,8 @@ class Manifest:
                 "inputs": [t.to_dict() for t in te.inputs],
                 "outputs": [t.to_dict() for t in te.outputs],
             }
+            if te.pad_token is not None:
+                out["text_encoder"]["pad_token"] = te.pad_token
         if self.banks:
             out["banks"] = {k: _relative(v, self.root) for k, v in self.banks.items()}
         return out
@@ -348,13 +402,38 @@ def _parse_onnx_file(r: _Reader, raw: Any, key: str, root: Path) -> OnnxFileSpec
     )
 
 
+def _parse_query_tokenizer(r: _Reader, raw: Mapping[str, Any], root: Path) -> QueryTokenizerSpec:
+    kind = r.string(raw, "kind", "query_tokenizer", default="word")
+    if kind not in QUERY_TOKENIZER_KINDS:
+        raise r.fail("query_tokenizer.kind", f"must be one of {list(QUERY_TOKENIZER_KINDS)}, got {kind!r}")
+    max_tokens = r.positive_int(raw, "max_tokens", "query_tokenizer")
+    if kind == "subword":
+        return QueryTokenizerSpec(
+            vocab_file=None,
+            max_tokens=max_tokens,
+            lowercase=False,
+            pad_id=r.non_negative_int(raw, "pad_id", "query_tokenizer"),
+            kind=kind,
+            tokenizer_file=root / r.string(raw, "tokenizer_file", "query_tokenizer"),
+        )
+    return QueryTokenizerSpec(
+        vocab_file=root / r.string(raw, "vocab_file", "query_tokenizer"),
+        max_tokens=max_tokens,
+        lowercase=r.boolean(raw, "lowercase", "query_tokenizer", default=True),
+        pad_id=r.non_negative_int(raw, "pad_id", "query_tokenizer", default=0),
+        unk_id=r.non_negative_int(raw, "unk_id", "query_tokenizer", default=1),
+    )
+
+
 def parse_manifest(raw: Any, root: Path, source: str = "manifest") -> Manifest:
     """Build a `Manifest` from the raw YAML mapping; checks structure and values, not files."""
     r = _Reader(source)
     raw = r.mapping(raw, "(top level)")
     version = r.positive_int(raw, "format_version", "")
-    if version != FORMAT_VERSION:
-        raise r.fail("format_version", f"unsupported version {version} (this runtime reads {FORMAT_VERSION})")
+    if version not in SUPPORTED_FORMAT_VERSIONS:
+        raise r.fail(
+            "format_version", f"unsupported version {version} (this runtime reads {SUPPORTED_FORMAT_VERSIONS})"
+        )
     qt_raw = r.mapping(r.get(raw, "query_tokenizer", ""), "query_tokenizer")
     queries_raw = r.mapping(r.get(raw, "queries", ""), "queries")
     queries = {}
@@ -379,6 +458,17 @@ def parse_manifest(raw: Any, root: Path, source: str = "manifest") -> Manifest:
             max_tokens=r.positive_int(te_raw, "max_tokens", "text_encoder", default=128),
             inputs=r.tensors(te_raw, "inputs", "text_encoder") if "inputs" in te_raw else (),
             outputs=r.tensors(te_raw, "outputs", "text_encoder") if "outputs" in te_raw else (),
+            pad_token=r.string(te_raw, "pad_token", "text_encoder") if "pad_token" in te_raw else None,
+        )
+    query_embeddings = None
+    qe_raw = r.get(raw, "query_embeddings", "", default=None)
+    if qe_raw is not None:
+        qe_raw = r.mapping(qe_raw, "query_embeddings")
+        query_embeddings = QueryEmbeddingsSpec(
+            file=root / r.string(qe_raw, "file", "query_embeddings"),
+            sha256=r.string(qe_raw, "sha256", "query_embeddings"),
+            rows=r.positive_int(qe_raw, "rows", "query_embeddings"),
+            width=r.positive_int(qe_raw, "width", "query_embeddings"),
         )
     opset = raw.get("opset")
     if opset is not None:
@@ -394,18 +484,13 @@ def parse_manifest(raw: Any, root: Path, source: str = "manifest") -> Manifest:
         clip=_parse_clip(r, r.get(raw, "clip", "")),
         encoder=_parse_onnx_file(r, r.get(raw, "encoder", ""), "encoder", root),
         predictor=_parse_onnx_file(r, r.get(raw, "predictor", ""), "predictor", root),
-        query_tokenizer=QueryTokenizerSpec(
-            vocab_file=root / r.string(qt_raw, "vocab_file", "query_tokenizer"),
-            max_tokens=r.positive_int(qt_raw, "max_tokens", "query_tokenizer"),
-            lowercase=r.boolean(qt_raw, "lowercase", "query_tokenizer", default=True),
-            pad_id=r.non_negative_int(qt_raw, "pad_id", "query_tokenizer", default=0),
-            unk_id=r.non_negative_int(qt_raw, "unk_id", "query_tokenizer", default=1),
-        ),
+        query_tokenizer=_parse_query_tokenizer(r, qt_raw, root),
         queries=queries,
         banks=banks,
         text_encoder=text_encoder,
         opset=opset,
         precision=precision,
+        query_embeddings=query_embeddings,
     )
     _check_consistency(r, manifest)
     return manifest
@@ -446,9 +531,16 @@ def _check_consistency(r: _Reader, m: Manifest) -> None:
     if len(m.predictor.inputs) != 3:
         raise r.fail("predictor.inputs", "expected 3 inputs (visual tokens, query ids, query mask)")
     ids = m.predictor.inputs[1]
-    if ids.shape[-1] != m.query_tokenizer.max_tokens:
-        raise r.fail("predictor.inputs[1].shape", f"last dim {ids.shape[-1]} != query_tokenizer.max_tokens")
-    if m.query_tokenizer.pad_id == m.query_tokenizer.unk_id:
+    if len(ids.shape) < 2 or ids.shape[1] != m.query_tokenizer.max_tokens:
+        raise r.fail("predictor.inputs[1].shape", f"query dim of {list(ids.shape)} != query_tokenizer.max_tokens")
+    qe = m.query_embeddings
+    if qe is not None and (ids.dtype, tuple(ids.shape[1:])) != ("float32", (m.query_tokenizer.max_tokens, qe.width)):
+        raise r.fail(
+            "predictor.inputs[1]",
+            f"with query_embeddings the predictor takes float32 (batch, {m.query_tokenizer.max_tokens}, {qe.width}) "
+            f"query embeddings, got {ids.dtype} {list(ids.shape)}",
+        )
+    if m.query_tokenizer.kind == "word" and m.query_tokenizer.pad_id == m.query_tokenizer.unk_id:
         raise r.fail("query_tokenizer.unk_id", "must differ from pad_id")
 
 
@@ -475,8 +567,11 @@ def check_manifest_files(manifest: Manifest, source: str = "manifest") -> None:
     ]
     if manifest.text_encoder is not None:
         hashed.append(("text_encoder", manifest.text_encoder.file, manifest.text_encoder.sha256))
+    if manifest.query_embeddings is not None:
+        hashed.append(("query_embeddings", manifest.query_embeddings.file, manifest.query_embeddings.sha256))
     required = [(f"{key}.file", file) for key, file, _ in hashed]
-    required.append(("query_tokenizer.vocab_file", manifest.query_tokenizer.vocab_file))
+    qt = manifest.query_tokenizer
+    required.append((f"query_tokenizer.{'vocab_file' if qt.kind == 'word' else 'tokenizer_file'}", qt.file))
     if manifest.text_encoder is not None:
         required.append(("text_encoder.tokenizer", manifest.text_encoder.tokenizer))
     required += [(f"banks.{name}", file) for name, file in manifest.banks.items()]

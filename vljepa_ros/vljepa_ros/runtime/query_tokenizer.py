@@ -1,4 +1,6 @@
-"""Word-level tokenizer for the predictor's text query (vocabulary file: one token per line, line = id)."""
+"""Tokenizers for the predictor's text query: word-level (vocabulary file: one token per line, line = id) for the
+small models trained here, subword (a `tokenizers` tokenizer.json, e.g. Llama-3.2's) for open-vljepa-style models;
+the manifest's `query_tokenizer.kind` selects one (`query_tokenizer_from_spec`)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from vljepa_ros.runtime.manifest import QueryTokenizerSpec
 
@@ -78,8 +81,12 @@ class QueryTokenizer:
 
     @classmethod
     def from_spec(cls, spec: QueryTokenizerSpec) -> QueryTokenizer:
-        """Tokenizer described by a manifest's `query_tokenizer` section."""
+        """Tokenizer described by a manifest's `query_tokenizer` section (kind word)."""
         return cls(read_vocab(spec.vocab_file), spec.max_tokens, spec.lowercase, spec.pad_id, spec.unk_id)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocab)
 
     def encode(self, text: str) -> TokenizedQuery:
         """One query -> ids/mask (max_tokens,) int64. Unknown words map to unk_id and are reported."""
@@ -104,3 +111,57 @@ class QueryTokenizer:
         """Several queries -> (ids, mask), each (B, max_tokens) int64."""
         encoded = [self.encode(t) for t in texts]
         return np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
+
+
+class SubwordQueryTokenizer:
+    """Maps a query to fixed-length ids + mask with a tokenizer.json, special tokens (BOS) added by its template
+    as in training, right-padded with `pad_id`. Too-long or empty queries raise ValueError (never truncated)."""
+
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, pad_id: int):
+        if max_tokens <= 0:
+            raise ValueError(f"max_tokens: must be positive, got {max_tokens}")
+        if not 0 <= pad_id < tokenizer.get_vocab_size():
+            raise ValueError(f"pad_id: {pad_id} is outside the vocabulary of {tokenizer.get_vocab_size()} tokens")
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+        self.pad_id = pad_id
+        unk = getattr(tokenizer.model, "unk_token", None)
+        self.unk_id = tokenizer.token_to_id(unk) if unk else None
+
+    @classmethod
+    def from_spec(cls, spec: QueryTokenizerSpec) -> SubwordQueryTokenizer:
+        """Tokenizer described by a manifest's `query_tokenizer` section (kind subword)."""
+        return cls(Tokenizer.from_file(str(spec.tokenizer_file)), spec.max_tokens, spec.pad_id)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.tokenizer.get_vocab_size()
+
+    def encode(self, text: str) -> TokenizedQuery:
+        """One query -> ids/mask (max_tokens,) int64. Tokens that map to the unknown token are reported."""
+        if not text.strip():
+            raise ValueError(f"query {text!r} has no tokens")
+        encoding = self.tokenizer.encode(text)
+        count = len(encoding.ids)
+        if count > self.max_tokens:
+            raise ValueError(f"query {text!r} has {count} tokens, more than max_tokens={self.max_tokens}")
+        ids = np.full(self.max_tokens, self.pad_id, dtype=np.int64)
+        mask = np.zeros(self.max_tokens, dtype=np.int64)
+        ids[:count] = encoding.ids
+        mask[:count] = 1
+        unknown = tuple(text[a:b] for (a, b), i in zip(encoding.offsets, encoding.ids) if i == self.unk_id)
+        return TokenizedQuery(ids=ids, mask=mask, unknown_words=unknown)
+
+    def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Several queries -> (ids, mask), each (B, max_tokens) int64."""
+        encoded = [self.encode(t) for t in texts]
+        return np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
+
+
+def query_tokenizer_from_spec(spec: QueryTokenizerSpec) -> QueryTokenizer | SubwordQueryTokenizer:
+    """The tokenizer of a manifest's `query_tokenizer` section, of the kind it names."""
+    if spec.kind == "subword":
+        return SubwordQueryTokenizer.from_spec(spec)
+    return QueryTokenizer.from_spec(spec)

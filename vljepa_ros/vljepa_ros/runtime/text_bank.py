@@ -20,6 +20,23 @@ def l2_normalise(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return x / norm
 
 
+def read_text_lines(path: str | Path) -> tuple[str, ...]:
+    """Texts of a bank file: one per line, stripped; blank lines and lines starting with '#' skipped.
+
+    Raises ValueError on duplicates (a bank entry is named by its text) or when no text is left."""
+    path = Path(path)
+    texts = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    texts = [t for t in texts if t and not t.startswith("#")]
+    if not texts:
+        raise ValueError(f"{path}: no texts (one per line)")
+    seen: set[str] = set()
+    for text in texts:
+        if text in seen:
+            raise ValueError(f"{path}: {text!r} appears twice")
+        seen.add(text)
+    return tuple(texts)
+
+
 @dataclass(frozen=True)
 class TextBank:
     """N texts and their (N, E) float32 unit-length embeddings."""

@@ -1,8 +1,9 @@
 """Y-encoder at run time: text -> L2-normalised embedding with onnxruntime + `tokenizers` (no torch).
 
 Used to embed new label/caption/action vocabularies on the robot. The ONNX graph (from
-`export.text_encoder.export_text_encoder`) takes (input_ids, attention_mask) and returns pooled,
-normalised embeddings; this module only tokenises, batches and checks.
+`export.text_encoder.export_y_encoder`: MiniLM, or open-vljepa's EmbeddingGemma + projector) takes
+(input_ids, attention_mask) and returns pooled, normalised embeddings; this module only tokenises, batches and
+checks.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ LOG = logging.getLogger(__name__)
 
 
 class TextEmbedder(Protocol):
-    """What the rest of the stack needs from a Y-encoder (MiniLM today; EmbeddingGemma etc. fit the same)."""
+    """What the rest of the stack needs from a Y-encoder (MiniLM, open-vljepa's EmbeddingGemma + projector)."""
 
     model_id: str
 
@@ -34,10 +35,16 @@ class TextEmbedder(Protocol):
         """(N, dim) float32 L2-normalised embeddings."""
 
 
-def configure_tokenizer(tokenizer: Tokenizer, max_tokens: int) -> Tokenizer:
-    """Truncate to `max_tokens` and pad to the longest text of a batch with the tokenizer's pad token."""
+def configure_tokenizer(tokenizer: Tokenizer, max_tokens: int, pad_token: str | None = None) -> Tokenizer:
+    """Truncate to `max_tokens` and pad to the longest text of a batch with `pad_token`, else the tokenizer's
+    configured padding, else its [PAD] or <pad> token."""
     tokenizer.enable_truncation(max_length=max_tokens)
-    if tokenizer.padding is None:
+    if pad_token is not None:
+        pad_id = tokenizer.token_to_id(pad_token)
+        if pad_id is None:
+            raise ValueError(f"tokenizer has no pad token {pad_token!r}")
+        tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token)
+    elif tokenizer.padding is None:
         pad = next((t for t in ("[PAD]", "<pad>") if tokenizer.token_to_id(t) is not None), None)
         if pad is None:
             raise ValueError("tokenizer has no padding configured and no [PAD]/<pad> token")
@@ -64,9 +71,10 @@ class TextEncoderRuntime:
         max_tokens: int = 256,
         config: SessionConfig = SessionConfig(providers=("cpu",)),
         model_id: str = "text-encoder",
+        pad_token: str | None = None,
     ) -> TextEncoderRuntime:
-        """Session (per `config`) + tokenizer from files."""
-        tokenizer = configure_tokenizer(Tokenizer.from_file(str(tokenizer_path)), max_tokens)
+        """Session (per `config`) + tokenizer from files (`pad_token`: see `configure_tokenizer`)."""
+        tokenizer = configure_tokenizer(Tokenizer.from_file(str(tokenizer_path)), max_tokens, pad_token)
         return cls(OnnxModel.load(onnx_path, config, LOG), tokenizer, model_id)
 
     @classmethod
@@ -76,7 +84,9 @@ class TextEncoderRuntime:
         """From a manifest's `text_encoder` section; checks the hash and the graph's I/O signature."""
         if check_sha256 and sha256_of_graph(spec.file) != spec.sha256:
             raise ManifestError(f"text_encoder.sha256: {spec.file.name} does not match the manifest")
-        runtime = cls.from_files(spec.file, spec.tokenizer, spec.max_tokens, config, model_id=spec.file.stem)
+        runtime = cls.from_files(
+            spec.file, spec.tokenizer, spec.max_tokens, config, model_id=spec.file.stem, pad_token=spec.pad_token
+        )
         if spec.inputs:
             session = runtime.model.session
             check_session_io(spec.inputs, spec.outputs, session.get_inputs(), session.get_outputs(), "text_encoder")

@@ -13,9 +13,20 @@ from pathlib import Path
 import numpy as np
 
 from vljepa_ros.runtime import preprocessing
-from vljepa_ros.runtime.manifest import Manifest, ManifestError, check_session_io, load_manifest
+from vljepa_ros.runtime.manifest import (
+    Manifest,
+    ManifestError,
+    QueryEmbeddingsSpec,
+    check_session_io,
+    load_manifest,
+)
 from vljepa_ros.runtime.onnx_session import OnnxModel, SessionConfig
-from vljepa_ros.runtime.query_tokenizer import QueryTokenizer, TokenizedQuery
+from vljepa_ros.runtime.query_tokenizer import (
+    QueryTokenizer,
+    SubwordQueryTokenizer,
+    TokenizedQuery,
+    query_tokenizer_from_spec,
+)
 from vljepa_ros.runtime.text_bank import TextBank, l2_normalise
 from vljepa_ros.runtime.text_encoder_runtime import TextEncoderRuntime
 
@@ -27,14 +38,40 @@ Frames = Sequence[np.ndarray] | np.ndarray
 QUERY_CACHE_SIZE = 256  # distinct tokenised queries kept; the oldest is dropped beyond this
 
 
-class VLJepaRuntime:
-    """Encoder + predictor sessions validated against their manifest. See docs/architecture.md."""
+def load_query_embeddings(spec: QueryEmbeddingsSpec) -> np.ndarray:
+    """The query embedding table, memory-mapped read-only: only the pages of the rows queries use are read."""
+    try:
+        table = np.load(spec.file, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise ManifestError(f"query_embeddings.file: {spec.file.name}: {err}") from None
+    if table.dtype != np.float32 or table.shape != (spec.rows, spec.width):
+        raise ManifestError(
+            f"query_embeddings.file: {spec.file.name} is {table.dtype} {table.shape}, "
+            f"manifest says float32 ({spec.rows}, {spec.width})"
+        )
+    return table
 
-    def __init__(self, manifest: Manifest, encoder: OnnxModel, predictor: OnnxModel, tokenizer: QueryTokenizer):
+
+class VLJepaRuntime:
+    """Encoder + predictor sessions validated against their manifest. See docs/architecture.md.
+
+    `query_embeddings`: the predictor's token-embedding table when it lives outside the predictor graph
+    (manifest `query_embeddings`); the query's rows are gathered here and fed instead of the ids.
+    """
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        encoder: OnnxModel,
+        predictor: OnnxModel,
+        tokenizer: QueryTokenizer | SubwordQueryTokenizer,
+        query_embeddings: np.ndarray | None = None,
+    ):
         self.manifest = manifest
         self.encoder = encoder
         self.predictor = predictor
         self.tokenizer = tokenizer
+        self.query_embeddings = query_embeddings
         self._queries: dict[str, TokenizedQuery] = {}
         self._batched_queries: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._predictor_normalises = manifest.predictor.output_l2_normalized
@@ -72,13 +109,23 @@ class VLJepaRuntime:
             check_session_io(spec.inputs, spec.outputs, model.session.get_inputs(), model.session.get_outputs(), key)
             model.warm_up(warmup_runs)
             models[key] = model
-        tokenizer = QueryTokenizer.from_spec(manifest.query_tokenizer)
+        try:
+            tokenizer = query_tokenizer_from_spec(manifest.query_tokenizer)
+        except Exception as err:  # tokenizers raises a bare Exception on a malformed tokenizer.json
+            raise ManifestError(f"{path}: query_tokenizer: {err}") from None
         for name, text in manifest.queries.items():
             try:
                 tokenizer.encode(text)
             except ValueError as err:
                 raise ManifestError(f"{path}: queries.{name}: {err}") from None
-        return cls(manifest, models["encoder"], models["predictor"], tokenizer)
+        table = None
+        if manifest.query_embeddings is not None:
+            table = load_query_embeddings(manifest.query_embeddings)
+            if table.shape[0] < tokenizer.vocab_size:
+                raise ManifestError(
+                    f"{path}: query_embeddings.rows: {table.shape[0]} rows for a tokenizer of {tokenizer.vocab_size}"
+                )
+        return cls(manifest, models["encoder"], models["predictor"], tokenizer, table)
 
     # ------------------------------------------------------------------------------------------ info
     @property
@@ -166,7 +213,8 @@ class VLJepaRuntime:
             encoded = [self.query_tokens(q) for q in queries]
             ids, mask = np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
         names = self.predictor.input_names
-        outputs = self.predictor.run({names[0]: tokens, names[1]: ids, names[2]: mask})
+        query = ids if self.query_embeddings is None else np.asarray(self.query_embeddings[ids])
+        outputs = self.predictor.run({names[0]: tokens, names[1]: query, names[2]: mask})
         if not self._predictor_normalises:
             return l2_normalise(outputs[0])
         if not outputs[1]:  # the graph's flag: every row's norm was finite and non-zero
