@@ -170,6 +170,9 @@ def test_large_graphs_keep_weights_in_one_data_file_covered_by_the_hash(tmp_path
     files = sorted(p.name for p in tmp_path.iterdir())
     assert "encoder.onnx.data" in files and "predictor.onnx.data" in files
     assert (tmp_path / "encoder.onnx").stat().st_size < (tmp_path / "encoder.onnx.data").stat().st_size
+    for name in ("encoder", "predictor"):  # the data file is as readable as its graph
+        graph_mode = (tmp_path / f"{name}.onnx").stat().st_mode & 0o777
+        assert (tmp_path / f"{name}.onnx.data").stat().st_mode & 0o777 == graph_mode
     runtime = VLJepaRuntime.from_manifest(manifest, providers=("cpu",))
     assert runtime.encode(np.zeros((1, 3, 8, 64, 64), np.float32)).shape == (1, 256, 96)
     with open(tmp_path / "encoder.onnx.data", "r+b") as handle:

@@ -94,6 +94,9 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
             location=data.name,
             size_threshold=1024,
         )
+        # onnx writes the data file owner-only; the graph beside it is world-readable, and a robot's node often
+        # runs as another user than the one who exported.
+        data.chmod(path.stat().st_mode & 0o777)
     else:
         onnx.save_model(model, str(path))
     onnx.checker.check_model(str(path))
