@@ -14,9 +14,10 @@ Hostile or runaway input stays bounded. The `camera` field is whatever a publish
 `max_streams` streams are kept: a stream idle (steady time) for `stream_expiry_s` is dropped with its state and
 diagnostics (`streams_expired`), the least recently active first when a new camera needs room; when every stream
 is active a new camera's embeddings are refused (`streams_full`). DecodeStatistics go out only for streams that
-received an embedding during the period. Embeddings lost before the callback (writer or subscription history
-overwritten, transport loss) are counted from the publishers' sequence numbers (`lost_in_transport`; the
-Embedding message has no sequence number of its own), next to the DDS SAMPLE_LOST count (`dds_message_lost`).
+received an embedding during the period; `embeddings_received` counts every embedding taken, whatever became
+of it. Embeddings lost before the callback (writer or subscription history overwritten, transport loss) are
+counted from the publishers' sequence numbers (`lost_in_transport`; the Embedding message has no sequence number
+of its own), next to the DDS SAMPLE_LOST count (`dds_message_lost`).
 /diagnostics runs on the steady clock, so it reports before the first /clock and while /clock is paused, and
 with use_sim_time it says whether /clock arrives.
 
@@ -218,6 +219,7 @@ class DecoderNode(Node):
             StreamLimits(p("max_streams"), p("stream_expiry_s")), _CameraInfo
         )
         self._caption_count = 0
+        self._embeddings_received = 0  # every callback: refused, ignored, rejected or fed
         # Receive times, stalls and expiry use steady time: sim time may not have started, pause or jump back.
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._last_receive_ns: int | None = None
@@ -349,6 +351,7 @@ class DecoderNode(Node):
             )
 
     def _on_embedding(self, msg: Embedding, msg_info: MessageInfo) -> None:
+        self._embeddings_received += 1
         self._count_lost(msg_info)
         now_ns = self._steady.now().nanoseconds
         self._last_receive_ns = now_ns
@@ -460,6 +463,7 @@ class DecoderNode(Node):
             "bank": self._decoder.source,
             "bank_size": str(len(self._decoder.bank)),
             "embedding_dim": str(self._decoder.embedding_dim),
+            "embeddings_received": str(self._embeddings_received),
             "captions_published": str(self._caption_count),
             "cameras": str(len(self._cameras)),
             "max_streams": str(limits.max_streams),

@@ -48,6 +48,7 @@ class CameraHealth:
     clip_resets: dict[str, int]  # clip buffer restarts by reason (stamp gaps, clock jumps back)
     frames_subsampled: int  # frames skipped on purpose to sample at the model frame rate (not drops)
     gap_restarts_since_output: int = 0  # gap restarts since the camera's last published clip
+    frames_sampled: int = 0  # frames taken into clips (with malformed, sub-sampled and dropped: every frame)
     active: bool = True  # False while a lifecycle node is inactive
 
 
@@ -121,6 +122,7 @@ def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_
         "inference_p50_ms": _fmt(stats.inference.percentile(50), 1e3),
         "frames_received": str(stats.input_rate.total),
         "frames_subsampled": str(health.frames_subsampled),
+        "frames_sampled": str(health.frames_sampled),
         "clips_published": str(stats.output_rate.total),
         "seconds_since_last_frame": _fmt(silent_s),
         "incompatible_qos_events": str(health.incompatible_qos),

@@ -507,6 +507,7 @@ class PerceptionSteps:
                     last_qos_problem=self._qos_problem[camera.name],
                     clip_resets=resets,
                     frames_subsampled=pipeline.subsampled(camera.name),
+                    frames_sampled=pipeline.sampled(camera.name),
                     gap_restarts_since_output=restarts,
                     active=active,
                 )

@@ -44,6 +44,7 @@ from vljepa_ros.perception.results import (
     TransitionResult,
 )
 from vljepa_ros.perception.run_stats import StreamStats
+from vljepa_ros.perception.thin_frame_crop import is_thin, thin_frame_crop
 from vljepa_ros.runtime.preprocessing import normalisation_constants, resize_and_crop, resized_size
 from vljepa_ros.runtime.text_bank import TextBank
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
@@ -111,6 +112,7 @@ class PerceptionPipeline:
         self._states: dict[str, StateHistory] = {}
         self.stats: dict[str, StreamStats] = {}
         self.frames_subsampled: dict[str, int] = {}
+        self.frames_sampled: dict[str, int] = {}
         self.queue = ReadyQueue(config.queue_depth)
         # camera -> (encoder input, the frames already copied into its first slots) for the camera's next clip,
         # laid out by the producer while the worker runs the model (see _lay_out_next_input).
@@ -222,6 +224,7 @@ class PerceptionPipeline:
             verdict = self._sampling_verdict(camera, stamp_ns)
             if verdict != SAMPLE:
                 return verdict
+            self.frames_sampled[camera] += 1
             clip = self._buffers[camera].add(
                 stamp_ns, frame_id, prepared, received_ns, lambda frames: self._clip_input_of(camera, frames)
             )
@@ -281,6 +284,12 @@ class PerceptionPipeline:
         with self.lock:
             return self.frames_subsampled.get(camera, 0)
 
+    def sampled(self, camera: str) -> int:
+        """Frames of ``camera`` taken into its clip buffer: with the malformed, sub-sampled, out-of-order and
+        disabled ones, every frame offered is counted exactly once."""
+        with self.lock:
+            return self.frames_sampled.get(camera, 0)
+
     def clip_resets(self, camera: str) -> dict[str, int]:
         """How often ``camera``'s clip buffer started over, by reason (clip_buffer.RESET_*)."""
         with self.lock:
@@ -318,6 +327,7 @@ class PerceptionPipeline:
             self._states[camera] = StateHistory(keep_s)
             self.stats[camera] = StreamStats()
             self.frames_subsampled[camera] = 0
+            self.frames_sampled[camera] = 0
         return self.stats[camera]
 
     def prepare_frame(self, frame: np.ndarray) -> np.ndarray:
@@ -332,14 +342,19 @@ class PerceptionPipeline:
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ImageConversionError("bad_shape", f"expected an RGB uint8 (H, W, 3) frame, got {got}")
+        height, width = frame.shape[:2]
+        # A frame resized whole would be far larger than its crop (1 x 100000): only the crop is computed.
+        thin = self._fused_size is None and is_thin(height, width, self.clip_spec)
         if self._uint8_crops:
+            if thin:
+                return thin_frame_crop(frame, self.clip_spec)
             crop = resize_and_crop(frame, self.clip_spec)
-            height, width = frame.shape[:2]
             if resized_size(height, width, self.clip_spec.resize_short) == (height, width):
                 return crop.copy()  # no resize happened: the crop views ``frame``
             return crop  # a view of the freshly resized frame, which nothing else holds
         if self._fused_size is None:
-            cropped = np.ascontiguousarray(resize_and_crop(frame, self.clip_spec))
+            crop = thin_frame_crop(frame, self.clip_spec) if thin else resize_and_crop(frame, self.clip_spec)
+            cropped = np.ascontiguousarray(crop)
             return np.ascontiguousarray(cv2.LUT(cropped, self._lut).transpose(2, 0, 1))
         height, width = self._fused_size
         if frame.shape[:2] == (height, width):
