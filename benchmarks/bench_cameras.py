@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, apply_transport_def
 from vljepa_ros.nodes.spinning import NodeSpinner
 from vljepa_ros.perception.clip_buffer import SAMPLE, ClipBuffer
 from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.tools.node_process import node_command, stop_process
 
 NODE = "/vljepa_perception"
 TRANSPORTS = ("shipped", "default")
@@ -220,21 +220,9 @@ def start_node(manifest: Path, group, transport: str, log_path: Path) -> subproc
         "diagnostics_period_s": "0.25",
         "stall_timeout_s": "30.0",
     }
-    command = [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args"]
-    for name, value in params.items():
-        command += ["-p", f"{name}:={value}"]
+    command = node_command("vljepa_ros.nodes.perception_node", params)
     with open(log_path, "w") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=transport_env(transport))
-
-
-def stop(process: subprocess.Popen, timeout_s: float = 20.0) -> None:
-    """Ctrl-C (clean shutdown), then kill if it hangs."""
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
 
 
 def expected_clips(stamps: list[int], spec) -> set[int]:
@@ -354,7 +342,7 @@ def run(manifest: Path, quick: bool, seconds: float, log_dir: Path, log=print) -
                             flush=True,
                         )
                 finally:
-                    stop(node)
+                    stop_process(node, timeout_s=20)
     finally:
         monitor.close()
         rclpy.try_shutdown()

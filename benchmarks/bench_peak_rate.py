@@ -29,7 +29,6 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -37,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from vljepa_ros.tools.node_process import node_command, stop_process
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # no traffic leaves this host
 os.environ.setdefault("ROS_DOMAIN_ID", str(101 + os.getpid() % 100))
@@ -126,9 +127,7 @@ class Rig:
         }
         if mode == "every_frame":
             params.update(transition_horizon_s="0.0")
-        command = [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args"]
-        for name, value in params.items():
-            command += ["-p", f"{name}:={value}"]
+        command = node_command("vljepa_ros.nodes.perception_node", params)
         self.log = open(log_path, "w")  # noqa: SIM115 (closed when the process is stopped)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -284,9 +283,7 @@ class Rig:
         return step
 
     def close(self) -> None:
-        from vljepa_ros.tools.demo import stop_nodes
-
-        stop_nodes(self.process, timeout_s=20)
+        stop_process(self.process, timeout_s=20)
         self.spinner.shutdown()
         self.node.destroy_node()
         self.log.close()

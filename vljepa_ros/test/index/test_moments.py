@@ -8,8 +8,9 @@ from vljepa_ros.index.moment_search import MomentSearcher
 from vljepa_ros.index.moments import MOMENT_DISTANCE, moment_of_rows, moment_vectors, stream_boundaries
 from vljepa_ros.index.recording_index import RecordingIndex
 from vljepa_ros.index.results_page import results_html
-from vljepa_ros.index.schema import SCHEMA, clip_key
 from vljepa_ros.index.search import ClipSearcher, Filters
+
+from support.index_rows import clip_rows
 
 DIM = 4
 E = np.eye(DIM, dtype=np.float32)
@@ -22,30 +23,14 @@ def unit(v) -> np.ndarray:
 
 def rows(bag_hash: str, vectors, segment_starts=None, camera: str = "cam") -> pa.Table:
     """One clip per vector, a second apart from t = 0; every clip in one decoded segment unless told."""
-    count = len(vectors)
-    stamps = 1_000_000_000 * np.arange(count, dtype=np.int64)
-    starts = [0] * count if segment_starts is None else segment_starts
-    return pa.table(
-        {
-            "key": [clip_key(bag_hash, camera, s, "v1") for s in stamps],
-            "bag": [f"bag_{bag_hash}"] * count,
-            "bag_path": [f"/bags/{bag_hash}"] * count,
-            "bag_hash": [bag_hash] * count,
-            "camera": [camera] * count,
-            "topic": ["/cam"] * count,
-            "stamp_ns": stamps,
-            "t_s": stamps / 1e9,
-            "model_id": ["m"] * count,
-            "model_version": ["v1"] * count,
-            "query": ["describe the scene"] * count,
-            "embedding": [unit(v) for v in vectors],
-            "visual_state": [None] * count,
-            "caption": [f"caption {bag_hash} {s}" for s in starts],
-            "segment_start_ns": starts,
-            "segment_end_ns": starts,
-            "thumbnail_jpeg": [None] * count,
-        },
-        schema=SCHEMA,
+    starts = [0] * len(vectors) if segment_starts is None else segment_starts
+    return clip_rows(
+        bag_hash,
+        [unit(v) for v in vectors],
+        camera=camera,
+        caption=[f"caption {bag_hash} {s}" for s in starts],
+        segment_start_ns=starts,
+        segment_end_ns=starts,
     )
 
 

@@ -9,10 +9,11 @@ from vljepa_ros.index.content_hash import bag_content_hash
 from vljepa_ros.index.query_encoding import QueryEncoder
 from vljepa_ros.index.recording_index import RecordingIndex, vectors_of
 from vljepa_ros.index.results_page import results_html
-from vljepa_ros.index.schema import SCHEMA, clip_key
 from vljepa_ros.index.search import ClipSearcher, Filters
 from vljepa_ros.index.thumbnails import jpeg_thumbnail
 from vljepa_ros.runtime.text_bank import TextBank
+
+from support.index_rows import clip_rows
 
 DIM = 16
 
@@ -20,28 +21,13 @@ DIM = 16
 def synthetic_rows(bag_hash: str, count: int, rng: np.random.Generator, version: str = "v1", camera="cam") -> pa.Table:
     vectors = rng.standard_normal((count, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    stamps = 1_000_000_000 * np.arange(count, dtype=np.int64)
-    return pa.table(
-        {
-            "key": [clip_key(bag_hash, camera, s, version) for s in stamps],
-            "bag": [f"bag_{bag_hash}"] * count,
-            "bag_path": [f"/bags/{bag_hash}"] * count,
-            "bag_hash": [bag_hash] * count,
-            "camera": [camera] * count,
-            "topic": ["/cam"] * count,
-            "stamp_ns": stamps,
-            "t_s": stamps / 1e9,
-            "model_id": ["m"] * count,
-            "model_version": [version] * count,
-            "query": ["describe the scene"] * count,
-            "embedding": list(vectors),
-            "visual_state": [None] * count,
-            "caption": [f"caption {i % 7}" for i in range(count)],
-            "segment_start_ns": stamps,
-            "segment_end_ns": stamps,
-            "thumbnail_jpeg": [b"\xff\xd8"] * count,
-        },
-        schema=SCHEMA,
+    return clip_rows(
+        bag_hash,
+        vectors,
+        camera=camera,
+        version=version,
+        caption=[f"caption {i % 7}" for i in range(count)],
+        thumbnail_jpeg=[b"\xff\xd8"] * count,
     )
 
 

@@ -1,7 +1,6 @@
 """The decoder node under hostile input: bounded streams, counted input loss, diagnostics without /clock, short logs."""
 
 import array
-import time
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from rosgraph_msgs.msg import Clock
 from vljepa_msgs.msg import DecodeStatistics, Embedding
 from vljepa_ros.nodes.decoder_node import NODE_NAME, DecoderNode
 
+from support.rig_fixtures import rig_factory, spin_executor_until
 from support.selective_streams import BANK_PATH, NS, load_bank
 
 pytestmark = pytest.mark.ros
@@ -53,10 +53,7 @@ class Rig:
         self.spin_until(lambda: self.pub.get_subscription_count() > 0)
 
     def spin_until(self, done, timeout_s=30.0):
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            assert time.monotonic() < deadline, "timed out waiting for the decoder node"
-            self.executor.spin_once(timeout_sec=0.05)
+        spin_executor_until(self.executor, done, timeout_s, "the decoder node")
 
     def taken(self) -> int:
         """Embeddings the node's callback has taken (decoded, rejected, ignored or refused)."""
@@ -94,12 +91,7 @@ class Rig:
 
 @pytest.fixture
 def rig():
-    rclpy.init()
-    rigs = []
-    yield lambda **kw: rigs.append(Rig(**kw)) or rigs[-1]
-    for r in rigs:
-        r.close()
-    rclpy.shutdown()
+    yield from rig_factory(Rig)
 
 
 def test_a_new_camera_beyond_max_streams_is_refused_and_counted(rig):

@@ -3,7 +3,6 @@
 import array
 import os
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -17,7 +16,9 @@ from rclpy.qos import QoSProfile
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
 from vljepa_ros.nodes.decoder_node import NODE_NAME, DecoderNode
 from vljepa_ros.runtime.text_bank import TextBank
+from vljepa_ros.tools.node_process import node_command
 
+from support.rig_fixtures import rig_factory, spin_executor_until
 from support.selective_streams import BANK_PATH, NS, load_bank, make_stream
 
 pytestmark = pytest.mark.ros
@@ -85,10 +86,7 @@ class Harness:
         self.spin_until(lambda: self.pub.get_subscription_count() > 0)
 
     def spin_until(self, done, timeout_s=20.0):
-        deadline = time.monotonic() + timeout_s
-        while not done():
-            assert time.monotonic() < deadline, "timed out waiting for the decoder node"
-            self.executor.spin_once(timeout_sec=0.05)
+        spin_executor_until(self.executor, done, timeout_s, "the decoder node")
 
     def handled(self):
         """Embeddings the node has taken in (used, rejected or ignored), from its diagnostics-facing state."""
@@ -128,12 +126,7 @@ class Harness:
 
 @pytest.fixture
 def ros():
-    rclpy.init()
-    harnesses = []
-    yield lambda **kw: harnesses.append(Harness(**kw)) or harnesses[-1]
-    for h in harnesses:
-        h.close()
-    rclpy.shutdown()
+    yield from rig_factory(Harness)
 
 
 def test_static_stream_gives_one_caption(ros):
@@ -265,14 +258,7 @@ def _env():
 
 def test_console_script_refuses_to_start_with_one_line_naming_the_parameter(tmp_path):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vljepa_ros.nodes.decoder_node",
-            "--ros-args",
-            "-p",
-            f"bank_path:={tmp_path / 'missing.npz'}",
-        ],
+        node_command("vljepa_ros.nodes.decoder_node", {"bank_path": tmp_path / "missing.npz"}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -285,22 +271,11 @@ def test_console_script_refuses_to_start_with_one_line_naming_the_parameter(tmp_
 
 def test_console_script_with_remapped_input_captions_a_stream():
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
+        node_command(
             "vljepa_ros.nodes.decoder_node",
-            "--ros-args",
-            "-r",
-            "~/embedding:=/vljepa_perception/embedding",
-            "-p",
-            f"bank_path:={BANK_PATH}",
-            "-p",
-            "threshold:=0.03",
-            "-p",
-            "window:=3",
-            "-p",
-            "settle:=2",
-        ],
+            {"bank_path": BANK_PATH, "threshold": "0.03", "window": "3", "settle": "2"},
+            ros_args=["-r", "~/embedding:=/vljepa_perception/embedding"],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

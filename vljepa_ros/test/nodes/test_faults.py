@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import ns_to_time, time_to_ns
 from vljepa_ros.nodes.spinning import NodeSpinner
 from vljepa_ros.tools import replay
+from vljepa_ros.tools.node_process import node_command, stop_process
 
 from support.perception_fixtures import moving_frame, tiny_random_manifest
 from support.polling import wait_until
@@ -55,11 +55,9 @@ def non_empty_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
-def run_node_once(*params: str, timeout_s: float = 120) -> subprocess.CompletedProcess:
+def run_node_once(params: dict[str, object], timeout_s: float = 120) -> subprocess.CompletedProcess:
     """Run the perception_node process with ``-p`` parameters until it exits by itself."""
-    command = [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args"]
-    for param in params:
-        command += ["-p", param]
+    command = node_command("vljepa_ros.nodes.perception_node", params)
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
 
 
@@ -129,7 +127,7 @@ def test_broken_model_makes_node_and_replay_refuse_with_one_line(breakage, manif
     model = model_copy(manifest, tmp_path / "model")
     named = BREAKAGES[breakage](model)
 
-    node = run_node_once(f"model_manifest:={model}", "providers:=[cpu]")
+    node = run_node_once({"model_manifest": model, "providers": "[cpu]"})
     assert node.returncode == 2, node.stderr
     lines = non_empty_lines(node.stderr)
     assert len(lines) == 1 and "refusing to start" in lines[0] and named in lines[0], node.stderr
@@ -148,16 +146,8 @@ def test_broken_model_makes_node_and_replay_refuse_with_one_line(breakage, manif
 @pytest.mark.ros
 def test_unavailable_gpu_providers_fall_back_to_cpu_and_say_why(manifest, tmp_path):
     log = tmp_path / "node.log"
-    command = [
-        sys.executable,
-        "-m",
-        "vljepa_ros.nodes.perception_node",
-        "--ros-args",
-        "-p",
-        f"model_manifest:={manifest}",
-        "-p",
-        "providers:=[tensorrt,cuda,cpu]",
-    ]
+    params = {"model_manifest": manifest, "providers": "[tensorrt,cuda,cpu]"}
+    command = node_command("vljepa_ros.nodes.perception_node", params)
     with open(log, "w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
         try:
@@ -168,8 +158,7 @@ def test_unavailable_gpu_providers_fall_back_to_cpu_and_say_why(manifest, tmp_pa
             time.sleep(0.5)
             assert process.poll() is None, log.read_text()  # it runs: the fallback is not a refusal
         finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(30)
+            stop_process(process, timeout_s=30)
     text = log.read_text()
     assert process.returncode == 0, text
     assert "CPUExecutionProvider" in text

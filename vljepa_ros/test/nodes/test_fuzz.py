@@ -8,7 +8,6 @@ produce embeddings for good frames afterwards.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -30,7 +29,7 @@ from vljepa_ros.perception.image_conversion import (
     compressed_to_rgb,
     image_to_rgb,
 )
-from vljepa_ros.tools.demo import stop_nodes
+from vljepa_ros.tools.node_process import node_command, stop_process
 
 from support.perception_fixtures import moving_frame, tiny_random_manifest
 from support.reliability_fixtures import (
@@ -143,9 +142,7 @@ class FuzzRig:
             "diagnostics_period_s": "0.2",
             "stall_timeout_s": "30.0",
         }
-        command = [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args"]
-        for name, value in args.items():
-            command += ["-p", f"{name}:={value}"]
+        command = node_command("vljepa_ros.nodes.perception_node", args)
         self.log = open(log_path, "w")  # noqa: SIM115 (closed when the process is stopped)
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
         self.node = rclpy.create_node("fuzz_rig")
@@ -175,7 +172,7 @@ class FuzzRig:
         return int(self.statuses.get(camera, {}).get("frames_received", -1))
 
     def close(self) -> int | None:
-        returncode = stop_nodes(self.process, timeout_s=20)
+        returncode = stop_process(self.process, timeout_s=20)
         self.node.destroy_node()
         self.log.close()
         return returncode

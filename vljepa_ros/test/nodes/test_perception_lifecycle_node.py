@@ -8,13 +8,13 @@ from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from test_perception_node import PERIOD_NS, rgb8_msg
 
 from vljepa_msgs.msg import Embedding
 from vljepa_ros.nodes.perception_lifecycle_node import PerceptionLifecycleNode
 from vljepa_ros.nodes.ros_conversions import time_to_ns
 from vljepa_ros.nodes.spinning import NodeSpinner
 
+from support.camera_messages import PERIOD_NS, rgb8_msg
 from support.perception_fixtures import moving_frame, preferred_manifest
 from support.polling import wait_until
 

@@ -5,10 +5,8 @@ time: sampling follows stamps, not arrival) and records what the perception node
 """
 
 import subprocess
-import sys
 import time
 
-import cv2
 import numpy as np
 import pytest
 import rclpy
@@ -22,14 +20,15 @@ from vljepa_msgs.msg import Embedding, WorldStateTransition
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.ros_conversions import embedding_from_msg, ns_to_time, time_to_ns
 from vljepa_ros.nodes.spinning import NodeSpinner
+from vljepa_ros.tools.node_process import node_command
 
+from support.camera_messages import PERIOD_NS, jpeg_msg, rgb8_msg
 from support.perception_fixtures import moving_frame, preferred_manifest
 from support.polling import wait_until
 
 pytestmark = pytest.mark.ros
 
 MS = 1_000_000
-PERIOD_NS = 33 * MS
 NODE = "/vljepa_perception"
 CAM_A = "/cam_a/image_raw"
 CAM_B = "/cam_b/image_raw/compressed"
@@ -122,26 +121,6 @@ class Rig:
                 if status.name.endswith(f"camera {camera}"):
                     return status, {kv.key: kv.value for kv in status.values}
         return None, {}
-
-
-def rgb8_msg(rgb, stamp_ns, frame_id):
-    msg = Image()
-    msg.header.stamp = ns_to_time(stamp_ns)
-    msg.header.frame_id = frame_id
-    msg.height, msg.width = rgb.shape[:2]
-    msg.encoding = "rgb8"
-    msg.step = rgb.shape[1] * 3
-    msg.data = rgb.tobytes()
-    return msg
-
-
-def jpeg_msg(rgb, stamp_ns, frame_id):
-    msg = CompressedImage()
-    msg.header.stamp = ns_to_time(stamp_ns)
-    msg.header.frame_id = frame_id
-    msg.format = "rgb8; jpeg compressed bgr8"
-    msg.data = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]))[1].tobytes()
-    return msg
 
 
 @pytest.fixture
@@ -281,7 +260,7 @@ def test_silent_camera_and_incompatible_qos_warn_on_diagnostics(ros, manifest):
 
 def _run_node(*args):
     return subprocess.run(
-        [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args", *args],
+        node_command("vljepa_ros.nodes.perception_node", ros_args=args),
         capture_output=True,
         text=True,
         timeout=120,
@@ -491,10 +470,15 @@ def test_a_remapped_camera_topic_decides_the_message_type_and_the_names(ros, man
 
 def _check_remapped_node(manifest, resolved, log, log_path):
     """Start the node with the default camera remapped to ``resolved``; check its outputs and diagnostics."""
+    params = {
+        "model_manifest": manifest,
+        "providers": "[cpu]",
+        "input_qos": "DEFAULT",
+        "input_qos_depth": "200",
+        "diagnostics_period_s": "0.2",
+    }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args", "-p", f"model_manifest:={manifest}"]
-        + ["-p", "providers:=[cpu]", "-p", "input_qos:=DEFAULT", "-p", "input_qos_depth:=200"]
-        + ["-p", "diagnostics_period_s:=0.2", "-r", f"/camera/image_raw:={resolved}"],
+        node_command("vljepa_ros.nodes.perception_node", params, ros_args=["-r", f"/camera/image_raw:={resolved}"]),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

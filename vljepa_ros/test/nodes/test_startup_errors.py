@@ -2,9 +2,10 @@
 
 import os
 import subprocess
-import sys
 
 import pytest
+
+from vljepa_ros.tools.node_process import node_command
 
 from support.selective_streams import BANK_PATH
 
@@ -27,7 +28,7 @@ BAD_PARAMS_FILES = {
 
 
 def run(module: str, *ros_args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", f"vljepa_ros.nodes.{module}", "--ros-args", *ros_args]
+    command = node_command(f"vljepa_ros.nodes.{module}", ros_args=ros_args)
     env = dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
 

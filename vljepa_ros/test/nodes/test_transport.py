@@ -25,6 +25,7 @@ from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, transport_defaults
 from vljepa_ros.nodes.spinning import NodeSpinner
 from vljepa_ros.perception.clip_buffer import SAMPLE, ClipBuffer
 from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.tools.node_process import node_command
 
 from support.perception_fixtures import preferred_manifest
 from support.polling import wait_until
@@ -118,9 +119,7 @@ def test_shipped_transport_delivers_a_30hz_640x480_camera(ros, tmp_path, tmp_pat
         "diagnostics_period_s": "0.25",
         "publish_visual_state": "false",
     }
-    command = [sys.executable, "-m", "vljepa_ros.nodes.perception_node", "--ros-args"]
-    for name, value in params.items():
-        command += ["-p", f"{name}:={value}"]
+    command = node_command("vljepa_ros.nodes.perception_node", params)
     monitor = Monitor()
     with open(log_path, "w") as log:
         node_process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)

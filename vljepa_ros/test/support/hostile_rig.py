@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import array
 import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from vljepa_msgs.msg import Caption, Embedding
 from vljepa_ros.nodes.ros_conversions import BAD_STAMP
-from vljepa_ros.tools.demo import stop_nodes
+from vljepa_ros.tools.node_process import node_command, stop_process
 
 from support.hostile_inputs import (
     BAD_NANOSEC,
@@ -198,13 +197,6 @@ PERCEPTION_CAMERAS = {
 }
 
 
-def _node_command(module: str, params: dict) -> list[str]:
-    command = [sys.executable, "-m", module, "--ros-args"]
-    for name, value in params.items():
-        command += ["-p", f"{name}:={value}"]
-    return command
-
-
 class _ProcessRig:
     """A node process plus an in-test node that publishes, listens to /diagnostics and samples memory."""
 
@@ -243,7 +235,7 @@ class _ProcessRig:
         return self.log_path.read_text()[-3000:]
 
     def close(self) -> int | None:
-        returncode = stop_nodes(self.process, timeout_s=20)
+        returncode = stop_process(self.process, timeout_s=20)
         self.node.destroy_node()
         self.log.close()
         return returncode
@@ -272,7 +264,7 @@ def run_perception_fuzz(manifest, log_path, large_png: bytes, scale: int = 1) ->
         "stall_timeout_s": "60.0",
     }
     plan = perception_schedule(large_png, scale)
-    rig = _ProcessRig(_node_command("vljepa_ros.nodes.perception_node", params), log_path, "hostile_perception_rig")
+    rig = _ProcessRig(node_command("vljepa_ros.nodes.perception_node", params), log_path, "hostile_perception_rig")
     embeddings: list[Embedding] = []
     rig.node.create_subscription(Embedding, f"/{PERCEPTION}/embedding", embeddings.append, QOS_DEPTH)
     publishers = {
@@ -374,7 +366,7 @@ def run_decoder_flood(log_path, names: int = 3000, good_every: int = 30) -> dict
     bank = load_bank()
     good = make_stream(bank, [0, 5, 10, 15], [20.0, 20.0, 20.0, 20.0], rate_hz=2.0, noise=0.3)
     rng = np.random.default_rng(3)
-    rig = _ProcessRig(_node_command("vljepa_ros.nodes.decoder_node", params), log_path, "hostile_decoder_rig")
+    rig = _ProcessRig(node_command("vljepa_ros.nodes.decoder_node", params), log_path, "hostile_decoder_rig")
     captions: list[Caption] = []
     rig.node.create_subscription(Caption, f"/{DECODER}/caption", captions.append, QOS_DEPTH)
     publisher = rig.node.create_publisher(Embedding, f"/{DECODER}/embedding", rig.qos)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
@@ -56,6 +56,7 @@ from vljepa_ros.decoding.decoders import RetrievalDecoder
 from vljepa_ros.decoding.input_loss import SequenceGapCounter
 from vljepa_ros.decoding.pipeline import DecodingPipeline
 from vljepa_ros.decoding.stream_table import StreamTable
+from vljepa_ros.nodes.diagnostics import diagnostic_status
 from vljepa_ros.nodes.log_text import clipped, shorten
 from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.qos import profile_from_config
@@ -485,13 +486,7 @@ class DecoderNode(Node):
             problems.append(sim_problem)
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
         message = "; ".join(problems) or "ok"
-        return DiagnosticStatus(
-            level=level,
-            name=f"{self.get_name()}: decoder",
-            message=message,
-            hardware_id=self._subscription.topic_name,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )
+        return diagnostic_status(level, f"{self.get_name()}: decoder", message, self._subscription.topic_name, values)
 
     def _camera_status(self, camera: str, info: _CameraInfo, now_ns: int) -> DiagnosticStatus:
         values = {
@@ -532,12 +527,8 @@ class DecoderNode(Node):
         if info.ignored:
             problems.append(f"ignored embeddings: {dict(info.ignored)}")
         level = DiagnosticStatus.WARN if problems else DiagnosticStatus.OK
-        return DiagnosticStatus(
-            level=level,
-            name=f"{self.get_name()}: camera {camera}",
-            message="; ".join(problems) or "ok",
-            hardware_id=camera,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        return diagnostic_status(
+            level, f"{self.get_name()}: camera {camera}", "; ".join(problems) or "ok", camera, values
         )
 
 

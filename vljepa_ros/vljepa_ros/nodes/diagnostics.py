@@ -62,6 +62,19 @@ class ClockHealth:
     stall_timeout_s: float
 
 
+def diagnostic_status(
+    level: bytes, name: str, message: str, hardware_id: str, values: dict[str, str]
+) -> DiagnosticStatus:
+    """A DiagnosticStatus whose key-value pairs are `values` (name -> str), in their order."""
+    return DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in values.items()],
+    )
+
+
 def _fmt(value: float | None, scale: float = 1.0) -> str:
     return "n/a" if value is None else f"{value * scale:.2f}"
 
@@ -141,13 +154,7 @@ def camera_status(node_name: str, health: CameraHealth, stats: StreamStats, now_
         level, message = DiagnosticStatus.WARN, "; ".join(problems)
     else:
         level, message = DiagnosticStatus.OK, "ok"
-    return DiagnosticStatus(
-        level=level,
-        name=f"{node_name}: camera {health.camera}",
-        message=message,
-        hardware_id=health.topic,
-        values=[KeyValue(key=k, value=v) for k, v in values.items()],
-    )
+    return diagnostic_status(level, f"{node_name}: camera {health.camera}", message, health.topic, values)
 
 
 def clock_status(node_name: str, clock: ClockHealth) -> DiagnosticStatus:
@@ -168,10 +175,4 @@ def clock_status(node_name: str, clock: ClockHealth) -> DiagnosticStatus:
         message = f"/clock paused: no message for {clock.seconds_since_clock:.1f} s (use_sim_time is set)"
     else:
         level, message = DiagnosticStatus.OK, "sim time from /clock"
-    return DiagnosticStatus(
-        level=level,
-        name=f"{node_name}: clock",
-        message=message,
-        hardware_id="/clock",
-        values=[KeyValue(key=k, value=v) for k, v in values.items()],
-    )
+    return diagnostic_status(level, f"{node_name}: clock", message, "/clock", values)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -50,6 +49,7 @@ from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
 from vljepa_ros.tools import report
 from vljepa_ros.tools.bringup import captions_bank_of
 from vljepa_ros.tools.ground_truth import load_truth, truth_changes
+from vljepa_ros.tools.node_process import stop_process
 from vljepa_ros.tools.params_file import default_params_file, node_parameters
 
 CAMERA_TOPIC = "/camera/image_raw"
@@ -149,18 +149,6 @@ def start_nodes(options: DemoOptions, log_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(), start_new_session=True
     )
-
-
-def stop_nodes(process: subprocess.Popen, timeout_s: float = 15.0) -> int:
-    """Ctrl-C to the node process (clean shutdown), then kill if it hangs; returns its exit code."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    return process.returncode
 
 
 class CaptionPrinter:
@@ -357,7 +345,7 @@ def run_demo(options: DemoOptions) -> int:
         while time.monotonic() - printer.last_output_monotonic < DRAIN_QUIET_S and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
-        code = stop_nodes(process)
+        code = stop_process(process)
         if executor is not None:
             executor.shutdown()  # no recorder callback may run once the bag is closed
             spinner.join(timeout=5)

@@ -51,8 +51,6 @@ from vljepa_ros.perception.image_conversion import (
     ImageConversionError,
     check_compressed_header,
     check_image,
-    compressed_to_rgb,
-    image_to_rgb,
 )
 from vljepa_ros.perception.pipeline import PerceptionPipeline
 from vljepa_ros.perception.results import DROP_INFERENCE_ERROR, BatchResult
@@ -79,7 +77,14 @@ from vljepa_ros.tools.replay_summary import (
     ReplayCosts,
     replay_summary,
 )
-from vljepa_ros.tools.report import CameraTimeline, CaptionMark, change_score_curve, thumbnail, write_report
+from vljepa_ros.tools.report import (
+    CameraTimeline,
+    CaptionMark,
+    change_score_curve,
+    frame_rgb,
+    thumbnail,
+    write_report,
+)
 
 THUMBNAIL_WIDTH = 192
 THUMBNAIL_KEEP = 64  # sampled frames kept per camera for report thumbnails (captions stamp a recent frame)
@@ -158,19 +163,7 @@ def _converter(frame: bag_io.CameraFrame, keep: deque, limits: FrameLimits):
     """Image conversion for one bag frame, run only if the sampler keeps it; remembers a thumbnail."""
 
     def convert() -> np.ndarray:
-        message = frame.message
-        if frame.is_compressed:
-            rgb = compressed_to_rgb(message.format, message.data, limits)
-        else:
-            rgb = image_to_rgb(
-                message.encoding,
-                message.height,
-                message.width,
-                message.step,
-                bool(message.is_bigendian),
-                message.data,
-                limits,
-            )
+        rgb = frame_rgb(frame, limits)
         keep.append((frame.stamp_ns, thumbnail(rgb, THUMBNAIL_WIDTH)))
         return rgb
 

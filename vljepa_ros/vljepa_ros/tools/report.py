@@ -24,7 +24,7 @@ import numpy as np
 
 from vljepa_ros.bags import bag_io
 from vljepa_ros.decoding.change_detection import ChangeDetector, ChangeDetectorConfig, RejectedEmbedding
-from vljepa_ros.perception.config import camera_name_from_topic
+from vljepa_ros.perception.config import DEFAULT_FRAME_LIMITS, FrameLimits, camera_name_from_topic
 from vljepa_ros.perception.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 
 NS_PER_S = 1_000_000_000
@@ -330,26 +330,30 @@ def thumbnail(rgb: np.ndarray, width: int = 192) -> np.ndarray:
     return cv2.resize(rgb, (width, max(1, round(height * width / full_width))), interpolation=cv2.INTER_AREA)
 
 
+def frame_rgb(frame: bag_io.CameraFrame, limits: FrameLimits = DEFAULT_FRAME_LIMITS) -> np.ndarray:
+    """The RGB pixels of a bag's camera frame, raw or compressed; raises ImageConversionError if unreadable."""
+    message = frame.message
+    if frame.is_compressed:
+        return compressed_to_rgb(message.format, message.data, limits)
+    return image_to_rgb(
+        message.encoding,
+        message.height,
+        message.width,
+        message.step,
+        bool(message.is_bigendian),
+        message.data,
+        limits,
+    )
+
+
 def frames_at(input_bag: Path | str, topic: str, stamps_ns: set[int]) -> dict[int, np.ndarray]:
     """Thumbnails of the frames of `topic` whose header stamps are in `stamps_ns` (unreadable frames skipped)."""
     found = {}
     for frame in bag_io.read_camera_frames(input_bag, [topic]):
         if frame.stamp_ns not in stamps_ns or frame.stamp_ns in found:
             continue
-        message = frame.message
         try:
-            rgb = (
-                compressed_to_rgb(message.format, message.data)
-                if frame.is_compressed
-                else image_to_rgb(
-                    message.encoding,
-                    message.height,
-                    message.width,
-                    message.step,
-                    bool(message.is_bigendian),
-                    message.data,
-                )
-            )
+            rgb = frame_rgb(frame)
         except ImageConversionError:
             continue
         found[frame.stamp_ns] = thumbnail(rgb)

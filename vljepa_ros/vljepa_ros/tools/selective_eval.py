@@ -438,33 +438,26 @@ def evaluate(tune: list[EvalStream], test: list[EvalStream], decoder: Decoder, a
 
     test_single, test_avg = uniform_pair(test, args.uniform_rate)
     uniform_n = test_avg["decodes"]
-    selective = run(test, lambda s: selective_decodes(s, decoder, chosen_cfg))
-    selective["reduction_factor"] = uniform_n / max(selective["decodes"], 1)
-    online = run(test, lambda s: selective_decodes(s, decoder, online_cfg))
-    online["reduction_factor"] = uniform_n / max(online["decodes"], 1)
+
+    def against_uniform(result):
+        """`result` with its reduction factor: uniform decodes on the test streams per decode."""
+        result["reduction_factor"] = uniform_n / max(result["decodes"], 1)
+        return result
+
+    def ward_with(segment_counts):
+        """Ward segmentation of each test stream into its count of segments, scored."""
+        decodes = [ward_decodes(s, decoder, n) for s, n in zip(test, segment_counts)]
+        return against_uniform(score(test, decodes, args.annotation_period, args.tolerance, segments=True))
+
+    selective = against_uniform(run(test, lambda s: selective_decodes(s, decoder, chosen_cfg)))
+    online = against_uniform(run(test, lambda s: selective_decodes(s, decoder, online_cfg)))
     equal_budget_rate = args.uniform_rate * selective["decodes"] / uniform_n
     budget_single, budget_avg = uniform_pair(test, equal_budget_rate)
     ward = {}
     for factor in args.ward_reductions:
         per_stream = [max(1, round(len(uniform_decodes(s, decoder, args.uniform_rate, False)) / factor)) for s in test]
-        result = score(
-            test,
-            [ward_decodes(s, decoder, n) for s, n in zip(test, per_stream)],
-            args.annotation_period,
-            args.tolerance,
-            segments=True,
-        )
-        result["reduction_factor"] = uniform_n / max(result["decodes"], 1)
-        ward[f"{factor:g}x"] = result
-    oracle_n = [len(s.truth["segments"]) for s in test]
-    ward_oracle = score(
-        test,
-        [ward_decodes(s, decoder, n) for s, n in zip(test, oracle_n)],
-        args.annotation_period,
-        args.tolerance,
-        segments=True,
-    )
-    ward_oracle["reduction_factor"] = uniform_n / max(ward_oracle["decodes"], 1)
+        ward[f"{factor:g}x"] = ward_with(per_stream)
+    ward_oracle = ward_with([len(s.truth["segments"]) for s in test])
     return {
         "uniform_rate_hz": args.uniform_rate,
         "tuning": {
