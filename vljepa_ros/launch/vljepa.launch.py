@@ -10,7 +10,8 @@ there). `camera_topic` remaps the file's default camera topic (/camera/image_raw
 node resolves its topics first, so a remap to '.../compressed' subscribes to sensor_msgs/CompressedImage and
 logs and diagnostics name the remapped topic);
 `camera_topics` (comma-separated) replaces the file's camera list for several cameras served by one model.
-The decoder listens to the perception node's embeddings. `bringup` starts the same nodes in one process
+The decoder listens to the perception node's embeddings; the perception node's debug images show the
+decoder's captions. `bringup` starts the same nodes in one process
 where `ros2 launch` is not available.
 
 Both nodes get the DDS transport of config/transport.env unless the environment sets it: the package's
@@ -49,7 +50,8 @@ def _nodes(context):
         name="vljepa_perception",
         namespace=namespace,
         parameters=[params_file, perception_overrides],
-        remappings=[(DEFAULT_CAMERA_TOPIC, camera_topic)],
+        # ~/caption (drawn on the debug images) is the decoder's output; relative: the shared namespace.
+        remappings=[(DEFAULT_CAMERA_TOPIC, camera_topic), ("~/caption", "vljepa_decoder/caption")],
         output="screen",
         emulate_tty=True,
     )

@@ -16,7 +16,13 @@ import pytest
 import rclpy
 
 from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, transport_defaults
-from vljepa_ros.tools.bringup import DECODER_INPUT_REMAP, Bringup, BringupOptions, rclpy_args
+from vljepa_ros.tools.bringup import (
+    DECODER_INPUT_REMAP,
+    PERCEPTION_CAPTION_REMAP,
+    Bringup,
+    BringupOptions,
+    rclpy_args,
+)
 from vljepa_ros.tools.params_file import load_params_file
 
 from support.perception_fixtures import tiny_random_manifest
@@ -26,6 +32,8 @@ LAUNCH_FILES = sorted((PACKAGE_ROOT / "launch").glob("*.launch.py"))
 CONFIG = PACKAGE_ROOT / "config" / "vljepa.yaml"
 NODE_NAMES = {"perception_node": "vljepa_perception", "decoder_node": "vljepa_decoder"}
 BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
+# How bringup wires one node's private topic to the other's, by node (the launch file must say the same).
+NODE_REMAPS = {"vljepa_decoder": DECODER_INPUT_REMAP, "vljepa_perception": PERCEPTION_CAPTION_REMAP}
 
 
 def _console_scripts() -> set[str]:
@@ -154,9 +162,9 @@ def test_launch_file_references_exist(path, declared):
         assert not unknown, f"{path.name}: {name} does not declare {sorted(unknown)}"
         for pair in _keyword(node, "remappings").elts:
             source, target = (_value(part, constants) for part in pair.elts)
-            if name == "vljepa_decoder":
-                # bringup wires the decoder the same way; its node shows the remapped (target) topic.
-                assert f"{source}:={target}" == DECODER_INPUT_REMAP
+            if source.startswith("~/"):
+                # Node-to-node wiring: bringup wires it the same way; its node shows the remapped (target) topic.
+                assert f"{source}:={target}" == NODE_REMAPS[name]
                 assert "/" + target in declared[name]["subscriptions"]
             else:
                 assert source in declared[name]["subscriptions"], f"{name} has no subscription {source}"

@@ -10,6 +10,9 @@ A thin shell around perception/pipeline.PerceptionPipeline:
   `~/embedding`, `~/visual_embedding` (publish_visual_state) and `~/world_state_transition`, each stamped
   with the newest input frame of its clip and that frame's frame_id (with a volatile output QoS, the optional
   `~/visual_embedding` and `~/world_state_transition` messages are only built while a reader is matched);
+- `~/debug_image/<camera>` (rgb8): each sampled frame with the camera's caption (from `~/caption`, remapped to the
+  decoder's output), change score, top transition, rate and latency drawn on it, only while subscribed
+  (nodes/debug_image.py);
 - `query`, `transition_query` and `action_vocabulary` change at runtime through parameters (an invalid value
   is refused with a reason and the old one kept), `~/enable` (std_srvs/SetBool) pauses and resumes;
 - `/diagnostics` (on a steady-clock timer, so it keeps coming with use_sim_time while /clock is silent) carries
@@ -44,6 +47,7 @@ from std_srvs.srv import SetBool
 
 from vljepa_msgs.msg import Embedding, WorldStateTransition
 from vljepa_ros.nodes.dds_transport import transport_line
+from vljepa_ros.nodes.debug_image import DebugImages
 from vljepa_ros.nodes.diagnostics import DROP_PUBLISH_ERROR, CameraHealth, ClockHealth, camera_status, clock_status
 from vljepa_ros.nodes.embedding_cdr import EmbeddingSerializer
 from vljepa_ros.nodes.log_text import shorten
@@ -146,6 +150,11 @@ _PARAMETERS = {
     "stall_timeout_s": (3.0, "Warn on /diagnostics and in the log when a camera sends nothing for this long."),
     "diagnostics_period_s": (1.0, "Period of /diagnostics messages."),
     "enabled": (True, "Process frames (also switchable with the ~/enable service)."),
+    "debug_image": (
+        True,
+        "Offer ~/debug_image/<camera> (rgb8: the sampled frame with caption, change score, top transition, rate "
+        "and latency drawn on it; drawn only while subscribed) and subscribe to ~/caption (the decoder's).",
+    ),
 }
 
 
@@ -170,6 +179,7 @@ class PerceptionSteps:
         self.frame_limits = DEFAULT_FRAME_LIMITS
         self._subscriptions_by_camera: dict[str, object] = {}
         self._outputs: list = []
+        self._debug: DebugImages | None = None
         self._diagnostics_timer = None
         self._clock_sub = None
         for name, (default, description) in _PARAMETERS.items():
@@ -234,6 +244,20 @@ class PerceptionSteps:
         self._transition_pub = self._create_output_publisher(WorldStateTransition, "~/world_state_transition", out_qos)
         self._outputs = [p for p in (self._embedding_pub, self._visual_pub, self._transition_pub) if p is not None]
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if self._param("debug_image"):
+            # Depth 1: a viewer wants the newest picture, and a reliable writer would otherwise keep ten frames.
+            debug_qos = profile_from_config(QosConfig(self.config.output_qos.preset, 1))
+            self._debug = DebugImages(
+                self,
+                self.pipeline,
+                self.config.cameras,
+                debug_qos,
+                self._create_output_publisher,
+                self._destroy_output_publisher,
+            )
+            self.get_logger().info(
+                f"debug images on {', '.join(self._debug.topics())} (captions from {self._debug.caption_topic()})"
+            )
         # Embeddings go out as CDR bytes laid out per camera and patched per clip (worker thread only).
         self._serializer = EmbeddingSerializer()
 
@@ -280,6 +304,9 @@ class PerceptionSteps:
         for publisher in self._outputs:
             self._destroy_output_publisher(publisher)
         self._outputs = []
+        if self._debug is not None:
+            self._debug.destroy()
+            self._debug = None
         self.pipeline = None
 
     # ----- configuration ------------------------------------------------------------------------------
@@ -399,14 +426,22 @@ class PerceptionSteps:
     def _on_frame(self, camera: CameraConfig, msg, check, convert) -> None:
         """Subscription callback: validate every frame, convert only sampled ones; never runs the model."""
         limits = self.frame_limits
+        debug = self._debug
+        kept = []  # the converted frame, for a debug image (only once the frame is sampled and one is wanted)
 
         def validate() -> None:
             check_stamp(msg.header.stamp)
             check(msg, limits)
 
+        def rgb():
+            frame = convert(msg, limits)
+            if debug is not None and debug.wanted(camera.name):
+                kept.append(frame)
+            return frame
+
         try:
-            self.pipeline.offer_frame(
-                camera.name, msg.header.frame_id, time_to_ns(msg.header.stamp), lambda: convert(msg, limits), validate
+            verdict = self.pipeline.offer_frame(
+                camera.name, msg.header.frame_id, time_to_ns(msg.header.stamp), rgb, validate
             )
         except ImageConversionError as err:
             self._warn_throttled(
@@ -414,6 +449,12 @@ class PerceptionSteps:
                 f"camera {camera.name} ({camera.topic}): dropped a malformed frame (counted as "
                 f"malformed.{err.reason}): {shorten(err.detail)}",
             )
+            return
+        if kept and verdict in ("sampled", "queued"):
+            try:
+                debug.publish(camera.name, msg.header, kept[0])
+            except Exception as err:  # a failed picture must not stop the camera's frames; counted
+                self._on_publish_error(camera.name, "debug image", err)
 
     def _on_incompatible_qos(self, camera: CameraConfig, info) -> None:
         self._qos_events[camera.name] = info.total_count
@@ -432,6 +473,8 @@ class PerceptionSteps:
     # ----- output (worker thread) --------------------------------------------------------------------
 
     def _publish_results(self, batch: BatchResult) -> None:
+        if self._debug is not None:
+            self._debug.on_transitions(batch.transitions)
         # Optional outputs nobody subscribes to are not built: on a volatile writer a message without a
         # matched reader reaches no one, and building plus publishing one costs as much as ~/embedding does.
         publish_visual = self._visual_pub is not None and self._wanted(self._visual_pub)

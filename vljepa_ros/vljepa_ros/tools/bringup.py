@@ -8,7 +8,8 @@ The same nodes, names, parameters and topic wiring as `launch/vljepa.launch.py`,
     bringup --use-sim-time --ros-args -r __ns:=/robot
 
 Each node spins in its own single-threaded executor on its own thread (nodes/spinning.py). The decoder's
-`~/embedding` is remapped to the perception node's `vljepa_perception/embedding` (relative, so a namespace
+`~/embedding` is remapped to the perception node's `vljepa_perception/embedding`, and the perception node's
+`~/caption` (drawn on its debug images) to the decoder's `vljepa_decoder/caption` (relative, so a namespace
 applies to both). Command-line options become parameter overrides and win over the file; `--ros-args` after
 the options go to rclpy unchanged. The DDS transport variables of config/transport.env (large images through
 shared memory, discovery on this host) are set where the environment does not set them already.
@@ -38,6 +39,7 @@ PERCEPTION_NODE = "vljepa_perception"
 DECODER_NODE = "vljepa_decoder"
 # Relative: resolved in the decoder's namespace, which is the perception node's.
 DECODER_INPUT_REMAP = f"~/embedding:={PERCEPTION_NODE}/embedding"
+PERCEPTION_CAPTION_REMAP = f"~/caption:={DECODER_NODE}/caption"
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,11 @@ class Bringup:
         self.options = options
         self.nodes = []
         try:
-            self.perception = PerceptionNode(parameter_overrides=_overrides(options, True), context=context)
+            self.perception = PerceptionNode(
+                parameter_overrides=_overrides(options, True),
+                context=context,
+                cli_args=["--ros-args", "-r", PERCEPTION_CAPTION_REMAP],
+            )
             self.nodes.append(self.perception)
             self.decoder = None
             if options.decoder:
