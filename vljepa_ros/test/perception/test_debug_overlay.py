@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from vljepa_ros.perception.debug_overlay import MIN_WIDTH, OverlayState, draw_overlay
+from vljepa_ros.perception.debug_overlay import CHANGE_BAR_MAX, CHANGE_BAR_MIN, MIN_WIDTH, OverlayState, draw_overlay
 
 from support.perception_fixtures import moving_frame
 
@@ -20,6 +20,7 @@ FULL = OverlayState(
     input_hz=30.0,
     output_hz=4.0,
     latency_s=0.045,
+    processing_s=0.012,
 )
 
 
@@ -61,23 +62,27 @@ def test_change_score_transition_and_rates_are_drawn_in_the_bottom_band():
         {"top_action": "the light turns off"},
         {"input_hz": 12.0},
         {"latency_s": 0.250},
+        {"processing_s": 0.030},
     ):
         rows = changed_rows(drawn, draw_overlay(raw, replace(FULL, **change)))
         assert rows.size > 0, change
-        assert rows.min() > 3 * raw.shape[0] // 4, change
+        assert rows.min() > 2 * raw.shape[0] // 3, change
 
 
-def test_the_change_bar_grows_with_the_score_and_clips_at_full_scale():
+def test_the_change_bar_grows_with_the_score_on_a_log_scale_and_clips_at_its_ends():
     raw = np.zeros((480, 640, 3), np.uint8)
 
     def bar_pixels(score):
         drawn = draw_overlay(raw, OverlayState(camera="c", change_score=score))
         return int(np.count_nonzero(np.all(drawn == (255, 170, 0), axis=2)))
 
-    assert bar_pixels(None) == 0 and bar_pixels(0.0) == 0
-    assert 0 < bar_pixels(0.1) < bar_pixels(0.3) < bar_pixels(0.5)
-    assert bar_pixels(0.5) == bar_pixels(2.0)
+    assert bar_pixels(None) == 0 and bar_pixels(0.0) == 0 and bar_pixels(CHANGE_BAR_MIN) == 0
     assert bar_pixels(float("nan")) == 0
+    one, two, three = bar_pixels(1e-3), bar_pixels(1e-2), bar_pixels(1e-1)
+    assert 0 < one < two < three < bar_pixels(CHANGE_BAR_MAX)
+    # Each decade adds the same length (a tick's few pixels aside).
+    assert abs((three - two) - (two - one)) <= 0.05 * (two - one)
+    assert bar_pixels(CHANGE_BAR_MAX) == bar_pixels(2.0)
 
 
 def test_unknown_state_is_drawn_as_placeholders_without_failing():

@@ -6,7 +6,7 @@ kept, drawn or published: the node asks ``wanted`` (the publisher's subscription
 
 The state drawn: the newest caption of the camera from ``~/caption`` (vljepa_msgs/Caption; the launch file and
 bringup remap it to the decoder's ``vljepa_decoder/caption``), the newest world-state transition (change score
-and top action), and the camera's input/output rates and median latency from the pipeline's statistics.
+and top action), and the camera's input/output rates and median latencies from the pipeline's statistics.
 ``~/caption`` is subscribed for as long as debug images are on, not only while someone watches: the decoder
 publishes a caption only when the scene's meaning changes, so a subscription made on demand would show no
 caption until the next change. Keeping the newest caption per camera is one assignment per caption; captions
@@ -114,7 +114,7 @@ class DebugImages:
             stats = pipeline.stats_for(camera)
             now_ns = pipeline.clock_ns()
             input_hz, output_hz = stats.input_rate.rate_hz(now_ns), stats.output_rate.rate_hz(now_ns)
-            latency_s = stats.latency.percentile(50)
+            latency_s, processing_s = stats.latency.percentile(50), stats.processing.percentile(50)
         top = transition is not None and len(transition.action_labels) > 0
         return OverlayState(
             camera=camera,
@@ -127,6 +127,7 @@ class DebugImages:
             input_hz=input_hz,
             output_hz=output_hz if stats.output_rate.total else None,
             latency_s=latency_s,
+            processing_s=processing_s,
         )
 
     def publish(self, camera: str, header: Header, rgb: np.ndarray) -> None:

@@ -1,9 +1,9 @@
 """The debug image: a camera frame with what the stack currently says about it drawn on top (pure drawing).
 
 ``draw_overlay(rgb, state)`` returns a new RGB uint8 image and never writes to ``rgb`` (which may view a
-message buffer). Top band: the current caption. Bottom band: the change score as a bar, the top action of the
-newest world-state transition, and the camera's input/output rate and latency. Frames narrower than
-``MIN_WIDTH`` are scaled up first so the text stays legible; text is scaled with the image width.
+message buffer). Top band: the current caption. Bottom band: the change score as a (logarithmic) bar, the top
+action of the newest world-state transition, the camera's input/output rates and its latencies. Frames
+narrower than ``MIN_WIDTH`` are scaled up first so the text stays legible; text is scaled with the image width.
 
 The perception node's ``~/debug_image/<camera>`` topics publish it (nodes/debug_image.py); anything else with
 a frame and an OverlayState (a report, a notebook) can draw the same picture without ROS.
@@ -18,7 +18,9 @@ import cv2
 import numpy as np
 
 MIN_WIDTH = 480  # narrower frames are scaled up: below this the smallest legible text covers too much
-CHANGE_FULL_SCALE = 0.5  # state distance (1 - cos) at which the change bar is full; larger values clip
+# The change bar is logarithmic from CHANGE_BAR_MIN (empty) to CHANGE_BAR_MAX (full), with a tick per decade:
+# state distances span decades (the bundled model: median 1e-4, 3e-2 at a scene change), and differ by model.
+CHANGE_BAR_MIN, CHANGE_BAR_MAX = 1e-4, 1.0
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _BAND_ALPHA = 0.6  # how much the dark bands behind the text hide the frame
 _CAPTION_LINES = 2
@@ -30,7 +32,9 @@ class OverlayState:
 
     ``caption_age_s``: the frame's stamp minus the caption's (how old the caption is for this frame).
     ``change_score``: the newest transition's state distance (1 - cos of the visual states), in [0, 2].
-    ``latency_s``: median input stamp -> published embedding over the camera's recent outputs.
+    ``latency_s``: median input stamp -> published embedding over the camera's recent outputs (on the ROS
+    clock: with use_sim_time, in simulated time); ``processing_s``: median newest frame received -> published
+    (wall clock).
     """
 
     camera: str
@@ -43,6 +47,7 @@ class OverlayState:
     input_hz: float | None = None
     output_hz: float | None = None
     latency_s: float | None = None
+    processing_s: float | None = None
 
 
 def draw_overlay(rgb: np.ndarray, state: OverlayState) -> np.ndarray:
@@ -58,7 +63,7 @@ def draw_overlay(rgb: np.ndarray, state: OverlayState) -> np.ndarray:
         image = rgb.copy()
     layout = _Layout(image.shape[1])
     caption_lines = _wrap(_caption_text(state), layout, image.shape[1] - 2 * layout.margin)[:_CAPTION_LINES]
-    status_lines = [_transition_text(state), _rate_text(state)]
+    status_lines = [_transition_text(state), _rate_text(state), _latency_text(state)]
     top = layout.margin + len(caption_lines) * layout.line
     bottom = layout.margin + (1 + len(status_lines)) * layout.line
     _darken(image, 0, top + layout.margin)
@@ -107,8 +112,15 @@ def _transition_text(state: OverlayState) -> str:
 
 
 def _rate_text(state: OverlayState) -> str:
-    latency = "-" if state.latency_s is None else f"{state.latency_s * 1e3:.0f} ms"
-    return f"in {_hz(state.input_hz)}  out {_hz(state.output_hz)}  latency p50 {latency}"
+    return f"frames in {_hz(state.input_hz)}  embeddings out {_hz(state.output_hz)}"
+
+
+def _latency_text(state: OverlayState) -> str:
+    return f"latency p50 {_ms(state.latency_s)} from stamp, {_ms(state.processing_s)} from arrival"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.0f} ms"
 
 
 def _hz(rate: float | None) -> str:
@@ -153,7 +165,7 @@ def _darken(image: np.ndarray, y0: int, y1: int) -> None:
 
 
 def _change_bar(image: np.ndarray, score: float | None, layout: _Layout, baseline_y: int) -> None:
-    """'change 0.123' and a bar filled to score / CHANGE_FULL_SCALE (clipped), on the line ending at baseline_y."""
+    """'change 0.123' and its logarithmic bar (see CHANGE_BAR_MIN), on the line ending at baseline_y."""
     label = "change " + ("-" if score is None or not math.isfinite(score) else f"{score:.3f}")
     _text(image, label, layout, layout.margin, baseline_y, (255, 255, 255))
     x0 = layout.margin + layout.width_of("change 0.000") + layout.margin
@@ -161,12 +173,20 @@ def _change_bar(image: np.ndarray, score: float | None, layout: _Layout, baselin
     y0, y1 = baseline_y - layout.ascent, baseline_y
     if x1 <= x0:
         return
+    if score is not None and math.isfinite(score) and score > CHANGE_BAR_MIN:
+        fill = x0 + round((x1 - x0) * _bar_fraction(score))
+        cv2.rectangle(image, (x0, y0), (fill, y1), (255, 170, 0), cv2.FILLED)
     cv2.rectangle(image, (x0, y0), (x1, y1), (200, 200, 200), 1)
-    if score is not None and math.isfinite(score):
-        fraction = min(max(score / CHANGE_FULL_SCALE, 0.0), 1.0)
-        fill = x0 + round((x1 - x0) * fraction)
-        if fill > x0:
-            cv2.rectangle(image, (x0, y0), (fill, y1), (255, 170, 0), cv2.FILLED)
+    decades = round(math.log10(CHANGE_BAR_MAX / CHANGE_BAR_MIN))
+    for k in range(1, decades):
+        x = x0 + round((x1 - x0) * k / decades)
+        cv2.line(image, (x, y1 - max(2, layout.ascent // 3)), (x, y1), (200, 200, 200), 1)
+
+
+def _bar_fraction(score: float) -> float:
+    """Where ``score`` sits between CHANGE_BAR_MIN and CHANGE_BAR_MAX on a log scale, clipped to [0, 1]."""
+    fraction = math.log10(score / CHANGE_BAR_MIN) / math.log10(CHANGE_BAR_MAX / CHANGE_BAR_MIN)
+    return min(max(fraction, 0.0), 1.0)
 
 
 def _text(image: np.ndarray, text: str, layout: _Layout, x: int, y: int, colour: tuple[int, int, int]) -> None:
