@@ -125,6 +125,8 @@ def test_the_yaml_applies_in_a_namespace(tmp_path, tmp_path_factory):
             assert bringup.perception.get_fully_qualified_name() == "/robot1/vljepa_perception"
             assert bringup.perception.get_parameter("top_k").value == 5
             assert {s.topic_name for s in bringup.decoder.subscriptions} == {"/robot1/vljepa_perception/embedding"}
+            # The debug images' captions come from the decoder in the same namespace.
+            assert "/robot1/vljepa_decoder/caption" in {s.topic_name for s in bringup.perception.subscriptions}
         finally:
             bringup.destroy()
     finally:

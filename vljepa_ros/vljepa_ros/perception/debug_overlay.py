@@ -157,11 +157,11 @@ def _fit(text: str, layout: _Layout, max_width: int, ellipsis: bool = False) -> 
 
 
 def _darken(image: np.ndarray, y0: int, y1: int) -> None:
-    """Dim rows y0..y1 so white text reads on any frame."""
+    """Dim rows y0..y1 so white text reads on any frame (in place, saturating uint8 arithmetic)."""
     y0, y1 = max(0, y0), min(image.shape[0], y1)
     if y1 > y0:
         band = image[y0:y1]
-        band[:] = (band.astype(np.float32) * (1.0 - _BAND_ALPHA)).astype(np.uint8)
+        cv2.convertScaleAbs(band, dst=band, alpha=1.0 - _BAND_ALPHA)
 
 
 def _change_bar(image: np.ndarray, score: float | None, layout: _Layout, baseline_y: int) -> None:
