@@ -19,7 +19,7 @@ import numpy as np
 
 MIN_WIDTH = 480  # narrower frames are scaled up: below this the smallest legible text covers too much
 # The change bar is logarithmic from CHANGE_BAR_MIN (empty) to CHANGE_BAR_MAX (full), with a tick per decade:
-# state distances span decades (the bundled model: median 1e-4, 3e-2 at a scene change), and differ by model.
+# a camera's state distances span several decades, and their scale differs from model to model.
 CHANGE_BAR_MIN, CHANGE_BAR_MAX = 1e-4, 1.0
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _BAND_ALPHA = 0.6  # how much the dark bands behind the text hide the frame
