@@ -138,3 +138,25 @@ def test_configure_activate_deactivate_activate_cleanup(ros, manifest):
         assert rig.state() == State.PRIMARY_STATE_FINALIZED and rig.perception.pipeline is None
     finally:
         rig.close()
+
+
+def test_the_managed_node_offers_debug_images_from_configure_to_cleanup(ros, manifest):
+    debug_topic = f"{NODE}/debug_image/cam_a"
+    rig = LifecycleRig(manifest)
+    images = []
+    try:
+        assert rig.transition(Transition.TRANSITION_CONFIGURE)
+        assert wait_until(lambda: rig.node.count_publishers(debug_topic) == 1, 10)
+        rig.node.create_subscription(Image, debug_topic, images.append, 10)
+        assert rig.transition(Transition.TRANSITION_ACTIVATE)
+        assert wait_until(lambda: rig.pub.get_subscription_count() > 0 and rig.perception._debug.wanted("cam_a"), 10)
+        time.sleep(0.3)
+        rig.publish(2.0)
+        assert wait_until(lambda: len(images) >= 3, 20)
+        assert all(m.header.frame_id == "cam_a_optical" and m.encoding == "rgb8" for m in images)
+        assert rig.transition(Transition.TRANSITION_DEACTIVATE)
+        assert rig.transition(Transition.TRANSITION_CLEANUP)
+        assert wait_until(lambda: rig.node.count_publishers(debug_topic) == 0, 10)
+        assert not any(s.topic_name.endswith("/caption") for s in rig.perception.subscriptions)
+    finally:
+        rig.close()

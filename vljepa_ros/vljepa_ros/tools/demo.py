@@ -332,7 +332,7 @@ def run_demo(options: DemoOptions) -> int:
             return 1
         _say(f"[demo] nodes up in {time.monotonic() - started:.1f} s:")
         for line in log_path.read_text().splitlines():
-            if "]: model " in line or "listening on" in line:
+            if "]: model " in line or "listening on" in line or "debug images on" in line:
                 _say("         " + line.split("]: ", 1)[-1])
         replayer = LiveReplayer(LiveReplayConfig(bag=bag, topics=(CAMERA_TOPIC,), rate=options.rate))
         bag_s = truth["duration_s"] if truth else 0
