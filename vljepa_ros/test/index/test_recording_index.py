@@ -12,6 +12,7 @@ from vljepa_ros.index.results_page import results_html
 from vljepa_ros.index.search import ClipSearcher, Filters
 from vljepa_ros.index.thumbnails import jpeg_thumbnail
 from vljepa_ros.runtime.text_bank import TextBank
+from vljepa_ros.tools import search_recordings
 
 from support.index_rows import clip_rows
 
@@ -65,7 +66,8 @@ def test_flat_search_filters_and_ann_agree(tmp_path):
     searcher.build_ann()
     assert searcher.search(query, 5, use_ann=True)[0].key == hits[0].key
     # The example's own clip is its best match.
-    assert searcher.search(searcher.example("bag_aa", 7.2), 1)[0].stamp_ns == 7_000_000_000
+    example, version = searcher.example("bag_aa", 7.2)
+    assert version == "v1" and searcher.search(example, 1)[0].stamp_ns == 7_000_000_000
     assert hits[0].replay_command == f"live_replay {hits[0].bag_path} --start {hits[0].t_s:.2f}"
 
 
@@ -112,3 +114,25 @@ def test_content_hash_and_thumbnail_and_page(tmp_path):
     page = results_html("<door>", hits, {hits[0].key: jpeg})
     assert "&lt;door&gt;" in page and page.count("data:image/jpeg;base64,") == 1 and "live_replay" in page
     assert vectors_of(index.table()).shape == (3, DIM)
+
+
+def test_like_searches_only_the_examples_model_version(tmp_path, capsys):
+    """Vectors of two models are not comparable: --like ranks only rows of the example's model version, and a
+    bag replayed under several versions is refused, naming them, until --model-version picks one."""
+    rng = np.random.default_rng(5)
+    index = RecordingIndex(tmp_path)
+    v1 = synthetic_rows("aa", 20, rng, version="v1")
+    index.add_bag(v1, "aa", "v1")
+    example = vectors_of(v1)[3]
+    # Another model's rows that a cross-version comparison would rank first: the example's vector itself.
+    index.add_bag(clip_rows("bb", [example] * 5, version="v2"), "bb", "v2")
+    code = search_recordings.main([str(tmp_path), "--like", "bag_aa@3", "--clips", "--top-k", "10"])
+    listing = capsys.readouterr().out
+    assert code == 0 and "model version v1" in listing
+    assert "bag_aa" in listing and "bag_bb" not in listing
+    index.add_bag(clip_rows("aa", [example] * 5, version="v2"), "aa", "v2")
+    assert search_recordings.main([str(tmp_path), "--like", "bag_aa@3", "--clips"]) == 2
+    assert "model versions v1, v2" in capsys.readouterr().err
+    code = search_recordings.main([str(tmp_path), "--like", "bag_aa@3", "--clips", "--model-version", "v2"])
+    listing = capsys.readouterr().out
+    assert code == 0 and "bag_bb" in listing and "model version v2" in listing

@@ -151,17 +151,35 @@ class ClipSearcher:
             score=score,
         )
 
-    def example(self, bag: str, t_s: float, camera: str | None = None) -> np.ndarray:
-        """The embedding of the clip of `bag` (name or path) closest to `t_s` seconds in (search by example)."""
+    def example(
+        self, bag: str, t_s: float, camera: str | None = None, model_version: str | None = None
+    ) -> tuple[np.ndarray, str]:
+        """The embedding of the clip of `bag` (name or path) closest to `t_s` seconds in, and its model version
+        (search by example: only rows of that version are comparable with it).
+
+        Raises KeyError when the bag has no such clip, ValueError when its clips span several model versions
+        and `model_version` does not pick one (the message names the versions present).
+        """
         c = self.columns
         mask = (c["bag"] == bag) | (c["bag_path"] == bag)
         if camera is not None:
             mask &= c["camera"] == camera
+        versions = sorted({str(v) for v in c["model_version"][mask]})
+        if model_version is not None:
+            if model_version not in versions:
+                raise KeyError(f"no clip of bag {bag!r} under model version {model_version!r} (has: {versions})")
+            mask &= c["model_version"] == model_version
+        elif len(versions) > 1:
+            raise ValueError(
+                f"bag {bag!r} has clips under model versions {', '.join(versions)}: "
+                "choose one with --model-version (vectors of different models are not comparable)"
+            )
         rows = np.flatnonzero(mask)
         if not len(rows):
             raise KeyError(f"no clip of bag {bag!r} in the index")
         times = np.array([np.nan if v is None else v for v in c["t_s"][rows]], dtype=np.float64)
-        return self.vectors[rows[int(np.nanargmin(np.abs(times - t_s)))]]
+        row = rows[int(np.nanargmin(np.abs(times - t_s)))]
+        return self.vectors[row], str(c["model_version"][row])
 
 
 def thumbnails_of(index: RecordingIndex, hits: list[Hit]) -> dict[str, bytes]:

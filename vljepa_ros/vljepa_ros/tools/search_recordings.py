@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--after", help="only clips stamped at or after this (Unix seconds or ISO 8601)")
     parser.add_argument("--before", help="only clips stamped at or before this (Unix seconds or ISO 8601)")
     parser.add_argument("--model", type=Path, help="model manifest for the text (default: the bundled model)")
+    parser.add_argument(
+        "--model-version", help="--like: the example's model version, when its bag was replayed under several"
+    )
     parser.add_argument("--clips", action="store_true", help="rank single clips instead of moments")
     parser.add_argument(
         "--moment-distance",
@@ -95,7 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.like:
             bag, seconds = parse_example(args.like)
-            query, source, label = searcher.example(bag, seconds, args.camera), "example", args.like
+            query, version = searcher.example(bag, seconds, args.camera, args.model_version)
+            source, label = f"example, model version {version}", args.like
+            # Only rows of the example's model are comparable with it.
+            filters = Filters(filters.camera, filters.after_ns, filters.before_ns, version)
         else:
             encoder = QueryEncoder.from_manifest(args.model or bundled_manifest_path())
             encoded = encoder.encode(args.text)
