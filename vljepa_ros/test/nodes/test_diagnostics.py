@@ -1,5 +1,7 @@
 """The perception node's /diagnostics statuses, built from explicit statistics and clocks."""
 
+import numpy as np
+import pytest
 from diagnostic_msgs.msg import DiagnosticStatus
 
 from vljepa_ros.nodes.dds_transport import transport_line
@@ -61,6 +63,33 @@ def test_one_restart_after_a_pause_is_not_a_warning_but_a_run_of_them_is():
     many = camera_status("node", _health(clip_resets={"gap": 7}, gap_restarts_since_output=3), stats, now)
     assert many.level == DiagnosticStatus.WARN and "clips keep restarting" in many.message
     assert "3 since the last clip" in many.message
+
+
+def test_stamps_jumping_ahead_and_back_with_every_frame_delivered_are_not_loss():
+    """Fuzzed frames among good ones: every frame arrives every 33 ms, but one in four carries a stamp up to
+    0.9 s ahead or behind. The stamps alone show long gaps; the arrivals show nothing missing."""
+    rng = np.random.default_rng(4)
+    stats = StreamStats()
+    for i in range(600):
+        received = S + i * 33 * MS
+        jump = int(rng.integers(-900, 900)) * MS if i % 4 == 3 else 0
+        stats.on_input(received, received + jump)
+    status = camera_status("node", _health(), stats, S + 600 * 33 * MS)
+    keys = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.OK, status.message
+    assert keys["frames_missing"] == "0" and keys["lost_fraction"] == "0.000"
+    assert int(keys["stamp_gaps"]) > 0  # the stamps did jump: the arrivals overruled them
+
+
+def test_a_real_thirty_percent_loss_warns():
+    rng = np.random.default_rng(6)
+    kept = rng.random(600) >= 0.3
+    stats = StreamStats()
+    now = _streaming(stats, S, 600, keep=lambda i: kept[i])
+    status = camera_status("node", _health(), stats, now)
+    keys = {kv.key: kv.value for kv in status.values}
+    assert status.level == DiagnosticStatus.WARN and TRANSPORT_FIX in status.message
+    assert float(keys["lost_fraction"]) == pytest.approx(0.3, abs=0.05)
 
 
 def test_frames_missing_by_their_stamps_warn_with_the_lost_fraction_and_the_fix():

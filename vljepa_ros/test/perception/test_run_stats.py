@@ -109,8 +109,8 @@ def test_stream_stats_feeds_the_loss_meter_with_input_stamps():
     stats = StreamStats()
     for i in range(40):
         if i != 20:
-            stats.on_input(i * MS, i * 33 * MS)
-    stats.on_input(41 * MS)  # a frame without a stamp counts as input only
+            stats.on_input(i * 33 * MS, i * 33 * MS)
+    stats.on_input(41 * 33 * MS)  # a frame without a stamp counts as input only
     assert stats.input_rate.total == 40 and stats.stamp_loss.loss().missing == 1
 
 

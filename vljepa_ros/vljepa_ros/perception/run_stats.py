@@ -73,12 +73,12 @@ class LatencyWindow:
 @dataclass(frozen=True)
 class StampLoss:
     """What a window of arriving stamps says about frames lost on the way: the publisher's rate read from the
-    stamps, and how many frames its stamp gaps imply never arrived."""
+    stamps, and how many frames its stamp gaps imply never arrived (no more than the arrivals bear out)."""
 
     intervals: int  # stamp deltas in the window
     publisher_rate_hz: float | None  # None until enough deltas arrived
     gaps: int  # deltas longer than GAP_FACTOR nominal intervals
-    missing: int  # frames those gaps imply
+    missing: int  # frames those gaps imply, capped by what the arrival times allow
 
     @property
     def lost_fraction(self) -> float:
@@ -97,6 +97,12 @@ class StampLossMeter:
     round(delta / interval) - 1 frames (at least one); the publisher's rate is then the frames sent (arrived
     plus missing) over the window's span. A delta over ``pause_s`` is a paused camera, not loss,
     and is left out, as are stamps that do not move forward (out of order, a clock restart).
+
+    Stamps alone can lie: a publisher whose stamps jump ahead and back (corrupt or fuzzed frames among good
+    ones) shows long deltas with nothing lost. So when frames come with their receive times, the loss is at
+    most what the arrivals bear out: the same gap count over the receive-time deltas of every arriving frame,
+    whatever its stamp (pauses left out). Receive times jitter, so they alone would overstate loss; together,
+    the smaller count is what both witnesses agree on.
     """
 
     LOW_PERCENTILE = 5
@@ -109,11 +115,15 @@ class StampLossMeter:
         if pause_s <= 0:
             raise ValueError(f"pause_s must be > 0, got {pause_s}")
         self._deltas: deque[int] = deque(maxlen=size)
+        self._arrival_deltas: deque[int] = deque(maxlen=size)
         self._pause_ns = int(pause_s * 1e9)
         self._last_ns: int | None = None
+        self._last_received_ns: int | None = None
+        self._unreceived = 0  # frames added without a receive time: no arrival check is possible
 
-    def add(self, stamp_ns: int) -> None:
-        """Record the stamp of one arriving frame (in arrival order)."""
+    def add(self, stamp_ns: int, received_ns: int | None = None) -> None:
+        """Record the stamp of one arriving frame (in arrival order) and, when known, when it was received."""
+        self._add_arrival(received_ns)
         last = self._last_ns
         if last is None or stamp_ns < last - self._pause_ns:
             self._last_ns = stamp_ns  # the first frame, or the camera's clock restarted
@@ -124,18 +134,37 @@ class StampLossMeter:
         if stamp_ns - last <= self._pause_ns:
             self._deltas.append(stamp_ns - last)
 
+    def _add_arrival(self, received_ns: int | None) -> None:
+        if received_ns is None:
+            self._unreceived += 1
+            return
+        last = self._last_received_ns
+        self._last_received_ns = received_ns
+        if last is not None and 0 <= received_ns - last <= self._pause_ns:
+            self._arrival_deltas.append(received_ns - last)
+
     def loss(self) -> StampLoss:
         """The loss over the window of recent deltas."""
         if len(self._deltas) < self.MIN_INTERVALS:
             return StampLoss(len(self._deltas), None, 0, 0)
         deltas = np.fromiter(self._deltas, np.int64, len(self._deltas))
-        low = float(np.percentile(deltas, self.LOW_PERCENTILE))
-        nominal = float(np.median(deltas[deltas <= self.GAP_FACTOR * low]))
-        long = deltas[deltas > self.GAP_FACTOR * nominal]
-        missing = int(np.maximum(np.rint(long / nominal) - 1, 1).sum())
+        gaps, missing = self._gaps(deltas)
         # The frames sent over the window's span: exact on average, where the nominal interval is only a bound.
         rate_hz = (len(deltas) + missing) * 1e9 / float(deltas.sum())
-        return StampLoss(len(deltas), rate_hz, len(long), missing)
+        if len(self._arrival_deltas) >= self.MIN_INTERVALS and not self._unreceived:
+            # The receive times are a second witness: a frame that arrived is not lost, whatever its stamp.
+            arrivals = np.fromiter(self._arrival_deltas, np.int64, len(self._arrival_deltas))
+            missing = min(missing, self._gaps(arrivals)[1])
+        return StampLoss(len(deltas), rate_hz, gaps, missing)
+
+    def _gaps(self, deltas: np.ndarray) -> tuple[int, int]:
+        """(gaps, frames missing) in a series of intervals, against its nominal interval (class docstring)."""
+        low = float(np.percentile(deltas, self.LOW_PERCENTILE))
+        nominal = float(np.median(deltas[deltas <= self.GAP_FACTOR * low]))
+        if nominal <= 0:
+            return 0, 0  # a burst of frames received at one instant shows no interval to count gaps in
+        long = deltas[deltas > self.GAP_FACTOR * nominal]
+        return len(long), int(np.maximum(np.rint(long / nominal) - 1, 1).sum())
 
 
 class RestartWatch:
@@ -184,7 +213,7 @@ class StreamStats:
         self.input_rate.add(now_ns)
         self.last_input_ns = now_ns
         if stamp_ns is not None:
-            self.stamp_loss.add(stamp_ns)
+            self.stamp_loss.add(stamp_ns, now_ns)
 
     def on_output(
         self, now_ns: int, latency_s: float, processing_s: float | None = None, inference_s: float | None = None
