@@ -1,5 +1,6 @@
 """The managed perception node over real rclpy + DDS, driven through its lifecycle services by a client node."""
 
+import os
 import time
 
 import pytest
@@ -22,6 +23,8 @@ pytestmark = pytest.mark.ros
 
 NODE = "/vljepa_perception"
 CAM = "/cam_a/image_raw"
+# Process memory growth allowed over 18 configure/cleanup cycles: far below one model load per cycle.
+RSS_GROWTH_BOUND = 16 * 2**20
 
 
 @pytest.fixture(scope="module")
@@ -158,5 +161,59 @@ def test_the_managed_node_offers_debug_images_from_configure_to_cleanup(ros, man
         assert rig.transition(Transition.TRANSITION_CLEANUP)
         assert wait_until(lambda: rig.node.count_publishers(debug_topic) == 0, 10)
         assert not any(s.topic_name.endswith("/caption") for s in rig.perception.subscriptions)
+    finally:
+        rig.close()
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _footprint(rig) -> dict:
+    """What the node holds: its endpoints as rclpy and the ROS graph see them, and its timers."""
+    node = rig.perception
+    graph = rig.node.get_publisher_names_and_types_by_node(node.get_name(), node.get_namespace())
+    return {
+        "publishers": len(list(node.publishers)),
+        "subscriptions": len(list(node.subscriptions)),
+        "timers": len(list(node.timers)),
+        "graph_publishers": sorted(name for name, _ in graph),
+    }
+
+
+def test_twenty_lifecycle_cycles_leave_what_one_leaves(ros, manifest):
+    """configure/activate/deactivate/cleanup 20 times: the node's publishers, subscriptions, timers, graph
+    endpoints and the process's memory end where one cycle leaves them (a leak per cycle shows 19-fold)."""
+    rig = LifecycleRig(manifest)
+    try:
+
+        def cycle():
+            for transition in (
+                Transition.TRANSITION_CONFIGURE,
+                Transition.TRANSITION_ACTIVATE,
+                Transition.TRANSITION_DEACTIVATE,
+                Transition.TRANSITION_CLEANUP,
+            ):
+                assert rig.transition(transition)
+            assert rig.state() == State.PRIMARY_STATE_UNCONFIGURED
+
+        def settled_footprint(expected=None):
+            # The graph learns of destroyed endpoints through discovery: poll until it agrees (or time is up).
+            wait_until(lambda: expected is not None and _footprint(rig) == expected, 10)
+            return _footprint(rig)
+
+        cycle()
+        cycle()  # the second cycle's end is the baseline: allocator pools and caches are warm by then
+        one = settled_footprint()
+        time.sleep(1.0)
+        one = settled_footprint(one)
+        rss_one = _rss_bytes()
+        for _ in range(18):
+            cycle()
+        assert settled_footprint(one) == one
+        assert "/diagnostics" not in one["graph_publishers"]  # cleaned up: nothing of load_model's is left
+        growth = _rss_bytes() - rss_one
+        assert growth < RSS_GROWTH_BOUND, f"RSS grew {growth / 2**20:.1f} MiB over 18 cycles"
     finally:
         rig.close()

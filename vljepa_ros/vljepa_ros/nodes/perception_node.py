@@ -181,6 +181,7 @@ class PerceptionSteps:
         self._outputs: list = []
         self._debug: DebugImages | None = None
         self._diagnostics_timer = None
+        self._diagnostics_pub = None
         self._clock_sub = None
         for name, (default, description) in _PARAMETERS.items():
             descriptor = ParameterDescriptor(description=description, read_only=name not in _DYNAMIC)
@@ -298,6 +299,9 @@ class PerceptionSteps:
         if self._diagnostics_timer is not None:
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
+            self._diagnostics_pub = None
         if self._clock_sub is not None:
             self.destroy_subscription(self._clock_sub)
             self._clock_sub = None
