@@ -8,15 +8,19 @@ order, and writes output bags whose vljepa_msgs connections carry their full mes
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
+
+from vljepa_ros.bags.mcap_stream import McapFormatError, McapStream, list_channels
+from vljepa_ros.bags.sqlite_salvage import SqliteSalvage, cut_short
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -25,6 +29,7 @@ VLJEPA_MSGS_PACKAGE = "vljepa_msgs"
 BAG_VERSION = 9
 
 STORAGE_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+LOST_UNDESERIALIZABLE = "undeserializable"  # a complete record whose CDR does not parse as its type
 
 
 class BagError(RuntimeError):
@@ -60,6 +65,45 @@ class TopicInfo:
     name: str
     msgtype: str
     count: int
+
+
+@dataclass
+class BagReadReport:
+    """How far reading a bag's camera messages got; filled in while they are read.
+
+    A bag is ``complete`` unless a storage file stops early (a recorder that died: no MCAP footer, an SQLite
+    file shorter than its header says); then ``problem`` says where, and every complete message before the cut
+    was still read. ``lost`` counts messages (of any topic) skipped by reason, e.g. MCAP chunks whose CRC does
+    not match.
+    """
+
+    complete: bool = True
+    problem: str = ""
+    messages_read: int = 0  # camera messages read (of the topics asked for)
+    last_bag_time_ns: int | None = None  # the last good message's bag time and header stamp
+    last_stamp_ns: int | None = None
+    lost: dict[str, int] = field(default_factory=dict)
+
+    def cut(self, problem: str) -> None:
+        """Record that a storage file stops early (problems of several files are joined)."""
+        self.complete = False
+        self.problem = f"{self.problem}; {problem}" if self.problem else problem
+
+    def count_lost(self, reason: str, messages: int) -> None:
+        """Add `messages` lost for `reason` (zero adds nothing)."""
+        if messages:
+            self.lost[reason] = self.lost.get(reason, 0) + messages
+
+    def as_dict(self) -> dict:
+        """The "input" entry of replay's summary.json."""
+        return {
+            "complete": self.complete,
+            "problem": self.problem,
+            "messages_read": self.messages_read,
+            "last_good_bag_time_ns": self.last_bag_time_ns,
+            "last_good_stamp_ns": self.last_stamp_ns,
+            "messages_lost": dict(sorted(self.lost.items())),
+        }
 
 
 def stamp_to_ns(stamp) -> int:
@@ -104,12 +148,46 @@ def make_typestore(msg_dirs: Sequence[Path] | None = None) -> Typestore:
 
 
 def list_topics(bag_path: Path | str) -> list[TopicInfo]:
-    """Topics in a bag with their types and counts, sorted by name."""
-    with _open_reader(bag_path) as reader:
-        return sorted(
-            (TopicInfo(name, info.msgtype or "", info.msgcount) for name, info in reader.topics.items()),
-            key=lambda t: t.name,
-        )
+    """Topics in a bag with their types and counts, sorted by name.
+
+    A bag rosbags cannot open (a cut-short MCAP file, a missing metadata.yaml) is scanned record by record:
+    the counts are then the complete messages it holds.
+    """
+    try:
+        with _open_reader(bag_path) as reader:
+            return sorted(
+                (TopicInfo(name, info.msgtype or "", info.msgcount) for name, info in reader.topics.items()),
+                key=lambda t: t.name,
+            )
+    except BagError:
+        scanned = _scan_topics(Path(bag_path))
+        if scanned is None:
+            raise
+        return scanned
+
+
+def _scan_topics(path: Path) -> list[TopicInfo] | None:
+    mcaps = _storage_files(path, ".mcap")
+    counts: dict[tuple[str, str], int] = {}
+    for file in _storage_files(path, ".db3") if not mcaps else ():
+        salvage = SqliteSalvage(file)
+        try:
+            topics, per_topic = salvage.topics(), salvage.counts()
+        except Exception:  # sqlite3 raises several types for a file it cannot read at all
+            return None
+        for topic_id, key in topics.items():
+            counts[key] = counts.get(key, 0) + per_topic.get(topic_id, 0)
+    for file in mcaps:
+        try:
+            channels, per_channel, _ = list_channels(file)
+        except (McapFormatError, OSError):
+            return None
+        for channel in channels.values():
+            key = (channel.topic, channel.msgtype)
+            counts[key] = counts.get(key, 0) + per_channel.get(channel.id, 0)
+    if not counts:
+        return None
+    return sorted((TopicInfo(topic, msgtype, n) for (topic, msgtype), n in counts.items()), key=lambda t: t.name)
 
 
 def camera_topics(bag_path: Path | str) -> list[str]:
@@ -121,43 +199,93 @@ def read_camera_frames(
     bag_path: Path | str,
     topics: Sequence[str] | None = None,
     typestore: Typestore | None = None,
+    report: BagReadReport | None = None,
 ) -> Iterator[CameraFrame]:
     """Yield camera messages of `topics` (default: every camera topic) in bag-time order.
 
     Raises BagError when a requested topic is missing or is not an image type, so a typo never yields an
-    empty stream that looks like a quiet camera.
+    empty stream that looks like a quiet camera. MCAP files are read record by record (mcap_stream), so a
+    file cut short yields every complete message before the cut and a chunk failing its CRC is skipped;
+    an SQLite file cut short is read as far as SQLite can (sqlite_salvage). `report` says how far it got.
     """
     store = typestore or get_typestore(Stores.ROS2_KILTED)
-    with _open_reader(bag_path) as reader:
-        by_topic = {}
-        for connection in reader.connections:
-            by_topic.setdefault(connection.topic, []).append(connection)
-        wanted = (
-            list(topics)
-            if topics
-            else [name for name, conns in sorted(by_topic.items()) if conns[0].msgtype in CAMERA_TYPES]
+    report = report if report is not None else BagReadReport()
+    types: dict[str, set[str]] = {}
+    for info in list_topics(bag_path):
+        types.setdefault(info.name, set()).add(info.msgtype)
+    wanted = list(topics) if topics else [name for name, kinds in sorted(types.items()) if kinds <= set(CAMERA_TYPES)]
+    if not wanted:
+        raise BagError(f"{bag_path}: no sensor_msgs/Image or CompressedImage topic in the bag")
+    for topic in wanted:
+        if topic not in types:
+            raise BagError(f"{bag_path}: topic {topic!r} not in the bag (has: {', '.join(sorted(types))})")
+        for msgtype in types[topic]:
+            if msgtype not in CAMERA_TYPES:
+                raise BagError(f"{bag_path}: topic {topic!r} has type {msgtype}, not an image")
+    for topic, msgtype, bag_time_ns, raw in _raw_messages(Path(bag_path), set(wanted), report):
+        try:
+            message = store.deserialize_cdr(raw, msgtype)
+            stamp_ns = stamp_to_ns(message.header.stamp)
+        except Exception:  # rosbags raises several types for bytes that are not this message type
+            report.count_lost(LOST_UNDESERIALIZABLE, 1)
+            continue
+        report.messages_read += 1
+        report.last_bag_time_ns, report.last_stamp_ns = int(bag_time_ns), stamp_ns
+        yield CameraFrame(
+            topic=topic,
+            msgtype=msgtype,
+            bag_time_ns=int(bag_time_ns),
+            stamp_ns=stamp_ns,
+            frame_id=message.header.frame_id,
+            message=message,
+            raw=bytes(raw),
         )
-        if not wanted:
-            raise BagError(f"{bag_path}: no sensor_msgs/Image or CompressedImage topic in the bag")
-        connections = []
-        for topic in wanted:
-            if topic not in by_topic:
-                raise BagError(f"{bag_path}: topic {topic!r} not in the bag (has: {', '.join(sorted(by_topic))})")
-            for connection in by_topic[topic]:
-                if connection.msgtype not in CAMERA_TYPES:
-                    raise BagError(f"{bag_path}: topic {topic!r} has type {connection.msgtype}, not an image")
-                connections.append(connection)
+
+
+def _storage_files(path: Path, suffix: str) -> list[Path]:
+    """The bag's storage files with `suffix`, in split order (bag_0, bag_1, ..., bag_10)."""
+    if not path.is_dir():
+        return []
+    files = [f for f in path.iterdir() if f.is_file() and f.name.endswith(suffix)]
+    return sorted(files, key=lambda f: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", f.name)])
+
+
+def _raw_messages(path: Path, topics: set[str], report: BagReadReport) -> Iterator[tuple[str, str, int, bytes]]:
+    """(topic, type, bag time, CDR) of `topics` from the bag's storage files, recording how far it got."""
+    mcaps = _storage_files(path, ".mcap")
+    if mcaps:
+        for file in mcaps:
+            stream = McapStream(file)
+            try:
+                for message in stream.messages():
+                    if message.channel.topic in topics:
+                        yield message.channel.topic, message.channel.msgtype, message.log_time_ns, message.data
+            except McapFormatError as error:
+                raise BagError(f"cannot open bag {path}: {error}") from error
+            account = stream.account
+            for reason, count in account.lost.items():
+                report.count_lost(reason, count)
+            if not account.complete:
+                report.cut(f"{file.name}: {account.problem}")
+        return
+    damaged = {file: cut_short(file) for file in _storage_files(path, ".db3")}
+    if any(damaged.values()):
+        for file, problem in damaged.items():
+            salvage = SqliteSalvage(file)
+            try:
+                for row in salvage.rows():
+                    if row.topic in topics:
+                        yield row.topic, row.msgtype, row.timestamp_ns, row.data
+            except Exception as error:  # sqlite3 raises several types for a file it cannot read at all
+                raise BagError(f"cannot read bag {path}: {file.name}: {error}") from error
+            if problem or salvage.problem:
+                stopped = salvage.problem or f"all {salvage.rows_read} readable row(s) read"
+                report.cut(f"{problem or file.name + ': unreadable rows'}; {stopped}")
+        return
+    with _open_reader(path) as reader:
+        connections = [c for c in reader.connections if c.topic in topics]
         for connection, bag_time_ns, raw in reader.messages(connections=connections):
-            message = store.deserialize_cdr(raw, connection.msgtype)
-            yield CameraFrame(
-                topic=connection.topic,
-                msgtype=connection.msgtype,
-                bag_time_ns=int(bag_time_ns),
-                stamp_ns=stamp_to_ns(message.header.stamp),
-                frame_id=message.header.frame_id,
-                message=message,
-                raw=bytes(raw),
-            )
+            yield connection.topic, connection.msgtype, bag_time_ns, raw
 
 
 def read_messages(bag_path: Path | str, topic: str, typestore: Typestore | None = None) -> list[tuple[int, object]]:

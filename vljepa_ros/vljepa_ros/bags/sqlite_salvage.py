@@ -58,20 +58,39 @@ class SqliteSalvage:
         self.last_timestamp_ns: int | None = None
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True)
+        # SQLite refuses a file shorter than its header's page count unless the schema is writable; the file
+        # is still opened read-only, so nothing is written: SQLite then goes by the pages that are there.
+        connection.execute("PRAGMA writable_schema=ON")
+        return connection
 
     def topics(self) -> dict[int, tuple[str, str]]:
         """Topic id -> (name, type), from the topics table (written first, so it survives a cut tail)."""
         with self._connect() as connection:
             return {row[0]: (row[1], row[2]) for row in connection.execute("SELECT id, name, type FROM topics")}
 
+    def counts(self) -> dict[int, int]:
+        """Readable message rows per topic id (up to the first unreadable row)."""
+        found: dict[int, int] = {}
+        for (topic_id,) in self._readable("SELECT topic_id FROM messages ORDER BY id"):
+            found[topic_id] = found.get(topic_id, 0) + 1
+        return found
+
     def rows(self, topic_ids: set[int] | None = None) -> Iterator[SqliteRow]:
         """Every readable message row (of `topic_ids`, default all) until the first unreadable one."""
         topics = self.topics()
+        for topic_id, timestamp, data in self._readable("SELECT topic_id, timestamp, data FROM messages ORDER BY id"):
+            self.last_timestamp_ns = int(timestamp)
+            if topic_id in topics and (topic_ids is None or topic_id in topic_ids):
+                name, msgtype = topics[topic_id]
+                yield SqliteRow(name, msgtype, int(timestamp), bytes(data))
+
+    def _readable(self, query: str) -> Iterator[tuple]:
+        self.problem, self.rows_read = "", 0
         connection = self._connect()
         try:
             # One row at a time: a failing step loses no row read before it.
-            cursor = iter(connection.execute("SELECT topic_id, timestamp, data FROM messages ORDER BY id"))
+            cursor = iter(connection.execute(query))
             while True:
                 try:
                     row = next(cursor, None)
@@ -80,11 +99,7 @@ class SqliteSalvage:
                     return
                 if row is None:
                     return
-                topic_id, timestamp, data = row
                 self.rows_read += 1
-                self.last_timestamp_ns = int(timestamp)
-                if topic_id in topics and (topic_ids is None or topic_id in topic_ids):
-                    name, msgtype = topics[topic_id]
-                    yield SqliteRow(name, msgtype, int(timestamp), bytes(data))
+                yield row
         finally:
             connection.close()
