@@ -4,8 +4,14 @@ One Ray actor per worker loads the model once and replays bag after bag with it.
 `replay` gives (output bag, summary.json, report) under OUT/bags/<name>/, and its clips go into the recording
 index (OUT/index by default; see vljepa_ros.index). A bag whose content hash and model version already have a
 done marker and an index part is skipped, so a rerun after an interruption only does what is left; a bag that
-fails (corrupt, truncated, unknown encoding) is reported with its reason and the run goes on.
-OUT/fleet_summary.json holds the bags, frames, clips, failures, wall time and clips/s per worker.
+fails (unreadable, unknown encoding) is reported with its reason and the run goes on.
+
+Each bag ends in one status: "done"; "partial" (its input is incomplete: a recording cut short or messages
+lost in the bag; every clip it holds is indexed, the reason is kept, and a rerun skips it as the same bytes
+give the same result); "failed" (nothing indexed: unreadable, or clips lost to inference, which a rerun
+retries; no done marker is written); "skipped" (done or partial in an earlier run).
+OUT/fleet_summary.json holds the bags, frames, clips, failures and partial bags with their reasons, wall time
+and clips/s per worker.
 """
 
 from __future__ import annotations
@@ -81,12 +87,22 @@ class BagWorker:
             done = _read_json(out / DONE_FILE)
             finished = done.get("bag_hash") == content and done.get("model_version") == self.model_version
             if finished and self.index.has_bag(content, self.model_version):
-                return {**done, "status": "skipped", "worker": self.worker_id, "seconds": 0.0}
+                earlier = done.get("status", "done")
+                return {
+                    **done,
+                    "status": "skipped",
+                    "earlier_status": earlier,
+                    "worker": self.worker_id,
+                    "seconds": 0.0,
+                }
             if out.exists():
                 shutil.rmtree(out)  # what an interrupted or failed run left
             outcome.update(self._replay(Path(bag), name, out, content))
-            outcome.update(status="done", seconds=round(time.perf_counter() - start, 4))
-            (out / DONE_FILE).write_text(json.dumps(outcome, indent=1))
+            outcome["seconds"] = round(time.perf_counter() - start, 4)
+            if outcome["status"] != "failed":
+                (out / DONE_FILE).write_text(json.dumps(outcome, indent=1))
+            else:
+                (out / FAILED_FILE).write_text(json.dumps(outcome, indent=1))
         except Exception as error:  # any bag may be broken in its own way; report it and go on
             outcome.update(status="failed", reason=f"{type(error).__name__}: {error}")
             outcome["seconds"] = round(time.perf_counter() - start, 4)
@@ -100,6 +116,10 @@ class BagWorker:
         )
         config = replay.config_from_args(args)
         summary = replay.run_replay(config, log=lambda *_: None, runtime=self.runtime)
+        reasons = replay.losses(summary)
+        if summary["clips_lost_to_inference"]:
+            # Not indexed and no done marker: a rerun retries the bag instead of keeping a silent hole.
+            return {"status": "failed", "reason": "; ".join(reasons), "input": summary["input"], "clips": 0}
         store = bag_io.make_typestore()
         output_bag = out / "bag"
         embeddings = [m for _, m in bag_io.read_messages(output_bag, TOPIC_EMBEDDING, store)]
@@ -114,11 +134,16 @@ class BagWorker:
         )
         rows = clip_rows(replayed)
         self.index.add_bag(rows, content, self.model_version)
-        return {
+        outcome = {
+            "status": "partial" if reasons else "done",
             "frames": sum(c["frames_read"] for c in summary["cameras"].values()),
             "clips": len(rows),
             "all_frames_accounted": summary["all_frames_accounted"],
+            "input": summary["input"],
         }
+        if reasons:
+            outcome["reason"] = "; ".join(reasons)
+        return outcome
 
     def stats(self) -> dict:
         """How often this worker loaded the model (once, by construction)."""
@@ -147,12 +172,13 @@ def fleet_summary(outcomes: list[dict], wall_s: float, processing_s: float, work
 
     ``processing_s``: the wall time after every worker had loaded the model (clips/s is measured over it).
     """
-    done = [o for o in outcomes if o["status"] in ("done", "skipped")]
+    done = [o for o in outcomes if o["status"] in ("done", "partial", "skipped")]
     failed = [o for o in outcomes if o["status"] == "failed"]
     failures = [{"bag": o["bag"], "name": o["name"], "reason": o["reason"]} for o in failed]
+    partial = [o for o in outcomes if "partial" in (o["status"], o.get("earlier_status"))]
     per_worker = {}
     for worker in range(workers):
-        mine = [o for o in outcomes if o.get("worker") == worker and o["status"] == "done"]
+        mine = [o for o in outcomes if o.get("worker") == worker and o["status"] in ("done", "partial")]
         busy = sum(o["seconds"] for o in mine)
         clips = sum(o["clips"] for o in mine)
         per_worker[str(worker)] = {
@@ -161,16 +187,18 @@ def fleet_summary(outcomes: list[dict], wall_s: float, processing_s: float, work
             "busy_s": round(busy, 3),
             "clips_per_s": round(clips / busy, 3) if busy else 0.0,
         }
-    replayed_clips = sum(o["clips"] for o in outcomes if o["status"] == "done")
+    replayed_clips = sum(o["clips"] for o in outcomes if o["status"] in ("done", "partial"))
     return {
         "model": model,
         "bags": len(outcomes),
-        "bags_replayed": sum(o["status"] == "done" for o in outcomes),
+        "bags_replayed": sum(o["status"] in ("done", "partial") for o in outcomes),
         "bags_skipped": sum(o["status"] == "skipped" for o in outcomes),
+        "bags_partial": len(partial),
         "bags_failed": len(failures),
         "frames": sum(o.get("frames", 0) for o in done),
         "clips": sum(o.get("clips", 0) for o in done),
         "failures": failures,
+        "partial": [{"bag": o["bag"], "name": o["name"], "reason": o["reason"]} for o in partial],
         "wall_s": round(wall_s, 3),
         "processing_s": round(processing_s, 3),
         "clips_per_s": round(replayed_clips / processing_s, 3) if processing_s else 0.0,
@@ -229,7 +257,7 @@ def run_fleet(
             outcomes.append(outcome)
             if todo:
                 in_flight[worker.replay_bag.remote(*todo.pop())] = worker
-            clips += outcome.get("clips", 0) if outcome["status"] == "done" else 0
+            clips += outcome.get("clips", 0) if outcome["status"] in ("done", "partial") else 0
             elapsed = time.perf_counter() - processing_start
             failed = sum(o["status"] == "failed" for o in outcomes)
             bar.set_postfix(clips_per_s=f"{clips / elapsed:.1f}", failed=failed, refresh=False)
@@ -299,7 +327,8 @@ def options_from_args(args: argparse.Namespace) -> FleetOptions:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script `fleet_replay`: 0 when every bag is done, 1 when some failed, 2 on usage errors."""
+    """Console script `fleet_replay`: 0 when every bag is done, 1 when some failed, 2 on usage errors, 3 when
+    none failed but some were partial (input incomplete)."""
     args = build_parser().parse_args(argv)
     bags = list(args.bags) + (read_bag_list(args.bags_from) if args.bags_from else [])
     if not bags:
@@ -320,12 +349,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     print(
         f"fleet_replay: {summary['bags']} bags ({summary['bags_replayed']} replayed, {summary['bags_skipped']} "
-        f"skipped, {summary['bags_failed']} failed), {summary['clips']} clips, {summary['wall_s']} s wall"
+        f"skipped, {summary['bags_partial']} partial, {summary['bags_failed']} failed), {summary['clips']} clips, "
+        f"{summary['wall_s']} s wall"
     )
     for failure in summary["failures"]:
         print(f"fleet_replay: FAILED {failure['bag']}: {failure['reason']}")
+    for partial in summary["partial"]:
+        print(f"fleet_replay: PARTIAL {partial['bag']}: {partial['reason']}")
     print(f"fleet_replay: summary {args.out / SUMMARY_FILE}; index {summary['index']}")
-    return 1 if summary["failures"] else 0
+    if summary["failures"]:
+        return 1
+    return replay.EXIT_INPUT_INCOMPLETE if summary["partial"] else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ Output folder:
                  header stamp), readable by `ros2 bag` on a robot: TOPIC_* in replay_outputs.py
   summary.json   counts per camera, operating point, timings (see replay_summary.py)
   report/        timeline PNG per camera + index.html (see report.py)
+
+A bag whose recorder died (an MCAP file without its footer, an SQLite file cut short) is read up to the cut;
+summary.json's "input" says where it stopped. Exit codes: 0 every frame accounted and every clip run;
+1 frames unaccounted; 2 refused (bad arguments, unreadable bag or model); 3 finished, input incomplete (cut
+short, or messages lost in the bag); 4 clips lost to inference (said on stderr even with --quiet; worst wins).
 """
 
 from __future__ import annotations
@@ -86,6 +91,8 @@ from vljepa_ros.tools.report import (
     write_report,
 )
 
+EXIT_OK, EXIT_UNACCOUNTED, EXIT_REFUSED, EXIT_INPUT_INCOMPLETE, EXIT_INFERENCE_LOST = 0, 1, 2, 3, 4
+INFERENCE_ERRORS_KEPT = 5  # distinct error texts kept for summary.json (the count covers every failure)
 THUMBNAIL_WIDTH = 192
 THUMBNAIL_KEEP = 64  # sampled frames kept per camera for report thumbnails (captions stamp a recent frame)
 # Perception pipeline offer_frame verdicts that mean a frame entered a clip buffer.
@@ -204,6 +211,8 @@ class ReplayRun:
         self.batch_sizes: list[int] = []
         self.bag_first_ns: int | None = None
         self.bag_last_ns: int | None = None
+        self.input = bag_io.BagReadReport()
+        self.inference_errors: list[str] = []
 
     @property
     def model_id(self) -> str:
@@ -249,6 +258,8 @@ class ReplayRun:
             try:
                 batch = self.pipeline.step(timeout_s=0.0)
             except Exception as error:  # the pipeline counted the clips as drops; keep going
+                if repr(error) not in self.inference_errors and len(self.inference_errors) < INFERENCE_ERRORS_KEPT:
+                    self.inference_errors.append(repr(error))
                 self.log(f"replay: inference failed, clips counted as clip_drops.{DROP_INFERENCE_ERROR}: {error!r}")
                 continue
             if batch is None:
@@ -328,7 +339,10 @@ class ReplayRun:
         }
         pipeline_stats = {c.name: self.pipeline.stats_for(c.name) for c in self.config.cameras}
         costs = ReplayCosts(wall_s, bag_s, read_s, self.inference_s, self.batch_sizes)
-        return replay_summary(self.config, model, self.accounts, pipeline_stats, self.decoding, counts, costs)
+        summary = replay_summary(self.config, model, self.accounts, pipeline_stats, self.decoding, counts, costs)
+        summary["input"] = self.input.as_dict()
+        summary["inference_errors"] = list(self.inference_errors)
+        return summary
 
     def write_report(self, summary: dict) -> dict:
         """Timeline PNGs + index.html under out_dir/report; returns write_report's paths."""
@@ -397,7 +411,8 @@ def run_replay(config: ReplayConfig, log=print, runtime: VLJepaRuntime | None = 
         f"{len(config.cameras)} camera(s): " + ", ".join(f"{c.name} <- {c.topic}" for c in config.cameras)
     )
     read_s = [0.0]
-    for frame in _timed(iter(bag_io.read_camera_frames(config.bag, list(run.by_topic))), read_s):
+    frames = bag_io.read_camera_frames(config.bag, list(run.by_topic), report=run.input)
+    for frame in _timed(iter(frames), read_s):
         run.offer(frame)
         # One clip per camera makes a full batch; single-camera bags run every clip at once.
         run.drain(len(config.cameras))
@@ -409,6 +424,32 @@ def run_replay(config: ReplayConfig, log=print, runtime: VLJepaRuntime | None = 
         summary["report"] = str(run.write_report(summary)["html"])
     (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def exit_code(summary: dict) -> int:
+    """The replay's exit code for its summary (module docstring): the worst of what happened wins."""
+    if summary["clips_lost_to_inference"]:
+        return EXIT_INFERENCE_LOST
+    if not summary["input"]["complete"] or summary["input"]["messages_lost"]:
+        return EXIT_INPUT_INCOMPLETE
+    return EXIT_OK if summary["all_frames_accounted"] else EXIT_UNACCOUNTED
+
+
+def losses(summary: dict) -> list[str]:
+    """One line per thing the run could not do in full: clips lost to inference, an incomplete input bag."""
+    lines = []
+    if summary["clips_lost_to_inference"]:
+        errors = "; ".join(summary["inference_errors"])
+        lines.append(f"{summary['clips_lost_to_inference']} clip(s) lost to inference: {errors}")
+    incoming = summary["input"]
+    if not incoming["complete"]:
+        lines.append(
+            f"input bag cut short: {incoming['problem']}; read {incoming['messages_read']} camera message(s), "
+            f"last good stamp {incoming['last_good_stamp_ns']} ns"
+        )
+    if incoming["messages_lost"]:
+        lines.append(f"messages lost in the input bag, by reason: {incoming['messages_lost']}")
+    return lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -475,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # RuntimeError: onnx_session found no provider able to load a graph (e.g. a corrupt .onnx file).
     except (ConfigError, bag_io.BagError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"replay: {error}", file=sys.stderr)
-        return 2
+        return EXIT_REFUSED
     if not args.quiet:
         for name, camera in summary["cameras"].items():
             print(
@@ -492,7 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"replay: report {summary['report']}")
         print(f"replay: output bag {summary['output_bag']}")
     print(f"replay: summary {config.out_dir / 'summary.json'}")
-    return 0 if summary["all_frames_accounted"] else 1
+    for line in losses(summary):  # on stderr even with --quiet: nothing is lost without a word
+        print(f"replay: {line}", file=sys.stderr)
+    return exit_code(summary)
 
 
 if __name__ == "__main__":

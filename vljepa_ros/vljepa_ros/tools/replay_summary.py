@@ -123,6 +123,7 @@ def replay_summary(
         },
         "frames_read": sum(a.frames_read for a in accounts.values()),
         "all_frames_accounted": all(a.unaccounted == 0 for a in accounts.values()),
+        "clips_lost_to_inference": sum(s.drops.get(DROP_INFERENCE_ERROR, 0) for s in pipeline_stats.values()),
         "cameras": cameras,
         "messages_written": counts,
         "timings": timings_summary(costs, sum(a.clips for a in accounts.values())),
