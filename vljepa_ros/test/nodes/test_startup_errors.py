@@ -84,6 +84,7 @@ PERCEPTION_VALUES = [
     "transition_horizon_s:=.nan",
     "camera_topics:=[]",
     "providers:=[]",
+    f"camera_names:=[{'c' * 257}]",
 ]
 
 

@@ -250,6 +250,16 @@ def test_model_frame_rate_can_be_overridden(runtime):
     assert verdicts.count("sampled") + verdicts.count("queued") == 10
 
 
+def test_camera_names_over_256_bytes_of_utf8_are_refused_naming_their_parameter():
+    """The limit counts bytes, not characters: 128 two-byte characters pass, 129 do not."""
+    assert cameras_from_parameters(["/a"], (), ["\u00e9" * 128])[0].name == "\u00e9" * 128
+    with pytest.raises(ConfigError, match=r"camera_names.*258 bytes .* limit of 256"):
+        cameras_from_parameters(["/a"], (), ["\u00e9" * 129])
+    with pytest.raises(ConfigError, match=r"camera_topics.*300 bytes.*set camera_names"):
+        cameras_from_parameters(["/" + "c" * 300])
+    assert cameras_from_parameters(["/" + "c" * 300], (), ["front"])[0].name == "front"
+
+
 def test_camera_parameters():
     cams = cameras_from_parameters(
         ["/front/image_raw", "/robot/left/image_raw/compressed", "/rear"], ["auto", "auto", "compressed"]

@@ -85,3 +85,9 @@ def test_a_fleet_worker_never_marks_a_bag_with_lost_clips_done(
     monkeypatch.undo()  # the encoder works again
     again = worker.replay_bag(str(bag), "bag")
     assert again["status"] == "done" and again["clips"] == len(worker.index) > 0
+
+
+def test_replay_refuses_a_camera_name_over_the_limit(bag, model, tmp_path, capsys):
+    argv = [str(bag), "--out", str(tmp_path / "out"), "--model", str(model), "--camera-names", "c" * 257]
+    assert replay.main(argv) == replay.EXIT_REFUSED
+    assert "'camera_names': entry 0 gives a camera name of 257 bytes" in capsys.readouterr().err

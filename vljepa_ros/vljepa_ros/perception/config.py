@@ -114,6 +114,11 @@ class CameraConfig:
     compressed: bool
 
 
+# Longest camera name (UTF-8 bytes), as in the decoder: a name is copied into every output message and
+# /diagnostics status of its camera, so its size is bounded where it enters.
+MAX_CAMERA_NAME_BYTES = 256
+
+
 def camera_name_from_topic(topic: str) -> str:
     """'/front/image_raw' -> 'front'; '/robot/left/image_raw/compressed' -> 'robot_left'; '/cam' -> 'cam'."""
     parts = [p for p in topic.split("/") if p]
@@ -145,6 +150,14 @@ def cameras_from_parameters(topics, types=(), names=()) -> tuple[CameraConfig, .
         name = names[i] if names else camera_name_from_topic(topic)
         if not name:
             raise ConfigError("camera_names", f"entry {i} is empty")
+        size = len(name.encode("utf-8", "surrogatepass"))
+        if size > MAX_CAMERA_NAME_BYTES:
+            source = "camera_names" if names else "camera_topics"
+            raise ConfigError(
+                source,
+                f"entry {i} gives a camera name of {size} bytes (UTF-8), over the limit of {MAX_CAMERA_NAME_BYTES}"
+                + ("" if names else "; set camera_names"),
+            )
         cameras.append(CameraConfig(name=name, topic=topic, compressed=compressed))
     seen = [c.name for c in cameras]
     if len(set(seen)) != len(seen):
