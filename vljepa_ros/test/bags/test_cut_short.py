@@ -1,6 +1,7 @@
 """Cut-short and damaged bags: every complete message before the cut is read, and the reader says where it
 stopped; an MCAP chunk failing its CRC is skipped and its messages counted as lost; whole bags read as before."""
 
+import numpy as np
 import pytest
 
 from vljepa_ros.bags import bag_io
@@ -86,3 +87,14 @@ def test_a_file_that_is_not_a_bag_is_still_refused(tmp_path):
     (bag / "junk_0.mcap").write_bytes(b"\x89MCAP0\r\n" + bytes(64))
     with pytest.raises(bag_io.BagError):
         _read(bag)
+
+
+def test_a_record_that_is_not_its_type_is_counted_and_reading_goes_on(tmp_path):
+    store = bag_io.make_typestore()
+    good = bag_io.make_image_message(store, np.zeros((4, 6, 3), np.uint8), 1_000, "cam")
+    with bag_io.BagWriter(tmp_path / "bag", typestore=store) as writer:
+        writer.write(IMAGE_TOPIC, bag_io.IMAGE_TYPE, 1_000, message=good)
+        writer.write(IMAGE_TOPIC, bag_io.IMAGE_TYPE, 2_000, raw=b"\x00\x01\x00\x00not an image")
+        writer.write(IMAGE_TOPIC, bag_io.IMAGE_TYPE, 3_000, message=good)
+    frames, report = _read(tmp_path / "bag")
+    assert len(frames) == 2 and report.lost == {bag_io.LOST_UNDESERIALIZABLE: 1} and report.complete
