@@ -12,6 +12,11 @@ the old segment) is a transient and is merged back without a decode. After a dec
 until the score falls below `threshold * rearm_fraction` (hysteresis), and `max_interval_s` > 0 asks for a
 heartbeat decode of the current segment when nothing changed for that long.
 
+With `provisional`, a change is also decoded at once, when the score crosses the threshold (the average of the
+embeddings from the change point on), so that a consumer sees the new meaning without waiting for the settle
+period; the settled decode (or, for a transient, the decode of the merged-back segment) then follows as a
+CONFIRM request, which the pipeline publishes only when its text differs from the provisional one.
+
 Pure numpy; stamps are integer nanoseconds.
 """
 
@@ -34,6 +39,7 @@ class DecodeReason(enum.IntEnum):
     CHANGE = 1
     HEARTBEAT = 2
     SEGMENT = 3
+    CONFIRM = 4  # the settled decode after a provisional CHANGE, published only when its text differs
 
 
 class RejectedEmbedding(ValueError):
@@ -71,6 +77,7 @@ class ChangeDetectorConfig:
     settle: int = 8  # embeddings to wait after a change before decoding the new segment (2 s at 4 Hz)
     min_interval_s: float = 0.0  # no change decode sooner than this after the previous decode
     max_interval_s: float = 0.0  # heartbeat decode after this long without one; 0 disables
+    provisional: bool = False  # decode a change at once, then confirm (or correct) it after `settle`
 
     def __post_init__(self):
         _require_int("window", self.window, 1)
@@ -79,6 +86,8 @@ class ChangeDetectorConfig:
         _require_int("settle", self.settle, 0)
         _require_float("min_interval_s", self.min_interval_s, 0.0, math.inf, low_open=False, high_open=True)
         _require_float("max_interval_s", self.max_interval_s, 0.0, math.inf, low_open=False, high_open=True)
+        if not isinstance(self.provisional, (bool, np.bool_)):
+            raise ValueError(f"provisional must be true or false, got {self.provisional!r}")
         if 0.0 < self.max_interval_s < self.min_interval_s:
             raise ValueError(
                 f"max_interval_s must be 0 (no heartbeat) or >= min_interval_s ({self.min_interval_s}), "
@@ -162,6 +171,7 @@ class ChangeDetector:
         self._pending_reason: DecodeReason | None = None
         self._pending_left = 0
         self._pending_score = 0.0
+        self._provisional_sent = False  # a provisional CHANGE of the pending change went out
         self._armed = False
         self._last_decode_ns: int | None = None
         self._last_stamp_ns: int | None = None
@@ -226,6 +236,9 @@ class ChangeDetector:
         ):
             self._split_at_change_point()
             self._start_pending(DecodeReason.CHANGE, score)
+            if cfg.provisional and cfg.settle > 0:
+                self._provisional_sent = True
+                return self._request(DecodeReason.CHANGE, stamp_ns, score, self._segment)
             return self._advance_pending(stamp_ns, first=True)
         return self._heartbeat(stamp_ns)
 
@@ -290,6 +303,7 @@ class ChangeDetector:
             return None
         reason, score = self._pending_reason, self._pending_score
         self._pending_reason = None
+        confirm, self._provisional_sent = self._provisional_sent, False
         previous, self._previous = self._previous, None
         if previous is not None and cosine_distance(self._window_total, previous.total) < self._config.threshold:
             # The change did not persist: the stream is back at the old state, so merge back without decoding.
@@ -303,10 +317,11 @@ class ChangeDetector:
             )
             self._segment = merged
             self._disarm(stamp_ns)
-            return None
+            # A provisional caption already announced the change: decode the old state again to take it back.
+            return self._request(DecodeReason.CONFIRM, stamp_ns, score, merged) if confirm else None
         if reason == DecodeReason.CHANGE:
             self._keep_settled_part()
-        return self._emit(reason, stamp_ns, score)
+        return self._emit(DecodeReason.CONFIRM if confirm else reason, stamp_ns, score)
 
     def _keep_settled_part(self) -> None:
         """Start the new segment at the oldest embedding of the current window.
@@ -334,9 +349,11 @@ class ChangeDetector:
         return (self._last_stamp_ns - self.disarmed_since_ns) / _NS_PER_S
 
     def _emit(self, reason: DecodeReason, stamp_ns: int, score: float) -> DecodeRequest:
-        seg = self._segment
-        self._last_decode_ns = stamp_ns
         self._disarm(stamp_ns)
+        return self._request(reason, stamp_ns, score, self._segment)
+
+    def _request(self, reason: DecodeReason, stamp_ns: int, score: float, seg: _Segment) -> DecodeRequest:
+        self._last_decode_ns = stamp_ns
         return DecodeRequest(
             reason=reason,
             vector=seg.mean().astype(np.float32),

@@ -64,7 +64,7 @@ RECORDED = (
     (CAPTION_TOPIC, "vljepa_msgs/msg/Caption"),
     (STATISTICS_TOPIC, "vljepa_msgs/msg/DecodeStatistics"),
 )
-REASONS = {0: "first", 1: "change", 2: "heartbeat", 3: "segment"}
+REASONS = {0: "first", 1: "change", 2: "heartbeat", 3: "segment", 4: "confirm"}
 NODES_START_TIMEOUT_S = 90.0
 DRAIN_QUIET_S = 2.0
 
