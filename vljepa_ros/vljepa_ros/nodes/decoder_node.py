@@ -135,6 +135,13 @@ _PARAMETERS = {
         True,
         {},
     ),
+    "reconfirm_s": (
+        _DEFAULTS.reconfirm_s,
+        "Decode a segment once more this long (stamp time) after its decode and publish it (REASON_CONFIRM) "
+        "only if its text differs; 0 disables.",
+        True,
+        {},
+    ),
     "uniform_rate_hz": (1.0, "Uniform decoding rate the decode statistics compare against.", True, {}),
     "num_alternatives": (2, "Runner-up captions reported per decode.", False, {}),
     "query": (
@@ -259,7 +266,8 @@ class DecoderNode(Node):
         self.get_logger().info(
             f"listening on {self._subscription.topic_name}; bank {source} ({len(bank)} captions, dim {bank.dim}); "
             f"window {cfg.window}, threshold {cfg.threshold:g}, settle {cfg.settle}, "
-            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s; at most {p('max_streams')} "
+            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s, provisional {cfg.provisional}, "
+            f"reconfirm {cfg.reconfirm_s:g} s; at most {p('max_streams')} "
             f"streams, idle ones expire after {p('stream_expiry_s'):g} s"
         )
 
