@@ -42,6 +42,8 @@ PARAMS = dict(
     threshold=0.03,
     settle=2,
     min_interval_s=1.0,
+    provisional=False,
+    reconfirm_s=0.0,
     statistics_period_s=0.2,
     diagnostics_period_s=0.2,
 )
@@ -359,7 +361,14 @@ def test_console_script_with_remapped_input_captions_a_stream():
     proc = subprocess.Popen(
         node_command(
             "vljepa_ros.nodes.decoder_node",
-            {"bank_path": BANK_PATH, "threshold": "0.03", "window": "3", "settle": "2"},
+            {
+                "bank_path": BANK_PATH,
+                "threshold": "0.03",
+                "window": "3",
+                "settle": "2",
+                "provisional": "false",
+                "reconfirm_s": "0.0",
+            },
             ros_args=["-r", "~/embedding:=/vljepa_perception/embedding"],
         ),
         stdout=subprocess.PIPE,
