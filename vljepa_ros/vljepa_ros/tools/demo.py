@@ -416,8 +416,8 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
         decodes = max([len(captions), *reported])
         outcome["decodes"] = {"selective": decodes, "captions": len(captions), "uniform_1hz": uniform}
         _say(
-            f"[demo] decodes: {decodes} selective ({len(captions)} captions) vs {uniform} for uniform 1 Hz "
-            f"decoding ({uniform / max(1, decodes):.1f}x fewer)"
+            f"[demo] decodes: {decodes} selective vs {uniform} for uniform 1 Hz decoding "
+            f"({uniform / max(1, decodes):.1f}x fewer; {len(captions)} captions published)"
         )
     report_path = write_demo_report(run_dir, recorded, bag, truth, options, outcome)
     _say(f"[demo] output bag: {recorded}  (ros2 bag info {recorded})")
