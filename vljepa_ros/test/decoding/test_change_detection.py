@@ -22,6 +22,11 @@ WALK = [
 ]
 
 
+def plain_config(**kwargs) -> ChangeDetectorConfig:
+    """The detector without provisional decodes or second looks (the behaviour these tests describe)."""
+    return ChangeDetectorConfig(**{"provisional": False, "reconfirm_s": 0.0, **kwargs})
+
+
 def idx(text):
     return BANK.texts.index(text)
 
@@ -62,7 +67,7 @@ def test_config_rejects_bad_values_naming_the_parameter(field, value):
 
 def test_static_stream_decodes_once():
     stream = make_stream(BANK, [idx("a blue cube on the floor")], [120.0], noise=0.2, seed=3)
-    requests = run(ChangeDetector(ChangeDetectorConfig(window=3, threshold=0.03, settle=2)), stream)
+    requests = run(ChangeDetector(plain_config(window=3, threshold=0.03, settle=2)), stream)
     assert [r.reason for r in requests] == [DecodeReason.FIRST]
     first = requests[0]
     # The first decode waits for `settle` more embeddings and averages all three.
@@ -74,7 +79,7 @@ def test_static_stream_decodes_once():
 def test_each_change_is_decoded_once_inside_its_segment_with_the_right_caption():
     captions = [idx(t) for t in WALK]
     stream = make_stream(BANK, captions, [15.0, 12.0, 10.0, 14.0], noise=0.2, seed=1)
-    cfg = ChangeDetectorConfig(window=3, threshold=0.03, settle=2, min_interval_s=1.0)
+    cfg = plain_config(window=3, threshold=0.03, settle=2, min_interval_s=1.0)
     requests = run(ChangeDetector(cfg), stream)
     assert [r.reason for r in requests] == [DecodeReason.FIRST] + [DecodeReason.CHANGE] * 3
     for k, req in enumerate(requests):
@@ -95,7 +100,7 @@ def test_segment_average_decodes_right_where_single_embeddings_do_not():
     text = "a red cube and a green cone on the floor in the dark"
     stream = make_stream(BANK, [idx(text)], [60.0], noise=1.0, seed=5)
     single_ok = np.mean([BANK.top_k(v, 1)[0][0] == text for v in stream.vectors])
-    cfg = ChangeDetectorConfig(window=4, threshold=0.5, settle=6, min_interval_s=1.0, max_interval_s=10.0)
+    cfg = plain_config(window=4, threshold=0.5, settle=6, min_interval_s=1.0, max_interval_s=10.0)
     requests = run(ChangeDetector(cfg), stream)
     assert single_ok < 0.85
     assert len(requests) == 6
@@ -105,19 +110,19 @@ def test_segment_average_decodes_right_where_single_embeddings_do_not():
 def test_transient_blip_is_merged_back_without_a_decode():
     a, b = idx("a blue cube on the floor"), idx("an empty floor in the dark")
     stream = make_stream(BANK, [a, b, a], [20.0, 1.0, 20.0], noise=0.1, blend=0, seed=2)
-    detector = ChangeDetector(ChangeDetectorConfig(window=1, threshold=0.05, settle=4, min_interval_s=0.0))
+    detector = ChangeDetector(plain_config(window=1, threshold=0.05, settle=4, min_interval_s=0.0))
     requests = run(detector, stream)
     assert [r.reason for r in requests] == [DecodeReason.FIRST]
     assert detector.transients == 1
     # Without a settle period the same blip is decoded (and then the return to `a` as well).
-    eager = run(ChangeDetector(ChangeDetectorConfig(window=1, threshold=0.05, settle=0, min_interval_s=0.0)), stream)
+    eager = run(ChangeDetector(plain_config(window=1, threshold=0.05, settle=0, min_interval_s=0.0)), stream)
     assert [r.reason for r in eager] == [DecodeReason.FIRST, DecodeReason.CHANGE, DecodeReason.CHANGE]
 
 
 def test_min_interval_delays_a_change_decode_but_does_not_lose_it():
     captions = [idx(t) for t in WALK[:3]]
     stream = make_stream(BANK, captions, [10.0, 3.0, 10.0], noise=0.1, blend=1, seed=4)
-    requests = run(ChangeDetector(ChangeDetectorConfig(window=2, threshold=0.03, settle=1, min_interval_s=5.0)), stream)
+    requests = run(ChangeDetector(plain_config(window=2, threshold=0.03, settle=1, min_interval_s=5.0)), stream)
     change_times = [r.stamp_ns for r in requests if r.reason == DecodeReason.CHANGE]
     assert len(change_times) == 2
     assert change_times[1] - change_times[0] >= 5 * NS
@@ -126,7 +131,7 @@ def test_min_interval_delays_a_change_decode_but_does_not_lose_it():
 
 def test_heartbeat_repeats_the_current_segment_after_max_interval():
     stream = make_stream(BANK, [idx("a blue cube on the floor")], [31.0], rate_hz=2.0, noise=0.1, seed=6)
-    cfg = ChangeDetectorConfig(window=3, threshold=0.05, settle=0, min_interval_s=1.0, max_interval_s=10.0)
+    cfg = plain_config(window=3, threshold=0.05, settle=0, min_interval_s=1.0, max_interval_s=10.0)
     requests = run(ChangeDetector(cfg), stream)
     assert [r.reason for r in requests] == [DecodeReason.FIRST] + [DecodeReason.HEARTBEAT] * 3
     gaps = np.diff([r.stamp_ns for r in requests])
@@ -138,7 +143,7 @@ def test_heartbeat_repeats_the_current_segment_after_max_interval():
 
 def test_hysteresis_stops_chatter_when_noise_hovers_around_the_threshold():
     stream = make_stream(BANK, [idx(WALK[1])], [100.0], noise=0.3, seed=8)
-    probe = ChangeDetector(ChangeDetectorConfig(window=2, threshold=2.0, settle=0))
+    probe = ChangeDetector(plain_config(window=2, threshold=2.0, settle=0))
     scores = []
     for stamp, vec in zip(stream.stamps_ns, stream.vectors):
         probe.update(int(stamp), vec)
@@ -147,9 +152,7 @@ def test_hysteresis_stops_chatter_when_noise_hovers_around_the_threshold():
     low = float(np.min(scores[10:]))
 
     def count(rearm_fraction):
-        cfg = ChangeDetectorConfig(
-            window=2, threshold=threshold, rearm_fraction=rearm_fraction, settle=0, min_interval_s=0.0
-        )
+        cfg = plain_config(window=2, threshold=threshold, rearm_fraction=rearm_fraction, settle=0, min_interval_s=0.0)
         return len(run(ChangeDetector(cfg), stream))
 
     assert count(1.0) > 3  # re-arming at the threshold: every noise crossing is decoded
@@ -157,7 +160,7 @@ def test_hysteresis_stops_chatter_when_noise_hovers_around_the_threshold():
 
 
 def test_rejects_bad_embeddings_and_keeps_state():
-    detector = ChangeDetector(ChangeDetectorConfig(window=2, threshold=0.05, settle=0))
+    detector = ChangeDetector(plain_config(window=2, threshold=0.05, settle=0))
     vec = BANK.embeddings[0]
     assert detector.update(10 * NS, vec).reason == DecodeReason.FIRST
     cases = [
@@ -177,8 +180,8 @@ def test_rejects_bad_embeddings_and_keeps_state():
 
 def test_a_threshold_under_the_noise_floor_is_visible_as_a_long_disarmed_wait():
     stream = make_stream(BANK, [idx(WALK[1])], [60.0], noise=0.3, seed=9)
-    stuck = ChangeDetector(ChangeDetectorConfig(window=2, threshold=0.001, settle=0, min_interval_s=0.0))
-    healthy = ChangeDetector(ChangeDetectorConfig(window=2, threshold=0.05, settle=0, min_interval_s=0.0))
+    stuck = ChangeDetector(plain_config(window=2, threshold=0.001, settle=0, min_interval_s=0.0))
+    healthy = ChangeDetector(plain_config(window=2, threshold=0.05, settle=0, min_interval_s=0.0))
     assert len(run(stuck, stream)) == 1 and len(run(healthy, stream)) == 1
     span_s = (stream.stamps_ns[-1] - stream.stamps_ns[0]) / NS
     assert stuck.disarmed_seconds() == pytest.approx(span_s)  # never re-armed after the first decode
@@ -188,7 +191,7 @@ def test_a_threshold_under_the_noise_floor_is_visible_as_a_long_disarmed_wait():
 def test_a_change_decode_averages_the_settled_window_not_the_blurred_transition():
     a, b = idx(WALK[0]), idx(WALK[1])
     stream = make_stream(BANK, [a, b], [20.0, 20.0], noise=0.1, blend=4, seed=13)  # 8 blurred embeddings
-    cfg = ChangeDetectorConfig(window=3, threshold=0.03, settle=8, min_interval_s=0.0)
+    cfg = plain_config(window=3, threshold=0.03, settle=8, min_interval_s=0.0)
     change = [r for r in run(ChangeDetector(cfg), stream) if r.reason == DecodeReason.CHANGE]
     assert len(change) == 1
     req = change[0]

@@ -10,9 +10,16 @@ from vljepa_ros.decoding.pipeline import DecodingPipeline, decode_segments, unif
 from support.selective_streams import NS, load_bank, make_stream
 
 BANK = load_bank()
-CFG = ChangeDetectorConfig(window=3, threshold=0.03, settle=2, min_interval_s=1.0)
 FRONT = ["an empty floor", "a blue cube on the floor", "a blue cube on the floor in the dark"]
 BACK = ["a red cube and a yellow cube on the floor", "a red cube and a blue ball on the floor"]
+
+
+def plain_config(**kwargs) -> ChangeDetectorConfig:
+    """The detector without provisional decodes or second looks (the behaviour these tests describe)."""
+    return ChangeDetectorConfig(**{"provisional": False, "reconfirm_s": 0.0, **kwargs})
+
+
+CFG = plain_config(window=3, threshold=0.03, settle=2, min_interval_s=1.0)
 
 
 def idx(text):
@@ -78,7 +85,7 @@ def test_reset_stream_restarts_with_a_first_decode_and_set_config_keeps_state():
     vec = BANK.embeddings[idx(FRONT[0])]
     reasons = [e.reason for k in range(10) if (e := pipeline.feed("cam", "f", k * NS, vec))]
     assert reasons == [DecodeReason.FIRST]
-    pipeline.set_config(ChangeDetectorConfig(window=5, threshold=0.05, settle=0))
+    pipeline.set_config(plain_config(window=5, threshold=0.05, settle=0))
     assert pipeline.feed("cam", "f", 10 * NS, vec) is None  # same segment, nothing new
     pipeline.reset_stream("cam")
     event = pipeline.feed("cam", "f", 11 * NS, vec)
@@ -135,13 +142,13 @@ def test_offline_segments_follow_the_observed_order_across_a_clock_jump_back():
 def test_changing_the_window_mid_stream_keeps_detecting_changes():
     captions = [idx(t) for t in FRONT]
     stream = make_stream(BANK, captions, [20.0, 15.0, 20.0], noise=0.2, seed=11)
-    pipeline = DecodingPipeline(RetrievalDecoder(BANK), ChangeDetectorConfig(window=6, threshold=0.03, settle=2))
+    pipeline = DecodingPipeline(RetrievalDecoder(BANK), plain_config(window=6, threshold=0.03, settle=2))
     events = []
     for k, (stamp, vec) in enumerate(zip(stream.stamps_ns, stream.vectors)):
         if k == 50:  # inside the second segment: shrink the window, keeping the stream's state
-            pipeline.set_config(ChangeDetectorConfig(window=2, threshold=0.03, settle=2))
+            pipeline.set_config(plain_config(window=2, threshold=0.03, settle=2))
         if k == 90:  # grow it again
-            pipeline.set_config(ChangeDetectorConfig(window=4, threshold=0.03, settle=2))
+            pipeline.set_config(plain_config(window=4, threshold=0.03, settle=2))
         event = pipeline.feed("cam", "f", int(stamp), vec)
         if event is not None:
             events.append(event)

@@ -60,7 +60,7 @@ class Rig:
         cameras = self.node._cameras
         used = sum(sum(info.ignored.values()) for _, info in cameras.items())
         used += sum(self.node.pipeline.statistics(c).embeddings_seen for c in self.node.pipeline.cameras)
-        return used + cameras.refused_full
+        return used + cameras.refused_full + sum(self.node.core.refused.values())
 
     def send(self, msg):
         before = self.taken()
@@ -179,12 +179,12 @@ def test_diagnostics_report_before_the_first_clock_and_say_whether_clock_arrives
 
 def test_very_long_camera_names_and_values_are_clipped_in_the_log(rig, capfd):
     r = rig(max_streams=1, stream_expiry_s=3600.0)
-    long_name = "c" * 10_000
-    r.send(embedding(long_name, 0, kind=Embedding.KIND_VISUAL_STATE))  # ignored: logs a warning
-    r.send(embedding("d" * 10_000, 1))  # refused: streams_full
+    r.send(embedding("c" * 10_000, 0))  # refused: longer than the 256-byte camera-name limit
+    r.send(embedding("e" * 250, 0, kind=Embedding.KIND_VISUAL_STATE))  # ignored (logs a warning), takes the slot
+    r.send(embedding("d" * 250, 1))  # refused: streams_full
     refused = r.node.set_parameters([Parameter("bank_path", value="b" * 10_000)])[0]
     assert not refused.successful and len(refused.reason) < 400
     r.node.set_parameters([Parameter("threshold", value=0.05)])
     log = capfd.readouterr().err
-    assert "(10000 chars)" in log and "streams_full" in log
+    assert "(10000 chars)" in log and "camera_name_too_long" in log and "streams_full" in log
     assert all(len(line) < 600 for line in log.splitlines())

@@ -14,9 +14,15 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
+from vljepa_ros.decoding.change_detection import DecodeReason
+from vljepa_ros.decoding.config import detector_values_from_parameters
+from vljepa_ros.decoding.decoder_core import KIND_PREDICTED, online_captions
+from vljepa_ros.decoding.decoders import RetrievalDecoder
 from vljepa_ros.nodes.decoder_node import NODE_NAME, DecoderNode
+from vljepa_ros.perception.results import EmbeddingResult
 from vljepa_ros.runtime.text_bank import TextBank
 from vljepa_ros.tools.node_process import node_command
+from vljepa_ros.tools.replay import embedding_input, replay_decoder_core
 
 from support.rig_fixtures import rig_factory, spin_executor_until
 from support.selective_streams import BANK_PATH, NS, load_bank, make_stream
@@ -36,6 +42,8 @@ PARAMS = dict(
     threshold=0.03,
     settle=2,
     min_interval_s=1.0,
+    provisional=False,
+    reconfirm_s=0.0,
     statistics_period_s=0.2,
     diagnostics_period_s=0.2,
 )
@@ -46,7 +54,14 @@ def idx(text):
 
 
 def embedding_msg(
-    stamp_ns, vector, camera="front", frame_id="front_optical", kind=Embedding.KIND_PREDICTED, version="v1", shape=None
+    stamp_ns,
+    vector,
+    camera="front",
+    frame_id="front_optical",
+    kind=Embedding.KIND_PREDICTED,
+    version="v1",
+    shape=None,
+    query="describe the scene",
 ):
     msg = Embedding()
     msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(stamp_ns), NS)
@@ -55,7 +70,7 @@ def embedding_msg(
     msg.camera = camera
     msg.model_id = "vljepa-test"
     msg.model_version = version
-    msg.query = "describe the scene"
+    msg.query = query
     msg.num_frames = 8
     vec = np.ascontiguousarray(vector, dtype=np.float32)
     msg.shape = array.array("I", [vec.size] if shape is None else shape)
@@ -252,6 +267,79 @@ def test_model_version_change_restarts_the_stream(ros):
     assert h.node._cameras.get("front").stream_resets == 1
 
 
+def test_the_node_and_replay_run_the_same_core_on_one_stream(ros):
+    """One stream with a model change, a query change, a bad vector and a clock jump: the node over DDS and
+    replay's decoding path (replay_decoder_core fed through replay.embedding_input) give the same captions."""
+    stream = make_stream(BANK, [idx(t) for t in WALK] * 2, [8.0, 8.0, 8.0, 8.0] * 2, noise=0.2, seed=21)
+    n = len(stream.stamps_ns)
+    plan = []  # (stamp, vector, model_version, query)
+    for k, (stamp, vec) in enumerate(zip(stream.stamps_ns, stream.vectors)):
+        version = "v1" if k < n // 4 else "v2"  # a model change
+        query = "describe the scene" if k < n // 2 else "what is on the floor"  # a query change
+        if k >= 3 * n // 4:
+            stamp = stamp - 200 * NS  # the camera's clock jumped back (a bag loop): its stream restarts
+        plan.append((int(stamp), vec, version, query))
+        if k == n // 3:
+            plan.append((int(stamp) + 1, np.full(vec.size, np.nan, np.float32), version, query))  # a bad vector
+    h = ros()
+    for stamp, vec, version, query in plan:
+        before = h.node._embeddings_received
+        h.pub.publish(embedding_msg(stamp, vec, version=version, query=query))
+        h.spin_until(lambda before=before: h.node._embeddings_received > before)
+    node_stats = h.node.pipeline.statistics("front")
+    h.spin_until(lambda: len(h.captions) >= node_stats.decodes - node_stats.confirmed_silently)
+
+    decoder = RetrievalDecoder(BANK, num_alternatives=2)
+    values = detector_values_from_parameters(PARAMS)
+    core = replay_decoder_core(decoder, values, cameras=1, uniform_rate_hz=1.0)
+    results = [
+        EmbeddingResult("front", "front_optical", stamp, stamp - 2 * NS, 8, query, vec, None, "vljepa-test", version)
+        for stamp, vec, version, query in plan
+    ]
+    replayed = online_captions(core, [embedding_input(r) for r in results])
+
+    def key(stamp, text, reason):
+        return stamp, text, int(reason)
+
+    node_side = [key(stamp_ns(c.header.stamp), c.text, c.reason) for c in h.captions]
+    replay_side = [key(e.stamp_ns, e.text, e.reason) for e in replayed]
+    assert node_side == replay_side
+    reasons = [r for _, _, r in replay_side]
+    assert reasons.count(Caption.REASON_FIRST) == 4  # start, model change, query change, clock jump
+    assert reasons.count(Caption.REASON_CHANGE) >= 3
+    assert core.pipeline.statistics("front").rejected == node_stats.rejected == {"non_finite": 1}
+    assert core.cameras.get("front").stream_resets == h.node._cameras.get("front").stream_resets == 2
+
+
+def test_camera_names_over_the_limit_are_refused_and_never_become_a_status(ros):
+    h = ros()
+    stream = make_stream(BANK, [idx(WALK[0])], [3.0], noise=0.2, seed=22)
+    long_name = "c" * 10_000
+    for stamp, vec in zip(stream.stamps_ns, stream.vectors):
+        before = h.node._embeddings_received
+        h.pub.publish(embedding_msg(stamp, vec, camera=long_name))
+        h.spin_until(lambda before=before: h.node._embeddings_received > before)
+    count = str(len(stream.stamps_ns))
+
+    def node_values():
+        for arr in reversed(h.diagnostics):
+            for status in arr.status:
+                if status.name == f"{NODE_NAME}: decoder":
+                    return {kv.key: kv.value for kv in status.values}, status
+        return {}, None
+
+    h.spin_until(lambda: node_values()[0].get("rejected.camera_name_too_long") == count)
+    values, status = node_values()
+    assert status.level == DiagnosticStatus.WARN and "rejected.camera_name_too_long" in status.message
+    assert values["cameras"] == "0" and h.captions == []
+    assert all(len(s.name.encode()) < 1_000 for arr in h.diagnostics for s in arr.status)
+
+
+def test_embedding_kind_constant_matches_the_core():
+    assert Embedding.KIND_PREDICTED == KIND_PREDICTED
+    assert int(DecodeReason.CONFIRM) == Caption.REASON_CONFIRM
+
+
 def _env():
     return dict(os.environ, ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
 
@@ -273,7 +361,14 @@ def test_console_script_with_remapped_input_captions_a_stream():
     proc = subprocess.Popen(
         node_command(
             "vljepa_ros.nodes.decoder_node",
-            {"bank_path": BANK_PATH, "threshold": "0.03", "window": "3", "settle": "2"},
+            {
+                "bank_path": BANK_PATH,
+                "threshold": "0.03",
+                "window": "3",
+                "settle": "2",
+                "provisional": "false",
+                "reconfirm_s": "0.0",
+            },
             ros_args=["-r", "~/embedding:=/vljepa_perception/embedding"],
         ),
         stdout=subprocess.PIPE,

@@ -111,3 +111,33 @@ def test_live_nodes_and_offline_replay_agree(tmp_path):
     offline_captions = bag_io.read_messages(tmp_path / "offline" / "bag", "/vljepa_decoder/caption")
     assert live_captions and offline_captions
     assert live_captions[0][1].text == offline_captions[0][1].text
+
+
+def test_a_change_is_answered_by_the_caption_in_effect_at_the_end_of_its_window():
+    from vljepa_msgs.msg import Caption
+    from vljepa_ros.tools.demo import match_changes
+
+    def caption(t_s, text, reason):
+        msg = Caption(text=text, reason=reason)
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(t_s * 1e9), 1_000_000_000)
+        return msg
+
+    truth = {
+        "segments": [
+            {"start_ns": 0, "start_s": 0.0, "caption": "A"},
+            {"start_ns": 10_000_000_000, "start_s": 10.0, "caption": "B"},
+            {"start_ns": 20_000_000_000, "start_s": 20.0, "caption": "C"},
+        ]
+    }
+    captions = [
+        caption(1.0, "A", Caption.REASON_FIRST),
+        caption(10.5, "X", Caption.REASON_CHANGE),  # provisional, wrong
+        caption(11.5, "B", Caption.REASON_CONFIRM),  # corrected within the window
+        caption(20.5, "C", Caption.REASON_CHANGE),
+        caption(21.5, "Y", Caption.REASON_CONFIRM),  # a right caption spoiled: wrong in effect
+    ]
+    rows = match_changes(truth, captions, window_s=3.0)
+    assert [(r["text"], r["correct"], r["first_s"], r["caption_s"]) for r in rows] == [
+        ("B", True, 10.5, 11.5),
+        ("Y", False, 20.5, 21.5),
+    ]

@@ -23,7 +23,7 @@ def _stream(change_indices=(0, 30, 70), length=100, seed=0):
 
 def test_change_score_curve_peaks_at_changes_and_matches_the_detector():
     stamps, vectors = _stream()
-    config = ChangeDetectorConfig()
+    config = ChangeDetectorConfig(provisional=False, reconfirm_s=0.0)  # one request per change
     scores = report.change_score_curve(stamps, vectors, config)
     assert scores.shape == (100,)
     above = np.flatnonzero(scores >= config.threshold)

@@ -12,6 +12,13 @@ the old segment) is a transient and is merged back without a decode. After a dec
 until the score falls below `threshold * rearm_fraction` (hysteresis), and `max_interval_s` > 0 asks for a
 heartbeat decode of the current segment when nothing changed for that long.
 
+With `provisional`, a change is also decoded at once, when the score crosses the threshold (the average of the
+newest `window` embeddings), so that a consumer sees the new meaning without waiting for the settle
+period; the settled decode (or, for a transient, the decode of the merged-back segment) then follows as a
+CONFIRM request, which the pipeline publishes only when its text differs from the provisional one. With
+`reconfirm_s` > 0 the segment is decoded once more that long after its decode, when it has grown (a CONFIRM
+too): a caption decoded from the few embeddings of a fresh segment gets a second look.
+
 Pure numpy; stamps are integer nanoseconds.
 """
 
@@ -34,6 +41,7 @@ class DecodeReason(enum.IntEnum):
     CHANGE = 1
     HEARTBEAT = 2
     SEGMENT = 3
+    CONFIRM = 4  # the settled decode after a provisional CHANGE, published only when its text differs
 
 
 class RejectedEmbedding(ValueError):
@@ -65,12 +73,14 @@ def _require_float(name: str, value, low: float, high: float, low_open: bool, hi
 class ChangeDetectorConfig:
     """Operating point of the online detector (defaults chosen by `evaluate_selective`, see docs)."""
 
-    window: int = 6  # embeddings averaged into the smoothed current embedding
-    threshold: float = 0.07  # change score (1 - cosine) that declares a change
+    window: int = 1  # embeddings averaged into the smoothed current embedding
+    threshold: float = 0.15  # change score (1 - cosine) that declares a change
     rearm_fraction: float = 1.0  # re-arm once the score < threshold * rearm_fraction (1.0: at the threshold)
-    settle: int = 8  # embeddings to wait after a change before decoding the new segment (2 s at 4 Hz)
-    min_interval_s: float = 0.0  # no change decode sooner than this after the previous decode
+    settle: int = 4  # embeddings to wait after a change before decoding the new segment (1 s at 4 Hz)
+    min_interval_s: float = 1.0  # no change decode sooner than this after the previous decode
     max_interval_s: float = 0.0  # heartbeat decode after this long without one; 0 disables
+    provisional: bool = True  # decode a change at once, then confirm (or correct) it after `settle`
+    reconfirm_s: float = 2.0  # decode the grown segment again this long after its decode (CONFIRM); 0 disables
 
     def __post_init__(self):
         _require_int("window", self.window, 1)
@@ -79,6 +89,9 @@ class ChangeDetectorConfig:
         _require_int("settle", self.settle, 0)
         _require_float("min_interval_s", self.min_interval_s, 0.0, math.inf, low_open=False, high_open=True)
         _require_float("max_interval_s", self.max_interval_s, 0.0, math.inf, low_open=False, high_open=True)
+        _require_float("reconfirm_s", self.reconfirm_s, 0.0, math.inf, low_open=False, high_open=True)
+        if not isinstance(self.provisional, (bool, np.bool_)):
+            raise ValueError(f"provisional must be true or false, got {self.provisional!r}")
         if 0.0 < self.max_interval_s < self.min_interval_s:
             raise ValueError(
                 f"max_interval_s must be 0 (no heartbeat) or >= min_interval_s ({self.min_interval_s}), "
@@ -162,6 +175,8 @@ class ChangeDetector:
         self._pending_reason: DecodeReason | None = None
         self._pending_left = 0
         self._pending_score = 0.0
+        self._provisional_sent = False  # a provisional CHANGE of the pending change went out
+        self._reconfirm_at_ns: int | None = None  # when the current segment is decoded once more
         self._armed = False
         self._last_decode_ns: int | None = None
         self._last_stamp_ns: int | None = None
@@ -230,6 +245,9 @@ class ChangeDetector:
         return self._heartbeat(stamp_ns)
 
     def _heartbeat(self, stamp_ns: int) -> DecodeRequest | None:
+        if self._reconfirm_at_ns is not None and stamp_ns >= self._reconfirm_at_ns:
+            self._reconfirm_at_ns = None
+            return self._request(DecodeReason.CONFIRM, stamp_ns, 0.0, self._segment)
         max_s = self._config.max_interval_s
         if max_s > 0 and stamp_ns - self._last_decode_ns >= max_s * _NS_PER_S:
             return self._emit(DecodeReason.HEARTBEAT, stamp_ns, 0.0)
@@ -279,6 +297,7 @@ class ChangeDetector:
         self._segment = _Segment(moved_total, moved, moving[0][0], moving[-1][0])
 
     def _start_pending(self, reason: DecodeReason, score: float) -> None:
+        self._reconfirm_at_ns = None  # a new change supersedes the second look at the old segment
         self._pending_reason = reason
         self._pending_left = self._config.settle
         self._pending_score = score
@@ -287,9 +306,13 @@ class ChangeDetector:
         if not first:
             self._pending_left -= 1
         if self._pending_left > 0:
+            if self._config.provisional and self._pending_reason == DecodeReason.CHANGE and first:
+                self._provisional_sent = True
+                return self._request(DecodeReason.CHANGE, stamp_ns, self._pending_score, self._recent())
             return None
         reason, score = self._pending_reason, self._pending_score
         self._pending_reason = None
+        confirm, self._provisional_sent = self._provisional_sent, False
         previous, self._previous = self._previous, None
         if previous is not None and cosine_distance(self._window_total, previous.total) < self._config.threshold:
             # The change did not persist: the stream is back at the old state, so merge back without decoding.
@@ -303,10 +326,19 @@ class ChangeDetector:
             )
             self._segment = merged
             self._disarm(stamp_ns)
-            return None
+            # A provisional caption already announced the change: decode the old state again to take it back.
+            return self._request(DecodeReason.CONFIRM, stamp_ns, score, merged) if confirm else None
         if reason == DecodeReason.CHANGE:
             self._keep_settled_part()
-        return self._emit(reason, stamp_ns, score)
+        return self._emit(DecodeReason.CONFIRM if confirm else reason, stamp_ns, score)
+
+    def _recent(self) -> _Segment:
+        """The newest `window` embeddings of the current segment (all of it when shorter): what a provisional
+        decode describes."""
+        seg = self._segment
+        keep = min(len(self._window), seg.count)
+        first_stamp = self._window[len(self._window) - keep][0]
+        return _Segment(self._newest_sum(keep).copy(), keep, first_stamp, seg.end_ns, seg.change_ns)
 
     def _keep_settled_part(self) -> None:
         """Start the new segment at the oldest embedding of the current window.
@@ -334,9 +366,13 @@ class ChangeDetector:
         return (self._last_stamp_ns - self.disarmed_since_ns) / _NS_PER_S
 
     def _emit(self, reason: DecodeReason, stamp_ns: int, score: float) -> DecodeRequest:
-        seg = self._segment
-        self._last_decode_ns = stamp_ns
         self._disarm(stamp_ns)
+        if reason != DecodeReason.HEARTBEAT and self._config.reconfirm_s > 0:
+            self._reconfirm_at_ns = stamp_ns + int(self._config.reconfirm_s * _NS_PER_S)
+        return self._request(reason, stamp_ns, score, self._segment)
+
+    def _request(self, reason: DecodeReason, stamp_ns: int, score: float, seg: _Segment) -> DecodeRequest:
+        self._last_decode_ns = stamp_ns
         return DecodeRequest(
             reason=reason,
             vector=seg.mean().astype(np.float32),

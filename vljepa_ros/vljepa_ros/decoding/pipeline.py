@@ -71,6 +71,7 @@ class StreamStatistics:
     last_stamp_ns: int = 0
     last_score: float = 0.0  # the newest change score (compare with the threshold when tuning)
     disarmed_seconds: float = 0.0  # stream time waiting for the score to fall below the re-arm level
+    confirmed_silently: int = 0  # settled decodes that agreed with their provisional caption (not published)
 
 
 @dataclass
@@ -85,6 +86,8 @@ class _Stream:
     earlier_transients: int = 0  # transients of detectors replaced by a restart or reset
     clock_restarts: int = 0
     rejected: Counter = field(default_factory=Counter)
+    last_text: str | None = None  # the newest caption handed out (a CONFIRM that repeats it is not)
+    confirmed_silently: int = 0  # CONFIRM decodes whose text equalled the provisional caption
 
 
 class DecodingPipeline:
@@ -194,7 +197,12 @@ class DecodingPipeline:
         if request is None:
             return None
         stream.decodes += 1
-        return self._decode(camera, frame_id, request)
+        event = self._decode(camera, frame_id, request)
+        if request.reason == DecodeReason.CONFIRM and event.text == stream.last_text:
+            stream.confirmed_silently += 1
+            return None
+        stream.last_text = event.text
+        return event
 
     def _decode(self, camera: str, frame_id: str, request: DecodeRequest) -> CaptionEvent:
         decoded = self._decoder.decode(request.vector)
@@ -236,6 +244,7 @@ class DecodingPipeline:
             last_stamp_ns=stream.last_ns or 0,
             last_score=stream.detector.last_score,
             disarmed_seconds=stream.detector.disarmed_seconds(),
+            confirmed_silently=stream.confirmed_silently,
         )
 
 

@@ -1,19 +1,23 @@
 """ROS 2 node `vljepa_decoder`: embedding streams in, text only when a camera's scene meaning changes.
 
-A thin shell around decoding.pipeline.DecodingPipeline:
+A thin shell around decoding.decoder_core.DecoderCore:
 - subscribes to `~/embedding` (vljepa_msgs/Embedding). Remap it to the perception node's output, e.g.
   `--ros-args -r ~/embedding:=/vljepa_perception/embedding` (the launch files and `bringup` do this);
 - keeps one change-detection stream per `camera` field and publishes vljepa_msgs/Caption on `~/caption` only
-  when a segment is decoded (first decode, change, heartbeat), stamped with an input stamp inside the segment
+  when a segment is decoded (first decode, change, confirm, heartbeat), stamped with an input stamp inside the segment
   and the camera's frame_id; vljepa_msgs/DecodeStatistics per camera on `~/decode_statistics` every
   `statistics_period_s`; one /diagnostics status per camera plus one for the node;
 - the detector parameters, `uniform_rate_hz` and `bank_path` (the candidate captions) change at runtime; an
   invalid value is refused with a reason and the old one kept.
 
-Hostile or runaway input stays bounded. The `camera` field is whatever a publisher writes, so at most
-`max_streams` streams are kept: a stream idle (steady time) for `stream_expiry_s` is dropped with its state and
-diagnostics (`streams_expired`), the least recently active first when a new camera needs room; when every stream
-is active a new camera's embeddings are refused (`streams_full`). DecodeStatistics go out only for streams that
+What becomes of each embedding is decided by decoding.decoder_core.DecoderCore, the code replay and
+evaluate_selective run too: camera names longer than 256 bytes are refused (`rejected.camera_name_too_long`);
+at most `max_streams` streams are kept, an idle one (steady time `stream_expiry_s`) is dropped with its state
+and diagnostics (`streams_expired`), and when every stream is active a new camera is refused (`streams_full`);
+only KIND_PREDICTED embeddings (and, with `query` set, that query) are decoded, others counted as
+`ignored.kind` / `ignored.query`; a change of a camera's model_version or query restarts its stream
+(`stream_resets`); malformed vectors, other dimensions and stamps going back are counted as `rejected.<reason>`.
+This node keeps the parameters, topics, logs and /diagnostics. DecodeStatistics go out only for streams that
 received an embedding during the period; `embeddings_received` counts every embedding taken, whatever became
 of it. Embeddings lost before the callback (writer or subscription history overwritten, transport loss) are
 counted from the publishers' sequence numbers (`lost_in_transport`; the Embedding message has no sequence number
@@ -21,11 +25,6 @@ of its own), next to the DDS SAMPLE_LOST count (`dds_message_lost`).
 /diagnostics runs on the steady clock, so it reports before the first /clock and while /clock is paused, and
 with use_sim_time it says whether /clock arrives.
 
-Which embeddings are used: only KIND_PREDICTED (other kinds are counted as `ignored.kind`); with `query` set,
-only that query (others: `ignored.query`). When a camera's model_version or query changes, its stream restarts
-(vectors of different models are not comparable), counted as `stream_resets`; its next caption is a FIRST.
-A vector whose dimension differs from the bank's is rejected and counted (`rejected.dimension`), as are
-malformed vectors and stamps older than the camera's previous one; all counts are on /diagnostics.
 Decoding happens in the subscription callback: the retrieval decoder is one (N, E) matrix product, cheap enough
 for it; a learned ONNX decoder would need a worker thread like the perception node's.
 """
@@ -33,8 +32,6 @@ for it; a learned ONNX decoder would need a worker thread like the perception no
 from __future__ import annotations
 
 import sys
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +47,19 @@ from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock as ClockMsg
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
-from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, RejectedEmbedding
+from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
 from vljepa_ros.decoding.config import DETECTOR_FIELDS, StreamLimits, detector_config, positive_finite
+from vljepa_ros.decoding.decoder_core import (
+    MAX_CAMERA_NAME_BYTES,
+    REJECT_CAMERA_NAME,
+    CameraInfo,
+    DecoderCore,
+    EmbeddingInput,
+    FeedOutcome,
+)
 from vljepa_ros.decoding.decoders import RetrievalDecoder
 from vljepa_ros.decoding.input_loss import SequenceGapCounter
 from vljepa_ros.decoding.pipeline import DecodingPipeline
-from vljepa_ros.decoding.stream_table import StreamTable
 from vljepa_ros.nodes.diagnostics import diagnostic_status
 from vljepa_ros.nodes.log_text import clipped, shorten
 from vljepa_ros.nodes.node_main import run_node
@@ -124,6 +128,20 @@ _PARAMETERS = {
         True,
         {},
     ),
+    "provisional": (
+        _DEFAULTS.provisional,
+        "Decode a change at once when the score crosses the threshold, then publish the settled decode only "
+        "if its text differs (REASON_CONFIRM).",
+        True,
+        {},
+    ),
+    "reconfirm_s": (
+        _DEFAULTS.reconfirm_s,
+        "Decode a segment once more this long (stamp time) after its decode and publish it (REASON_CONFIRM) "
+        "only if its text differs; 0 disables.",
+        True,
+        {},
+    ),
     "uniform_rate_hz": (1.0, "Uniform decoding rate the decode statistics compare against.", True, {}),
     "num_alternatives": (2, "Runner-up captions reported per decode.", False, {}),
     "query": (
@@ -178,21 +196,6 @@ def load_bank(path_param: str) -> tuple[TextBank, str]:
         raise ConfigError("bank_path", f"cannot load {clipped(str(path))}: {shorten(str(err), 200)}") from None
 
 
-@dataclass
-class _CameraInfo:
-    """Node-side facts about one camera's input that the pipeline does not hold."""
-
-    model_id: str = ""
-    model_version: str = ""
-    query: str = ""
-    decodable_seen: bool = False  # a KIND_PREDICTED embedding of the wanted query arrived
-    last_receive_ns: int = 0
-    stream_resets: int = 0
-    ignored: Counter = field(default_factory=Counter)
-    last_caption: str = ""
-    fed_since_statistics: bool = False  # an embedding reached the pipeline since the last DecodeStatistics
-
-
 class DecoderNode(Node):
     """The selective decoding node. ``kwargs`` go to rclpy Node (tests pass ``parameter_overrides``).
 
@@ -214,11 +217,14 @@ class DecoderNode(Node):
         self._decoder = RetrievalDecoder(bank, num_alternatives=num_alternatives, source=source)
         for name in ("uniform_rate_hz", "statistics_period_s", "diagnostics_period_s", "stall_timeout_s"):
             positive_finite(name, p(name))
-        self.pipeline = DecodingPipeline(self._decoder, detector_config(self._values()), p("uniform_rate_hz"))
-        self._query_filter = str(p("query"))
-        self._cameras: StreamTable[_CameraInfo] = StreamTable(
-            StreamLimits(p("max_streams"), p("stream_expiry_s")), _CameraInfo
+        self.core = DecoderCore(
+            self._decoder,
+            detector_config(self._values()),
+            StreamLimits(p("max_streams"), p("stream_expiry_s")),
+            query_filter=str(p("query")),
+            uniform_rate_hz=p("uniform_rate_hz"),
         )
+        self._cameras = self.core.cameras
         self._caption_count = 0
         self._embeddings_received = 0  # every callback: refused, ignored, rejected or fed
         # Receive times, stalls and expiry use steady time: sim time may not have started, pause or jump back.
@@ -226,7 +232,12 @@ class DecoderNode(Node):
         self._last_receive_ns: int | None = None
         self._input_loss = SequenceGapCounter()
         self._dds_message_lost = 0
-        self._reported = {"streams_full": 0, "lost_in_transport": 0, "dds_message_lost": 0}
+        self._reported = {
+            "streams_full": 0,
+            f"rejected.{REJECT_CAMERA_NAME}": 0,
+            "lost_in_transport": 0,
+            "dds_message_lost": 0,
+        }
         self._use_sim_time = bool(p("use_sim_time"))
         self._clock_messages = 0
         self._last_clock_ns: int | None = None
@@ -255,9 +266,15 @@ class DecoderNode(Node):
         self.get_logger().info(
             f"listening on {self._subscription.topic_name}; bank {source} ({len(bank)} captions, dim {bank.dim}); "
             f"window {cfg.window}, threshold {cfg.threshold:g}, settle {cfg.settle}, "
-            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s; at most {p('max_streams')} "
+            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s, provisional {cfg.provisional}, "
+            f"reconfirm {cfg.reconfirm_s:g} s; at most {p('max_streams')} "
             f"streams, idle ones expire after {p('stream_expiry_s'):g} s"
         )
+
+    @property
+    def pipeline(self) -> DecodingPipeline:
+        """The core's per-camera detection and decoding (read by tests and diagnostics)."""
+        return self.core.pipeline
 
     # ----- configuration ------------------------------------------------------------------------------
 
@@ -326,84 +343,77 @@ class DecoderNode(Node):
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
 
-    def _admit(self, camera: str, now_ns: int) -> _CameraInfo | None:
-        """The camera's info, or None when it is new and every stream slot is active (counted, logged)."""
-        info, expired = self._cameras.touch(camera, now_ns)
-        self._forget(expired)
-        if info is None:
-            limits = self._cameras.limits
-            self.get_logger().warning(
-                f"camera {clipped(camera)}: refused, all {limits.max_streams} streams were active within "
-                f"{limits.stream_expiry_s:g} s (streams_full: {self._cameras.refused_full}); raise max_streams or "
-                f"check who publishes on {self._subscription.topic_name}",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-        return info
-
-    def _forget(self, expired: list[str]) -> None:
-        """Drop the pipeline state of expired streams (the table already dropped their info)."""
-        for camera in expired:
-            self.pipeline.remove_stream(camera)
-        if expired:
-            self.get_logger().info(
-                f"{len(expired)} stream(s) idle for {self._cameras.limits.stream_expiry_s:g} s expired, e.g. camera "
-                f"{clipped(expired[0])} (streams_expired: {self._cameras.expired})",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-
     def _on_embedding(self, msg: Embedding, msg_info: MessageInfo) -> None:
         self._embeddings_received += 1
         self._count_lost(msg_info)
         now_ns = self._steady.now().nanoseconds
         self._last_receive_ns = now_ns
-        camera = msg.camera
-        info = self._admit(camera, now_ns)
-        if info is None:
-            return
-        info.last_receive_ns = now_ns
-        if msg.kind != Embedding.KIND_PREDICTED:
-            info.ignored["kind"] += 1
-            self.get_logger().warning(
-                f"camera {clipped(camera)}: ignoring Embedding of kind {msg.kind} (only KIND_PREDICTED is decoded); is "
-                f"{self._subscription.topic_name} remapped to the right topic?",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-            return
-        if self._query_filter and msg.query != self._query_filter:
-            info.ignored["query"] += 1
-            return
-        if info.decodable_seen and (info.model_version, info.query) != (msg.model_version, msg.query):
-            info.stream_resets += 1
-            self.pipeline.reset_stream(camera)
-            self.get_logger().info(
-                f"camera {clipped(camera)}: model {clipped(info.model_version)} query {clipped(info.query)} -> "
-                f"{clipped(msg.model_version)} {clipped(msg.query)}; restarting its stream (stream_resets: "
-                f"{info.stream_resets})"
-            )
-        info.model_id, info.model_version, info.query = msg.model_id, msg.model_version, msg.query
-        info.decodable_seen = True
-        vector = np.frombuffer(msg.data, dtype=np.float32)
-        info.fed_since_statistics = True
-        try:
-            if int(np.prod(msg.shape)) != vector.size:
-                self.pipeline.record_rejection(camera, msg.header.frame_id, "shape")
-                raise RejectedEmbedding("shape", f"shape {list(msg.shape)} does not match {vector.size} values")
-            event = self.pipeline.feed(camera, msg.header.frame_id, time_to_ns(msg.header.stamp), vector)
-        except RejectedEmbedding as err:
-            self.get_logger().warning(
-                f"camera {clipped(camera)}: rejected an embedding (rejected.{err.reason}): {shorten(str(err), 200)}",
-                throttle_duration_sec=LOG_THROTTLE_S,
-            )
-            return
-        if event is None:
-            return
-        self._caption_pub.publish(caption_msg(event, info.model_id, info.model_version))
-        self._caption_count += 1
-        info.last_caption = event.text
-        self.get_logger().info(
-            f"[{shorten(camera)}] {clipped(event.text)} ({event.reason.name.lower()}, score {event.score:.3f}, "
-            f"change {event.change_score:.3f}, {event.num_embeddings} embeddings)"
+        item = EmbeddingInput(
+            camera=msg.camera,
+            frame_id=msg.header.frame_id,
+            stamp_ns=time_to_ns(msg.header.stamp),
+            vector=np.frombuffer(msg.data, dtype=np.float32),
+            kind=msg.kind,
+            model_id=msg.model_id,
+            model_version=msg.model_version,
+            query=msg.query,
+            shape=tuple(msg.shape),
         )
+        outcome = self.core.feed(item, now_ns)
+        self._log_outcome(item, outcome)
+        if outcome.event is not None:
+            self._caption_pub.publish(caption_msg(outcome.event, item.model_id, item.model_version))
+            self._caption_count += 1
+
+    def _log_outcome(self, item: EmbeddingInput, outcome: FeedOutcome) -> None:
+        """One (throttled) log line for what the core decided about an embedding, when it is worth one."""
+        log, camera, topic = self.get_logger(), clipped(item.camera), self._subscription.topic_name
+        if outcome.expired:
+            log.info(
+                f"{len(outcome.expired)} stream(s) idle for {self.core.cameras.limits.stream_expiry_s:g} s expired, "
+                f"e.g. camera {clipped(outcome.expired[0])} (streams_expired: {self.core.cameras.expired})",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+        if outcome.reason == REJECT_CAMERA_NAME:
+            log.warning(
+                f"refused an embedding whose camera name ({shorten(item.camera, 40)}) is longer than "
+                f"{MAX_CAMERA_NAME_BYTES} bytes (rejected.{REJECT_CAMERA_NAME}: "
+                f"{self.core.refused[REJECT_CAMERA_NAME]}); check who publishes on {topic}",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+        elif outcome.reason == "streams_full":
+            limits = self.core.cameras.limits
+            log.warning(
+                f"camera {camera}: refused, all {limits.max_streams} streams were active within "
+                f"{limits.stream_expiry_s:g} s (streams_full: {self.core.cameras.refused_full}); raise max_streams or "
+                f"check who publishes on {topic}",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+        elif outcome.status == "ignored" and outcome.reason == "kind":
+            log.warning(
+                f"camera {camera}: ignoring Embedding of {outcome.detail} (only KIND_PREDICTED is decoded); is "
+                f"{topic} remapped to the right topic?",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+        elif outcome.status == "rejected":
+            log.warning(
+                f"camera {camera}: rejected an embedding (rejected.{outcome.reason}): {shorten(outcome.detail, 200)}",
+                throttle_duration_sec=LOG_THROTTLE_S,
+            )
+        if outcome.reset_from is not None:
+            old_version, old_query = outcome.reset_from
+            info = self.core.cameras.get(item.camera)
+            log.info(
+                f"camera {camera}: model {clipped(old_version)} query {clipped(old_query)} -> "
+                f"{clipped(item.model_version)} {clipped(item.query)}; restarting its stream (stream_resets: "
+                f"{info.stream_resets if info else '?'})"
+            )
+        event = outcome.event
+        if event is not None:
+            log.info(
+                f"[{shorten(item.camera)}] {clipped(event.text)} ({event.reason.name.lower()}, score "
+                f"{event.score:.3f}, change {event.change_score:.3f}, {event.num_embeddings} embeddings)"
+            )
 
     # ----- output -------------------------------------------------------------------------------------
 
@@ -416,7 +426,7 @@ class DecoderNode(Node):
 
     def _publish_diagnostics(self) -> None:
         now_ns = self._steady.now().nanoseconds
-        self._forget(self._cameras.expire_idle(now_ns))
+        self.core.expire_idle(now_ns)
         out = DiagnosticArray()
         out.header.stamp = self.get_clock().now().to_msg()
         out.status.append(self._node_status(now_ns))
@@ -455,6 +465,7 @@ class DecoderNode(Node):
         stall = self._param("stall_timeout_s")
         counts = {
             "streams_full": self._cameras.refused_full,
+            f"rejected.{REJECT_CAMERA_NAME}": self.core.refused[REJECT_CAMERA_NAME],
             "lost_in_transport": self._input_loss.lost,
             "dds_message_lost": self._dds_message_lost,
         }
@@ -488,7 +499,7 @@ class DecoderNode(Node):
         message = "; ".join(problems) or "ok"
         return diagnostic_status(level, f"{self.get_name()}: decoder", message, self._subscription.topic_name, values)
 
-    def _camera_status(self, camera: str, info: _CameraInfo, now_ns: int) -> DiagnosticStatus:
+    def _camera_status(self, camera: str, info: CameraInfo, now_ns: int) -> DiagnosticStatus:
         values = {
             "model": f"{info.model_id} ({info.model_version})",
             "query": info.query,

@@ -64,7 +64,7 @@ RECORDED = (
     (CAPTION_TOPIC, "vljepa_msgs/msg/Caption"),
     (STATISTICS_TOPIC, "vljepa_msgs/msg/DecodeStatistics"),
 )
-REASONS = {0: "first", 1: "change", 2: "heartbeat", 3: "segment"}
+REASONS = {0: "first", 1: "change", 2: "heartbeat", 3: "segment", 4: "confirm"}
 NODES_START_TIMEOUT_S = 90.0
 DRAIN_QUIET_S = 2.0
 
@@ -221,19 +221,24 @@ def answer_window_s(options: DemoOptions) -> float:
 
 
 def match_changes(truth: dict | None, captions: Sequence, window_s: float) -> list[dict]:
-    """For each true change: the first non-FIRST caption within `window_s` after it, its delay and correctness."""
+    """For each true change: the caption in effect once the decoder has had `window_s` to answer it (the last
+    non-FIRST caption within `window_s` after it: a provisional caption and the CONFIRM that corrected it
+    answer together), its time and correctness; `first_s` is the first caption within the window."""
     rows = []
     if not truth:
         return rows
     stamps = [(bag_io.stamp_to_ns(c.header.stamp), c) for c in captions if c.reason != 0]
     for segment in truth["segments"][1:]:
         change_ns = int(segment["start_ns"])
-        answer = next(((s, c) for s, c in stamps if 0 <= s - change_ns <= window_s * 1e9), None)
+        within = [(s, c) for s, c in stamps if 0 <= s - change_ns <= window_s * 1e9]
+        answer = within[-1] if within else None
         rows.append(
             {
                 "change_s": segment["start_s"],
                 "truth": segment["caption"],
                 "caption_s": None if answer is None else segment["start_s"] + (answer[0] - change_ns) / 1e9,
+                "first_s": None if answer is None else segment["start_s"] + (within[0][0] - change_ns) / 1e9,
+                "captions_in_window": len(within),
                 "text": None if answer is None else answer[1].text,
                 "correct": answer is not None and answer[1].text == segment["caption"],
             }
@@ -380,7 +385,8 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
     if rows:
         _say(
             f"[demo] true changes vs captions (a caption answers a change if it comes within {window_s:.2f} s, "
-            "the clip + smoothing + settle time + min interval):"
+            "the clip + smoothing + settle time + min interval; the caption in effect at the end of that time "
+            "answers it):"
         )
         _say("         true change   caption    text")
         for row in rows:
@@ -398,17 +404,20 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
             )
         found = sum(r["caption_s"] is not None for r in rows)
         correct = sum(r["correct"] for r in rows)
-        extra = sum(1 for c in captions if c.reason != 0) - found
+        extra = sum(1 for c in captions if c.reason != 0) - sum(r.get("captions_in_window", 0) for r in rows)
         _say(
             f"[demo] {found}/{len(rows)} changes answered by a caption, {correct}/{len(rows)} with the true caption; "
             f"{max(0, extra)} caption(s) away from any true change"
         )
     if truth:
         uniform = uniform_decode_count(truth["duration_s"], 1.0)
-        outcome["decodes"] = {"selective": len(captions), "uniform_1hz": uniform}
+        # Decoder calls: a CONFIRM that agreed with its provisional caption was decoded but not published.
+        reported = [m.decodes for _, m in bag_io.read_messages(recorded, STATISTICS_TOPIC)]
+        decodes = max([len(captions), *reported])
+        outcome["decodes"] = {"selective": decodes, "captions": len(captions), "uniform_1hz": uniform}
         _say(
-            f"[demo] decodes: {len(captions)} selective vs {uniform} for uniform 1 Hz decoding "
-            f"({uniform / max(1, len(captions)):.1f}x fewer)"
+            f"[demo] decodes: {decodes} selective vs {uniform} for uniform 1 Hz decoding "
+            f"({uniform / max(1, decodes):.1f}x fewer; {len(captions)} captions published)"
         )
     report_path = write_demo_report(run_dir, recorded, bag, truth, options, outcome)
     _say(f"[demo] output bag: {recorded}  (ros2 bag info {recorded})")

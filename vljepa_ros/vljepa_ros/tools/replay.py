@@ -32,10 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from vljepa_ros.bags import bag_io
-from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, RejectedEmbedding
-from vljepa_ros.decoding.config import detector_config, detector_values_from_parameters
+from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
+from vljepa_ros.decoding.config import StreamLimits, detector_config, detector_values_from_parameters
+from vljepa_ros.decoding.decoder_core import DecoderCore, EmbeddingInput
 from vljepa_ros.decoding.decoders import RetrievalDecoder
-from vljepa_ros.decoding.pipeline import CaptionEvent, DecodingPipeline, decode_segments
+from vljepa_ros.decoding.pipeline import CaptionEvent, decode_segments
 from vljepa_ros.nodes.ros_conversions import (
     caption_msg,
     frame_limits_from_parameters,
@@ -58,7 +59,7 @@ from vljepa_ros.perception.image_conversion import (
     check_image,
 )
 from vljepa_ros.perception.pipeline import PerceptionPipeline
-from vljepa_ros.perception.results import DROP_INFERENCE_ERROR, BatchResult
+from vljepa_ros.perception.results import DROP_INFERENCE_ERROR, BatchResult, EmbeddingResult
 from vljepa_ros.runtime.bundled_model import bundled_manifest_path
 from vljepa_ros.runtime.text_bank import TextBank
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
@@ -112,6 +113,7 @@ class ReplayConfig:
     bank_path: str = ""
     num_alternatives: int = 2
     uniform_rate_hz: float = 1.0
+    query_filter: str = ""  # the decoder node's `query` parameter
     segments: int | None = None  # offline Ward segments; None: as many as online decodes
     segment_distance: float | None = None  # or stop merging above this Ward distance
     storage: str = "mcap"
@@ -177,6 +179,37 @@ def _converter(frame: bag_io.CameraFrame, keep: deque, limits: FrameLimits):
     return convert
 
 
+# Replay is offline: every camera stream is kept for the whole bag (no idle expiry), so one steady "now" serves.
+REPLAY_NOW_NS = 0
+
+
+def replay_decoder_core(
+    decoder: RetrievalDecoder, detector_values: dict, cameras: int, query_filter: str = "", uniform_rate_hz: float = 1.0
+) -> DecoderCore:
+    """The decoder node's core with the decoder node's parameter values; a stream slot for each of `cameras`."""
+    return DecoderCore(
+        decoder,
+        detector_config(detector_values),
+        StreamLimits(max_streams=max(1, cameras)),
+        query_filter=query_filter,
+        uniform_rate_hz=uniform_rate_hz,
+    )
+
+
+def embedding_input(result: EmbeddingResult) -> EmbeddingInput:
+    """A perception result as the decoder node receives it in an Embedding message (KIND_PREDICTED)."""
+    return EmbeddingInput(
+        camera=result.camera,
+        frame_id=result.frame_id,
+        stamp_ns=result.stamp_ns,
+        vector=np.asarray(result.embedding, dtype=np.float32),
+        model_id=result.model_id,
+        model_version=result.model_version,
+        query=result.query,
+        shape=(int(np.asarray(result.embedding).size),),
+    )
+
+
 class ReplayRun:
     """One replay in progress: the two pipelines, what every camera's frames became, and the output messages.
 
@@ -195,7 +228,9 @@ class ReplayRun:
         self.decoder = RetrievalDecoder(
             bank, num_alternatives=config.num_alternatives, source=config.bank_path or "model captions bank"
         )
-        self.decoding = DecodingPipeline(self.decoder, detector_config(config.detector_values), config.uniform_rate_hz)
+        self.decoding = replay_decoder_core(
+            self.decoder, config.detector_values, len(config.cameras), config.query_filter, config.uniform_rate_hz
+        )
         self.by_topic = {c.topic: c for c in config.cameras}
         names = [c.name for c in config.cameras]
         self.accounts = {c.name: CameraAccount(topic=c.topic) for c in config.cameras}
@@ -278,14 +313,13 @@ class ReplayRun:
             if result.visual_state is not None:
                 self.outputs.add(TOPIC_VISUAL, result.stamp_ns, visual_state_msg(result))
             self.streams[result.camera].append((result.stamp_ns, result.embedding))
-            try:
-                event = self.decoding.feed(result.camera, result.frame_id, result.stamp_ns, result.embedding)
-            except RejectedEmbedding as error:
+            outcome = self.decoding.feed(embedding_input(result), REPLAY_NOW_NS)
+            if outcome.status in ("rejected", "ignored", "refused"):
+                key = outcome.reason if outcome.status == "rejected" else f"{outcome.status}.{outcome.reason}"
                 rejected = account.embeddings_rejected_by_decoder
-                rejected[error.reason] = rejected.get(error.reason, 0) + 1
-                continue
-            if event is not None:
-                self._on_caption(result.camera, event)
+                rejected[key] = rejected.get(key, 0) + 1
+            if outcome.event is not None:
+                self._on_caption(result.camera, outcome.event)
         for transition in batch.transitions:
             self.accounts[transition.camera].transitions += 1
             self.outputs.add(TOPIC_TRANSITION, transition.stamp_ns, transition_msg(transition))
@@ -326,7 +360,7 @@ class ReplayRun:
                 message = caption_msg(event, self.model_id, self.model_version)
                 self.outputs.add(TOPIC_SEGMENT_CAPTION, event.stamp_ns, message)
             self.segments[camera.name] = events
-            stats = self.decoding.statistics(camera.name)
+            stats = self.decoding.pipeline.statistics(camera.name)
             self.outputs.add(TOPIC_STATISTICS, stats.last_stamp_ns, statistics_msg(stats))
 
     def summary(self, counts: dict[str, int], read_s: float, wall_s: float) -> dict:
@@ -339,7 +373,9 @@ class ReplayRun:
         }
         pipeline_stats = {c.name: self.pipeline.stats_for(c.name) for c in self.config.cameras}
         costs = ReplayCosts(wall_s, bag_s, read_s, self.inference_s, self.batch_sizes)
-        summary = replay_summary(self.config, model, self.accounts, pipeline_stats, self.decoding, counts, costs)
+        summary = replay_summary(
+            self.config, model, self.accounts, pipeline_stats, self.decoding.pipeline, counts, costs
+        )
         summary["input"] = self.input.as_dict()
         summary["inference_errors"] = list(self.inference_errors)
         return summary
@@ -498,6 +534,7 @@ def config_from_args(args: argparse.Namespace) -> ReplayConfig:
         bank_path=str(decoder.get("bank_path", "")),
         num_alternatives=int(decoder.get("num_alternatives", 2)),
         uniform_rate_hz=float(decoder.get("uniform_rate_hz", 1.0)),
+        query_filter=str(decoder.get("query", "")),
         segments=args.segments,
         segment_distance=args.segment_distance,
         storage=args.storage,

@@ -29,7 +29,7 @@ from vljepa_ros.perception.image_conversion import ImageConversionError, compres
 
 NS_PER_S = 1_000_000_000
 MAX_THUMBNAILS = 8
-REASON_NAMES = {0: "first", 1: "change", 2: "heartbeat", 3: "segment"}
+REASON_NAMES = {0: "first", 1: "change", 2: "heartbeat", 3: "segment", 4: "confirm"}
 
 
 @dataclass(frozen=True)
