@@ -4,8 +4,8 @@
 output column and rewrites the MatMul to quantise its activation per call (DynamicQuantizeLinear +
 MatMulInteger, which onnxruntime fuses into DynamicQuantizeMatMul when a session loads the graph). Activations
 between layers, normalisations, softmax and the RoPE stay fp32; MatMuls of two activations (attention scores)
-stay fp32 because only constant weights are quantised. About a quarter of the weight bytes, and on AVX2 CPUs the
-int8 products run on the VNNI-less `vpmaddubsw` path, roughly twice the fp32 rate.
+stay fp32 because only constant weights are quantised. About a quarter of the weight bytes; the int8 products run
+at several times the fp32 rate on x86 CPUs with AVX2 / AVX-512 VNNI (the measured gain is in docs/benchmarks.md).
 """
 
 from __future__ import annotations
