@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# GPU benchmarks on a machine with onnxruntime-gpu, torch and an NVIDIA GPU; no ROS needed. One run (default
-# stages) is meant to take under 8 minutes on an H100 machine: it builds the full-size random-weight VL-JEPA
-# (ViT-L 8x256 + 8 Llama layers of 2048), exports it, makes its fp16 and fused variants and times them.
-# Writes JSON into OUT_DIR (default benchmarks/results/gpu). Stages:
+# GPU benchmarks on a machine with onnxruntime-gpu, torch and an NVIDIA GPU; no ROS needed. One run of the
+# default stages is meant to take under 8 minutes on an H100 machine (not yet run there): it builds the
+# full-size random-weight VL-JEPA (ViT-L 8x256 + 8 Llama layers of 2048), exports it, makes its fused and fp16
+# variants and times them. Writes JSON into OUT_DIR (default benchmarks/results/gpu). Stages:
 #   runtime     provider chain TensorRT -> CUDA -> CPU and the bundled model on CUDA vs CPU
 #   full        full-size encoder + predictor per clip at batch 1 and 4 on CUDA: fp32, optimised, fp16,
 #               optimised-fp16, tokens kept on the GPU between the graphs (IO binding); cosine to fp32
 #   bundled     the bundled model's variants on CUDA: caption top-1 / action R@1 against fp32, time per clip
 #   vitl        ViT-L 16x256x256 encoder fp32, fused preprocessing too;  vitl-fp16: the same in fp16
-# Default: runtime full bundled. --smoke: full and bundled on the CPU at the small size (no GPU numbers; it
-# exercises the script's code where there is no GPU).
+# Default: runtime full bundled. VARIANTS=kind,... replaces the full stage's variants (export/variants.py).
+# --smoke: full and bundled on the CPU at the small size (no GPU numbers; it exercises the script's code where
+# there is no GPU).
 #
 #   bash benchmarks/run_gpu.sh [--smoke] [OUT_DIR] [STAGE...]
 set -euo pipefail
@@ -52,7 +53,7 @@ EOF
       # The tokens stay on the GPU between the two graphs (--io-binding). TensorRT is not timed here (its
       # libraries were missing on the GPU machines this was written for); the runtime stage shows whether it loads.
       "$python" benchmarks/bench_variants.py --size "$size" --providers "$providers" --batches 1,4 --rounds "$rounds" \
-        --variants optimised,fp16,optimised-fp16 --io-binding --out "$out/bench_variants_full_$tag.json"
+        --variants "${VARIANTS:-optimised,fp16,optimised-fp16}" --io-binding --out "$out/bench_variants_full_$tag.json"
       ;;
     bundled)
       "$python" benchmarks/bench_variants_bundled.py --providers "$providers" --kinds optimised,fp16 \
