@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
@@ -47,6 +48,7 @@ LLAMA_3_2_ROPE = Llama3RopeScaling(
 )
 FULL_QUERY_TOKENS = 64
 QUERY_WORDS = 8  # tokens of the timed query; the rest are pads, masked
+GRAPHS = ("encoder", "predictor")
 
 
 def _parse(argv):
@@ -59,6 +61,13 @@ def _parse(argv):
     p.add_argument("--threads", type=int, default=0, help="intra-op threads per session (0: all cores)")
     p.add_argument("--io-binding", action="store_true", help="tokens stay on the device between the two graphs")
     p.add_argument("--workdir", type=Path, help="where the graphs go (default: a temporary folder)")
+    p.add_argument("--reuse", action="store_true", help="keep the graphs an earlier run left in --workdir")
+    p.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="load one variant's sessions at a time, per round (full size on a small machine: each fp32 variant "
+        "holds ~7 GB once onnxruntime has prepacked its weights)",
+    )
     p.add_argument("--out", type=Path, default=Path("out/bench/variants.json"))
     return p.parse_args(argv)
 
@@ -83,7 +92,7 @@ def export_fp32(size: str, folder: Path, log) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     enc = export_encoder(encoder, folder / "encoder.onnx", parity_batch=1, log=log)
-    table = write_query_embeddings(predictor, folder / "query_embeddings.npy")
+    write_query_embeddings(predictor, folder / "query_embeddings.npy")
     pred = export_predictor(
         predictor,
         folder / "predictor.onnx",
@@ -109,11 +118,40 @@ def export_fp32(size: str, folder: Path, log) -> dict:
             "query_tokens": predictor.cfg.max_query_tokens,
             "embedding_dim": predictor.cfg.embedding_dim,
         },
-        "table": str(table.file),
     }
     del encoder, predictor
     gc.collect()
     return facts
+
+
+def prepare_graphs(size: str, root: Path, kinds: list[str], reuse: bool, log) -> tuple[dict, dict]:
+    """The fp32 export and each variant under `root` (kept from an earlier run with `reuse`), and their facts."""
+    record = root / "graphs.json"
+    done = json.loads(record.read_text()) if reuse and record.is_file() else {"facts": None, "variants": {}}
+    if done["facts"] is None:
+        done["facts"] = export_fp32(size, root / "fp32", log)
+        log(f"fp32 export: {done['facts']['export_s']} s")
+        done["variants"] = {}
+        record.write_text(json.dumps(done, indent=1))
+    for kind in kinds:
+        if kind in done["variants"]:
+            continue
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        steps = {g: write_graph_variant(kind, root / "fp32" / f"{g}.onnx", root / kind / f"{g}.onnx") for g in GRAPHS}
+        done["variants"][kind] = {**steps, "seconds": round(time.perf_counter() - start, 1)}
+        log(f"variant {kind}: {done['variants'][kind]}")
+        record.write_text(json.dumps(done, indent=1))
+    return done["facts"], {kind: done["variants"][kind] for kind in kinds}
+
+
+def graph_input_shapes(folder: Path) -> tuple[tuple[int, ...], int]:
+    """The encoder's clip shape (no batch) and the predictor's query length, read from the fp32 graphs."""
+    dims = {}
+    for graph in GRAPHS:
+        model = onnx.load(str(folder / f"{graph}.onnx"), load_external_data=False)
+        dims[graph] = [[d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input]
+    return tuple(dims["encoder"][0][1:]), dims["predictor"][1][1]
 
 
 def _graph_mib(path: Path) -> float:
@@ -135,88 +173,88 @@ def main(argv=None) -> int:
     batches = [int(b) for b in args.batches.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench_variants_") as scratch:
         root = args.workdir or Path(scratch)
-        facts = export_fp32(args.size, root / "fp32", log)
-        log(f"fp32 export: {facts['export_s']} s")
-        folders = {"fp32": root / "fp32"}
-        variant_steps = {}
-        for kind in kinds:
-            folders[kind] = root / kind
-            folders[kind].mkdir(parents=True, exist_ok=True)
-            start = time.perf_counter()
-            variant_steps[kind] = {
-                g: write_graph_variant(kind, root / "fp32" / f"{g}.onnx", folders[kind] / f"{g}.onnx")
-                for g in ("encoder", "predictor")
-            }
-            variant_steps[kind]["seconds"] = round(time.perf_counter() - start, 1)
-            log(f"variant {kind}: {variant_steps[kind]}")
+        facts, variant_steps = prepare_graphs(args.size, root, kinds, args.reuse, log)
+        folders = {name: root / name for name in ("fp32", *kinds)}
         config = SessionConfig(
             providers=parse_provider_list(args.providers),
             intra_op_threads=args.threads,
             warmup_runs=0,
             io_binding=True if args.io_binding else None,
         )
-        models = {}
-        for name, folder in folders.items():
+        loads = {name: [] for name in folders}
+        provider = []
+
+        def load(name):
             start = time.perf_counter()
-            models[name] = (
-                OnnxModel.load(folder / "encoder.onnx", config),
-                OnnxModel.load(folder / "predictor.onnx", config),
-            )
-            log(f"{name}: loaded in {time.perf_counter() - start:.1f} s on {models[name][0].provider}")
-        table = np.load(facts.pop("table"), mmap_mode="r")
+            pair = tuple(OnnxModel.load(folders[name] / f"{g}.onnx", config) for g in ("encoder", "predictor"))
+            loads[name].append(round(time.perf_counter() - start, 1))
+            provider.append(pair[0].provider)
+            log(f"{name}: loaded in {loads[name][-1]} s on {pair[0].provider}")
+            return pair
+
+        resident = None if args.one_at_a_time else {name: load(name) for name in folders}
+        table = np.load(root / "fp32" / "query_embeddings.npy", mmap_mode="r")
         rng = np.random.default_rng(0)
-        enc_in = models["fp32"][0].session.get_inputs()[0]
-        query_tokens = models["fp32"][1].session.get_inputs()[1].shape[1]
+        clip_shape, query_tokens = graph_input_shapes(root / "fp32")
+        inputs = {}
+        for batch in batches:
+            ids = np.zeros((batch, query_tokens), np.int64)
+            ids[:, :QUERY_WORDS] = rng.integers(1, table.shape[0], (batch, QUERY_WORDS))
+            clip = rng.standard_normal((batch, *clip_shape)).astype(np.float32)
+            inputs[batch] = (clip, np.ascontiguousarray(table[ids]), (ids != 0).astype(np.int64))
+
+        def run(pair, batch):
+            encoder, predictor = pair
+            clip, rows, mask = inputs[batch]
+            t0 = time.perf_counter()
+            if args.io_binding:
+                tokens = encoder.run_on_device({encoder.input_names[0]: clip})[0]
+            else:
+                tokens = encoder.run({encoder.input_names[0]: clip})[0]
+            t1 = time.perf_counter()
+            names = predictor.input_names
+            embedding = predictor.run({names[0]: tokens, names[1]: rows, names[2]: mask})[0]
+            t2 = time.perf_counter()
+            if args.io_binding:
+                tokens = tokens.numpy()  # after the clock: only the parity check needs them on the host
+            return tokens, embedding, t1 - t0, t2 - t1, t2 - t0
+
+        names = list(folders)
+        samples = {(n, b): {"encoder": [], "predictor": [], "total": []} for n in names for b in batches}
+        outputs = {}
+        # Resident: round 0 is untimed. One at a time: each load is followed by one untimed call per batch size.
+        first_timed = 1 if resident else 0
+        for round_index in range(args.rounds + first_timed):
+            order = names[round_index % len(names) :] + names[: round_index % len(names)]
+            for name in order:
+                pair = resident[name] if resident else load(name)
+                for batch in batches:
+                    if not resident:
+                        run(pair, batch)
+                    tokens, embedding, enc_s, pred_s, total_s = run(pair, batch)
+                    outputs[name, batch] = (tokens, embedding)
+                    if round_index >= first_timed:
+                        for key, value in zip(("encoder", "predictor", "total"), (enc_s, pred_s, total_s)):
+                            samples[name, batch][key].append(value / batch)
+                    log(f"round {round_index} {name} batch {batch}: {total_s:.2f} s")
+                del pair
+                gc.collect()
         results = []
         for batch in batches:
-            clip = rng.standard_normal((batch, *enc_in.shape[1:])).astype(np.float32)
-            ids = np.zeros((batch, query_tokens), np.int64)
-            ids[:, :QUERY_WORDS] = rng.integers(0, table.shape[0], (batch, QUERY_WORDS))
-            mask = (ids != 0).astype(np.int64)
-            rows = np.ascontiguousarray(table[ids])
-
-            def run(name, clip=clip, rows=rows, mask=mask):
-                encoder, predictor = models[name]
-                t0 = time.perf_counter()
-                if args.io_binding:
-                    tokens = encoder.run_on_device({encoder.input_names[0]: clip})[0]
-                else:
-                    tokens = encoder.run({encoder.input_names[0]: clip})[0]
-                t1 = time.perf_counter()
-                names = predictor.input_names
-                embedding = predictor.run({names[0]: tokens, names[1]: rows, names[2]: mask})[0]
-                t2 = time.perf_counter()
-                if args.io_binding:
-                    tokens = tokens.numpy()  # after the clock: only the parity check needs them on the host
-                return tokens, embedding, t1 - t0, t2 - t1, t2 - t0
-
-            names = list(models)
-            samples = {n: {"encoder": [], "predictor": [], "total": []} for n in names}
-            outputs = {}
-            for round_index in range(args.rounds + 1):
-                order = names[round_index % len(names) :] + names[: round_index % len(names)]
-                for name in order:
-                    tokens, embedding, enc_s, pred_s, total_s = run(name)
-                    outputs[name] = (tokens, embedding)
-                    if round_index:
-                        for key, value in zip(("encoder", "predictor", "total"), (enc_s, pred_s, total_s)):
-                            samples[name][key].append(value / batch)
-                log(f"batch {batch} round {round_index}: done ({'untimed' if not round_index else 'timed'})")
-            ref_tokens, ref_embedding = outputs["fp32"]
+            ref_tokens, ref_embedding = outputs["fp32", batch]
+            fp32_total = statistics.median(samples["fp32", batch]["total"])
             row = {"batch": batch, "variants": {}}
             for name in names:
-                tokens, embedding = outputs[name]
-                medians = {f"{k}_ms_per_clip": statistics.median(v) * 1e3 for k, v in samples[name].items() if v}
-                per_token = _cosines(ref_tokens, tokens) if tokens is not None else None
+                tokens, embedding = outputs[name, batch]
+                taken = samples[name, batch]
+                total = statistics.median(taken["total"])
                 row["variants"][name] = {
-                    **medians,
-                    "samples_total_ms": [round(v * 1e3, 1) for v in samples[name]["total"]],
-                    "time_ratio_to_fp32": medians["total_ms_per_clip"]
-                    / statistics.median(samples["fp32"]["total"])
-                    / 1e3,
-                    "fp32_over_this": statistics.median(samples["fp32"]["total"]) * 1e3 / medians["total_ms_per_clip"],
-                    "tokens_mean_cosine": None if per_token is None else float(per_token.mean()),
-                    "tokens_max_abs_error": None if tokens is None else float(np.abs(ref_tokens - tokens).max()),
+                    **{f"{k}_ms_per_clip": statistics.median(v) * 1e3 for k, v in taken.items()},
+                    "samples_total_ms": [round(v * 1e3, 1) for v in taken["total"]],
+                    "time_ratio_to_fp32": total / fp32_total,
+                    "fp32_over_this": fp32_total / total,
+                    "tokens_mean_cosine": float(_cosines(ref_tokens, tokens).mean()),
+                    "tokens_max_abs_error": float(np.abs(ref_tokens - tokens).max()),
                     "embedding_min_cosine": float(_cosines(ref_embedding, embedding).min()),
                     "embedding_max_abs_error": float(np.abs(ref_embedding - embedding).max()),
                 }
@@ -233,7 +271,9 @@ def main(argv=None) -> int:
         "variants": variant_steps,
         "graph_mib": sizes,
         "providers": list(config.providers),
-        "provider": models["fp32"][0].provider,
+        "provider": provider[0],
+        "session_load_s": loads,
+        "sessions": "one variant at a time" if args.one_at_a_time else "all resident",
         "threads": args.threads or os.cpu_count(),
         "io_binding": args.io_binding,
         "rounds": args.rounds,
