@@ -23,6 +23,7 @@ from vljepa_ros.export.model import (
 )
 from vljepa_ros.export.open_vljepa import OPEN_VLJEPA_FRAMES, OPEN_VLJEPA_QUERIES, export_open_vljepa_files
 from vljepa_ros.export.parity import ParityError
+from vljepa_ros.export.variants import parse_kind, write_variant
 from vljepa_ros.runtime.query_tokenizer import build_vocab, read_vocab
 from vljepa_ros.runtime.text_bank import TextBank, read_text_lines
 from vljepa_ros.torch_models.checkpoint import CheckpointError, load_predictor
@@ -108,6 +109,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--normalise-in-graph",
         action="store_true",
         help="encoder takes the uint8 centre crop; mean/std folded into its patch embedding (CPU nodes)",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KIND",
+        help="also write graph variant KIND (optimised, fp16, int8, optimised-int8, optimised-fp16) into "
+        "OUT/variants/KIND, parity-checked against the fp32 graphs (export/variants.py)",
     )
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -198,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """export_model: checkpoint(s) or random init -> encoder.onnx, predictor.onnx, manifest.yaml, query_vocab.txt."""
     args = _parse_args(argv)
     try:
+        for kind in args.variant:
+            parse_kind(kind)
         if args.open_vljepa:
             path = _export_open_vljepa(args)
         elif args.tiny_random:
@@ -228,10 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fused_frame_size=_frame_size(args.fused_preprocessing),
                 normalise_in_graph=args.normalise_in_graph,
             )
+        print(f"wrote {path}")
+        for kind in args.variant:
+            print(f"wrote {write_variant(path, Path(args.out) / 'variants' / kind, kind)}")
     except (ParityError, CheckpointError, ValueError, OSError) as err:
         print(f"export_model: error: {err}", file=sys.stderr)
         return 1
-    print(f"wrote {path}")
     return 0
 
 

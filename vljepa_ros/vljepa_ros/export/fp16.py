@@ -1,9 +1,15 @@
-"""Graph pass: an fp32 graph converted to fp16 weights and compute, I/O and the RoPE angles kept in fp32."""
+"""Graph pass: an fp32 graph converted to fp16 weights and compute; I/O, the RoPE angles, normalisation
+statistics, softmax and an in-graph L2 normalisation kept in fp32."""
 
 from __future__ import annotations
 
 import onnx
-from onnxruntime.transformers.float16 import convert_float_to_float16
+from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+# Ops kept in fp32 because their sums over a row overflow or lose too much in fp16: a decomposed RMSNorm's
+# statistics (Pow -> ReduceMean), softmax, an output's L2 norm. The fused LayerNormalization /
+# SimplifiedLayerNormalization kernels are not listed: they take fp16 in and accumulate their statistics in fp32.
+FP32_OPS = ("Pow", "ReduceMean", "Softmax", "ReduceL2")
 
 
 def rope_angle_nodes(model: onnx.ModelProto) -> list[str]:
@@ -23,8 +29,24 @@ def rope_angle_nodes(model: onnx.ModelProto) -> list[str]:
     return sorted(keep)
 
 
+def output_normalisation_nodes(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes an in-graph L2 normalisation added (export/output_normalisation.py): every node that
+    reads or writes one of its `<output>/...` values, except the model's own node that writes
+    `<output>/unnormalised`."""
+    raw = {f"{o.name}/unnormalised" for o in model.graph.output}
+    prefixes = tuple(f"{name.rsplit('/', 1)[0]}/" for n in model.graph.node for name in n.output if name in raw)
+    if not prefixes:
+        return []
+    return sorted(
+        n.name
+        for n in model.graph.node
+        if not raw.intersection(n.output) and any(v.startswith(prefixes) for v in (*n.input, *n.output))
+    )
+
+
 def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The fp32 graph in fp16; I/O stays fp32 and the RoPE angles are computed in fp32.
+    """The fp32 graph in fp16; I/O stays fp32; the RoPE angles, FP32_OPS and an in-graph L2 normalisation of an
+    output are computed in fp32.
 
     Half-precision positions x frequencies lose too much of the angle at the larger positions; in fp32 only the
     final cos/sin values are rounded to fp16.
@@ -32,7 +54,12 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     for i, node in enumerate(model.graph.node):
         if not node.name:
             node.name = f"{node.op_type}_{i}"
-    converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=rope_angle_nodes(model))
+    converted = convert_float_to_float16(
+        model,
+        keep_io_types=True,
+        op_block_list=[*DEFAULT_OP_BLOCK_LIST, *FP32_OPS],
+        node_block_list=[*rope_angle_nodes(model), *output_normalisation_nodes(model)],
+    )
     _drop_round_trip_casts(converted)
     _sort_nodes(converted.graph)
     return converted
@@ -86,3 +113,6 @@ def _drop_round_trip_casts(model: onnx.ModelProto) -> None:
     keep = [n for n in model.graph.node if n.op_type != "Cast" or any(o in used for o in n.output)]
     del model.graph.node[:]
     model.graph.node.extend(keep)
+    # The converter's recorded types of values around the bypassed casts are stale now (the blocked nodes'
+    # outputs among them); onnxruntime infers every intermediate type again at load.
+    del model.graph.value_info[:]

@@ -77,11 +77,12 @@ def export_graph(
         model = convert_to_fp16(model)
     if normalise_output is not None:
         l2_normalise_output(model, normalise_output)
-    _save(model, path)
+    save_graph(model, path)
 
 
-def _save(model: onnx.ModelProto, path: Path) -> None:
-    """Save as one file, or with weights in `<file>.data` above EXTERNAL_DATA_BYTES; then check the graph."""
+def save_graph(model: onnx.ModelProto, path: Path, check: bool = True) -> None:
+    """Save as one file, or with weights in `<file>.data` above EXTERNAL_DATA_BYTES; then check the graph
+    (`check` False: graphs with onnxruntime's own ops in the default domain, which onnx's checker rejects)."""
     data = external_data_path(path)
     data.unlink(missing_ok=True)
     weight_bytes = sum(t.ByteSize() for t in model.graph.initializer)
@@ -99,7 +100,8 @@ def _save(model: onnx.ModelProto, path: Path) -> None:
         data.chmod(path.stat().st_mode & 0o777)
     else:
         onnx.save_model(model, str(path))
-    onnx.checker.check_model(str(path))
+    if check:
+        onnx.checker.check_model(str(path))
 
 
 def _pin_static_dims(model: onnx.ModelProto, outputs: Sequence[TensorSpec]) -> None:

@@ -389,10 +389,14 @@ class PerceptionPipeline:
 
         start = time.perf_counter()
         # Visual states only when published or compared by transitions.
-        tokens = self.runtime.encode(inputs)
-        states = self.runtime.visual_state(tokens[: n + m]) if self._needs_states else None
-        embeddings = self.runtime.predict(tokens[:n], query)
-        moves = self.runtime.predict(tokens[n + m :], transition_query) if with_transitions else None
+        if self._needs_states or with_transitions:
+            tokens = self.runtime.encode(inputs)
+            states = self.runtime.visual_state(tokens[: n + m]) if self._needs_states else None
+            embeddings = self.runtime.predict(tokens[:n], query)
+            moves = self.runtime.predict(tokens[n + m :], transition_query) if with_transitions else None
+        else:  # only embeddings: on a GPU the tokens then never leave it (runtime.embed)
+            states = moves = None
+            embeddings = self.runtime.embed(inputs, query)
         inference_s = time.perf_counter() - start
 
         before_states = {id(c): states[n + i] for i, c in enumerate(missing_before)}

@@ -22,6 +22,9 @@ import yaml
 FORMAT_VERSION = 2
 SUPPORTED_FORMAT_VERSIONS = (1, 2)
 QUERY_TOKENIZER_KINDS = ("word", "subword")
+PRECISIONS = ("fp32", "fp16", "int8")
+# Steps a graph variant is made of (export/variants.py), joined by "-" in its kind, e.g. "optimised-int8".
+VARIANT_STEPS = ("optimised", "fp16", "int8")
 
 # Manifest dtype names -> onnxruntime `NodeArg.type` strings.
 ORT_TYPE_OF_DTYPE = {
@@ -156,6 +159,35 @@ class TextEncoderSpec:
 
 
 @dataclass(frozen=True)
+class VariantSpec:
+    """The graphs are a variant made offline from another export's fp32 graphs (export/variants.py): `kind` (its
+    steps joined by "-"), that export's `source_version`, what each step did per graph (`steps`, e.g. fused op
+    counts) and the `parity` measured against the source on held-out clips."""
+
+    kind: str
+    source_version: str
+    steps: Mapping[str, Any] = field(default_factory=dict)
+    parity: Mapping[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "source_version": self.source_version,
+            "steps": _plain(self.steps),
+            "parity": {k: _plain(v) for k, v in self.parity.items()},
+        }
+
+
+def _plain(value: Any) -> Any:
+    """Mappings and numbers as YAML's plain types (numpy scalars and nested mappings included)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, bool | int | str):
+        return value
+    return float(value)
+
+
+@dataclass(frozen=True)
 class Manifest:
     """A loaded, structurally validated model manifest. Paths are absolute (resolved against `root`)."""
 
@@ -173,6 +205,7 @@ class Manifest:
     opset: int | None = None
     precision: str = "fp32"
     query_embeddings: QueryEmbeddingsSpec | None = None
+    variant: VariantSpec | None = None
 
     @property
     def format_version(self) -> int:
@@ -237,6 +270,8 @@ class Manifest:
                 out["text_encoder"]["pad_token"] = te.pad_token
         if self.banks:
             out["banks"] = {k: _relative(v, self.root) for k, v in self.banks.items()}
+        if self.variant is not None:
+            out["variant"] = self.variant.to_dict()
         return out
 
 
@@ -474,8 +509,8 @@ def parse_manifest(raw: Any, root: Path, source: str = "manifest") -> Manifest:
     if opset is not None:
         opset = r.positive_int(raw, "opset", "")
     precision = r.string(raw, "precision", "", default="fp32")
-    if precision not in ("fp32", "fp16"):
-        raise r.fail("precision", f"must be fp32 or fp16, got {precision!r}")
+    if precision not in PRECISIONS:
+        raise r.fail("precision", f"must be one of {list(PRECISIONS)}, got {precision!r}")
     manifest = Manifest(
         root=root,
         model_id=r.string(raw, "model_id", ""),
@@ -491,9 +526,30 @@ def parse_manifest(raw: Any, root: Path, source: str = "manifest") -> Manifest:
         opset=opset,
         precision=precision,
         query_embeddings=query_embeddings,
+        variant=_parse_variant(r, r.get(raw, "variant", "", default=None)),
     )
     _check_consistency(r, manifest)
     return manifest
+
+
+def _parse_variant(r: _Reader, raw: Any) -> VariantSpec | None:
+    if raw is None:
+        return None
+    raw = r.mapping(raw, "variant")
+    kind = r.string(raw, "kind", "variant")
+    steps = kind.split("-")
+    if any(s not in VARIANT_STEPS for s in steps) or len(set(steps)) != len(steps):
+        raise r.fail("variant.kind", f"expected steps from {list(VARIANT_STEPS)} joined by '-', got {kind!r}")
+    parity = r.mapping(r.get(raw, "parity", "variant", default={}) or {}, "variant.parity")
+    for key, value in parity.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise r.fail(f"variant.parity.{key}", f"must be a number, got {value!r}")
+    return VariantSpec(
+        kind=kind,
+        source_version=str(r.get(raw, "source_version", "variant")),
+        steps=dict(r.mapping(r.get(raw, "steps", "variant", default={}) or {}, "variant.steps")),
+        parity=dict(parity),
+    )
 
 
 def _check_consistency(r: _Reader, m: Manifest) -> None:

@@ -176,18 +176,35 @@ class OnnxModel:
         for _ in range(runs):
             self.run(feeds)
 
-    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        """Run the graph; returns outputs as numpy arrays in graph order."""
-        if not self.io_binding:
+    @property
+    def output_device(self) -> str:
+        """Where IO binding leaves the outputs: "cuda" for the device providers, else "cpu"."""
+        return "cuda" if self.provider in _DEVICE_PROVIDERS else "cpu"
+
+    def run(self, feeds: Mapping[str, np.ndarray | ort.OrtValue]) -> list[np.ndarray]:
+        """Run the graph; returns outputs as numpy arrays in graph order. A feed may be an `ort.OrtValue` (an
+        earlier `run_on_device` output); it is then bound where it lives, with no copy through the host."""
+        if not self.io_binding and not any(isinstance(v, ort.OrtValue) for v in feeds.values()):
             return self.session.run(None, dict(feeds))
+        return self._run_bound(feeds).copy_outputs_to_cpu()
+
+    def run_on_device(self, feeds: Mapping[str, np.ndarray | ort.OrtValue]) -> list[ort.OrtValue]:
+        """Run the graph with IO binding and leave the outputs where the provider wrote them (GPU memory on CUDA /
+        TensorRT, host memory on the CPU), as OrtValues another graph's `run` or `run_on_device` can take."""
+        return self._run_bound(feeds).get_outputs()
+
+    def _run_bound(self, feeds: Mapping[str, np.ndarray | ort.OrtValue]) -> ort.IOBinding:
         binding = self.session.io_binding()
         for name, value in feeds.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        device = "cuda" if self.provider in _DEVICE_PROVIDERS else "cpu"
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        device = self.output_device
         for name in self.output_names:
             binding.bind_output(name, device, self.device_id if device == "cuda" else 0)
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()
+        return binding
 
 
 def parse_provider_list(text: str | Sequence[str]) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 
 from vljepa_ros.runtime import preprocessing
 from vljepa_ros.runtime.manifest import (
@@ -89,18 +90,31 @@ class VLJepaRuntime:
         warmup_runs: int = 1,
         intra_op_threads: int = 0,
         log: logging.Logger = LOG,
+        io_binding: bool | None = None,
     ) -> VLJepaRuntime:
         """Load the manifest, check files and hashes, create and warm up sessions, check their I/O signature.
 
+        `io_binding` None: on for CUDA / TensorRT (outputs stay on the device; see `embed`), off on the CPU.
         Raises ManifestError (one line naming the field) on any mismatch.
         """
         manifest = load_manifest(path)
+        if manifest.variant is not None:
+            cosine = manifest.variant.parity.get("embedding_min_cosine")
+            log.info(
+                "%s: graph variant %s of version %s (%s; embedding cosine to fp32 %s)",
+                manifest.model_id,
+                manifest.variant.kind,
+                manifest.variant.source_version,
+                manifest.precision,
+                "not measured" if cosine is None else f"{cosine:.5f}",
+            )
         config = SessionConfig(
             providers=tuple(providers),
             trt_cache_dir=Path(trt_cache_dir) if trt_cache_dir else None,
             fp16=fp16,
             warmup_runs=0,
             intra_op_threads=intra_op_threads,
+            io_binding=io_binding,
         )
         models = {}
         for key in ("encoder", "predictor"):
@@ -166,6 +180,21 @@ class VLJepaRuntime:
     # ------------------------------------------------------------------------------------- inference
     def encode(self, clips: np.ndarray) -> np.ndarray:
         """(B, *clip_shape) encoder inputs (a single clip without batch axis is accepted) -> (B, N, D) tokens."""
+        return self.encoder.run({self.encoder.input_names[0]: self._checked_clips(clips)})[0]
+
+    def embed(self, clips: np.ndarray, query: str) -> np.ndarray:
+        """encode() then predict() with one query, in one call: (B, *clip_shape) -> (B, E) unit embeddings.
+
+        With IO binding (on by default for CUDA / TensorRT) the encoder's tokens stay where the encoder wrote them
+        (GPU memory) and go straight into the predictor: no copy to the host and back between the two graphs.
+        """
+        if not self.encoder.io_binding:
+            return self.predict(self.encode(clips), query)
+        clips = self._checked_clips(clips)
+        tokens = self.encoder.run_on_device({self.encoder.input_names[0]: clips})[0]
+        return self._predict(tokens, *self._batched_query(query, len(clips)))
+
+    def _checked_clips(self, clips: np.ndarray) -> np.ndarray:
         clips = _contiguous(clips)
         if clips.ndim == len(self._clip_shape):
             clips = clips[None]
@@ -176,7 +205,7 @@ class VLJepaRuntime:
             )
         if clips.shape[0] == 0:
             raise ValueError("encode: empty batch")
-        return self.encoder.run({self.encoder.input_names[0]: clips})[0]
+        return clips
 
     @staticmethod
     def visual_state(tokens: np.ndarray) -> np.ndarray:
@@ -212,6 +241,10 @@ class VLJepaRuntime:
                 raise ValueError(f"predict: {len(queries)} queries for a batch of {batch}")
             encoded = [self.query_tokens(q) for q in queries]
             ids, mask = np.stack([e.ids for e in encoded]), np.stack([e.mask for e in encoded])
+        return self._predict(tokens, ids, mask)
+
+    def _predict(self, tokens: np.ndarray | ort.OrtValue, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The predictor on tokens (host array, or an OrtValue from the encoder's `run_on_device`)."""
         names = self.predictor.input_names
         query = ids if self.query_embeddings is None else np.asarray(self.query_embeddings[ids])
         outputs = self.predictor.run({names[0]: tokens, names[1]: query, names[2]: mask})
