@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from vljepa_ros.decoding.decoders import Decoded, Decoder, RetrievalDecoder
+from vljepa_ros.decoding.decoders import Decoder, RetrievalDecoder
 from vljepa_ros.runtime.text_bank import TextBank
 
 from support.selective_streams import BANK_PATH, load_bank
@@ -52,7 +52,9 @@ def test_replacing_the_bank_changes_the_vocabulary():
 def test_from_texts_normalises_and_small_banks_cap_alternatives():
     decoder = RetrievalDecoder.from_texts(["left", "right"], np.array([[3.0, 0.0], [0.0, 0.5]]), num_alternatives=5)
     out = decoder.decode(np.array([0.6, 0.8], dtype=np.float32))
-    assert out == Decoded("right", pytest.approx(0.8), (("left", pytest.approx(0.6)),))
+    assert (out.text, out.score, out.alternatives) == ("right", pytest.approx(0.8), (("left", pytest.approx(0.6)),))
+    assert out.margin == pytest.approx(0.2)
+    assert out.certified_radius == pytest.approx(0.2 / np.sqrt(2.0), abs=1e-4)  # the two entries are sqrt(2) apart
     assert decoder.embedding_dim == 2
 
 

@@ -69,9 +69,13 @@ def _require_float(name: str, value, low: float, high: float, low_open: bool, hi
         raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {value!r}")
 
 
+# Online decode triggers: the change detector below, and the margin-certified drift trigger (drift_trigger.py).
+TRIGGERS = ("change", "margin")
+
+
 @dataclass(frozen=True)
 class ChangeDetectorConfig:
-    """Operating point of the online detector (defaults chosen by `evaluate_selective`, see docs)."""
+    """Operating point of the online decode trigger (defaults chosen by `evaluate_selective`, see docs)."""
 
     window: int = 1  # embeddings averaged into the smoothed current embedding
     threshold: float = 0.15  # change score (1 - cosine) that declares a change
@@ -81,6 +85,9 @@ class ChangeDetectorConfig:
     max_interval_s: float = 0.0  # heartbeat decode after this long without one; 0 disables
     provisional: bool = True  # decode a change at once, then confirm (or correct) it after `settle`
     reconfirm_s: float = 2.0  # decode the grown segment again this long after its decode (CONFIRM); 0 disables
+    trigger: str = "change"  # "change": this detector; "margin": the margin-certified drift trigger
+    drift_floor: float = 0.0  # margin trigger: never decode within this distance of the last decoded embedding
+    drift_radius: float = 0.0  # margin trigger: the radius for decoders that certify none (0: every embedding)
 
     def __post_init__(self):
         _require_int("window", self.window, 1)
@@ -90,6 +97,10 @@ class ChangeDetectorConfig:
         _require_float("min_interval_s", self.min_interval_s, 0.0, math.inf, low_open=False, high_open=True)
         _require_float("max_interval_s", self.max_interval_s, 0.0, math.inf, low_open=False, high_open=True)
         _require_float("reconfirm_s", self.reconfirm_s, 0.0, math.inf, low_open=False, high_open=True)
+        if self.trigger not in TRIGGERS:
+            raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, got {self.trigger!r}")
+        _require_float("drift_floor", self.drift_floor, 0.0, 2.0, low_open=False, high_open=False)
+        _require_float("drift_radius", self.drift_radius, 0.0, 2.0, low_open=False, high_open=False)
         if not isinstance(self.provisional, (bool, np.bool_)):
             raise ValueError(f"provisional must be true or false, got {self.provisional!r}")
         if 0.0 < self.max_interval_s < self.min_interval_s:
@@ -111,6 +122,7 @@ class DecodeRequest:
     num_embeddings: int
     change_score: float  # score that declared the change; 0 for FIRST and HEARTBEAT
     change_ns: int  # detected change point: the described state starts here (<= segment_start_ns)
+    publish_if_new: bool = False  # publish the decode only when its text differs from the caption in force
 
 
 def validate_embedding(vector, expected_dim: int | None) -> np.ndarray:
@@ -195,6 +207,9 @@ class ChangeDetector:
         self._window_total = np.sum([v for _, v in self._window], axis=0) if self._window else None
         if self._pending_reason is not None:
             self._pending_left = min(self._pending_left, config.settle)
+
+    def note_decoded(self, decoded) -> None:
+        """The detector does not use decode results (the drift trigger does; same interface)."""
 
     def update(self, stamp_ns: int, vector) -> DecodeRequest | None:
         """Add one embedding; return a DecodeRequest when a segment is ready to decode, else None.
@@ -382,4 +397,5 @@ class ChangeDetector:
             num_embeddings=seg.count,
             change_score=float(score),
             change_ns=seg.change_ns,
+            publish_if_new=reason == DecodeReason.CONFIRM,
         )

@@ -13,6 +13,7 @@ trained for the bundled model, so none is shipped here.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,11 +27,17 @@ from vljepa_ros.runtime.text_bank import TextBank
 
 @dataclass(frozen=True)
 class Decoded:
-    """Decoder output: best text, its score (cosine similarity), and runner-ups best first."""
+    """Decoder output: best text, its score (cosine similarity), and runner-ups best first.
+
+    `margin` is the best score minus the second best; `certified_radius` the distance a unit embedding may
+    move from the decoded one without changing `text` (None when the decoder cannot bound it).
+    """
 
     text: str
     score: float
     alternatives: tuple[tuple[str, float], ...] = ()
+    margin: float | None = None
+    certified_radius: float | None = None
 
 
 @runtime_checkable
@@ -88,9 +95,40 @@ class RetrievalDecoder:
             self._source = source
 
     def decode(self, embedding: np.ndarray) -> Decoded:
-        """Nearest bank text to `embedding` with its cosine similarity, plus runner-ups."""
+        """Nearest bank text to `embedding` with its cosine similarity, runner-ups, margin and certified radius."""
         with self._lock:
             bank = self._bank
-        ranked = bank.top_k(np.asarray(embedding, dtype=np.float32), k=1 + self._num_alternatives)
-        (text, score), rest = ranked[0], ranked[1:]
-        return Decoded(text=text, score=score, alternatives=tuple(rest))
+        query = np.asarray(embedding, dtype=np.float32)
+        if query.ndim != 1:
+            raise ValueError(f"decode takes one (E,) embedding, got shape {query.shape}")
+        scores = bank.similarities(query)
+        order = np.argsort(-scores, kind="stable")
+        best = int(order[0])
+        rest = tuple((bank.texts[i], float(scores[i])) for i in order[1 : 1 + self._num_alternatives])
+        margin = float(scores[best] - scores[order[1]]) if len(order) > 1 else None
+        return Decoded(
+            text=bank.texts[best],
+            score=float(scores[best]),
+            alternatives=rest,
+            margin=margin,
+            certified_radius=certified_radius(bank.embeddings, scores, best),
+        )
+
+
+# Slack on score gaps for float32 rounding of the scores and of the embedding handed to the decoder.
+_SCORE_SLACK = 1e-5
+
+
+def certified_radius(entries: np.ndarray, scores: np.ndarray, best: int) -> float:
+    """Largest distance a unit query may move while entry `best` keeps the top score, given its `scores`.
+
+    Entry j can only overtake `best` once the query moved by (s_best - s_j) / ||c_best - c_j||, since scores
+    are dot products with unit vectors; entries equal to `best` never overtake it. inf for a one-entry bank.
+    """
+    apart = np.sqrt(np.maximum(2.0 - 2.0 * (entries @ entries[best]).astype(np.float64), 0.0))
+    gaps = scores.astype(np.float64)[best] - scores.astype(np.float64) - _SCORE_SLACK
+    others = apart > 1e-6
+    others[best] = False
+    if not others.any():
+        return math.inf
+    return float(max(np.min(gaps[others] / apart[others]), 0.0))

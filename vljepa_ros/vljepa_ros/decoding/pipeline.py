@@ -23,6 +23,7 @@ from vljepa_ros.decoding.change_detection import (
     cosine_distance,
 )
 from vljepa_ros.decoding.decoders import Decoder
+from vljepa_ros.decoding.drift_trigger import DriftTrigger
 from vljepa_ros.decoding.segmentation import segment_means, ward_segments
 from vljepa_ros.perception.clip_buffer import TIME_RESET_NS
 
@@ -71,12 +72,17 @@ class StreamStatistics:
     last_stamp_ns: int = 0
     last_score: float = 0.0  # the newest change score (compare with the threshold when tuning)
     disarmed_seconds: float = 0.0  # stream time waiting for the score to fall below the re-arm level
-    confirmed_silently: int = 0  # settled decodes that agreed with their provisional caption (not published)
+    confirmed_silently: int = 0  # decodes that repeated the caption in force (CONFIRM, margin drift): not published
+
+
+def make_trigger(config: ChangeDetectorConfig) -> ChangeDetector | DriftTrigger:
+    """The online decode trigger `config.trigger` names, for one stream."""
+    return DriftTrigger(config) if config.trigger == "margin" else ChangeDetector(config)
 
 
 @dataclass
 class _Stream:
-    detector: ChangeDetector
+    detector: ChangeDetector | DriftTrigger
     frame_id: str = ""
     seen: int = 0
     decodes: int = 0
@@ -118,10 +124,15 @@ class DecodingPipeline:
         return sorted(self._streams)
 
     def set_config(self, config: ChangeDetectorConfig) -> None:
-        """New operating point for every stream; their segments and windows are kept."""
+        """New operating point for every stream; their segments and windows are kept (a switch of trigger
+        restarts the streams' detection; the next decode is FIRST)."""
+        switched = config.trigger != self._config.trigger
         self._config = config
-        for stream in self._streams.values():
-            stream.detector.reconfigure(config)
+        for camera, stream in self._streams.items():
+            if switched:
+                self.reset_stream(camera)
+            else:
+                stream.detector.reconfigure(config)
 
     def set_uniform_rate_hz(self, rate_hz: float) -> None:
         """Change the uniform rate the statistics compare against."""
@@ -142,7 +153,7 @@ class DecodingPipeline:
         stream = self._streams.get(camera)
         if stream is not None:
             stream.earlier_transients += stream.detector.transients
-            stream.detector = ChangeDetector(self._config)
+            stream.detector = make_trigger(self._config)
 
     def remove_stream(self, camera: str) -> None:
         """Forget a camera entirely (state and counters), e.g. after it stayed idle too long; no-op if unknown."""
@@ -151,7 +162,7 @@ class DecodingPipeline:
     def _stream(self, camera: str) -> _Stream:
         stream = self._streams.get(camera)
         if stream is None:
-            stream = self._streams[camera] = _Stream(ChangeDetector(self._config))
+            stream = self._streams[camera] = _Stream(make_trigger(self._config))
         return stream
 
     def record_rejection(self, camera: str, frame_id: str, reason: str) -> None:
@@ -173,7 +184,7 @@ class DecodingPipeline:
         stream.frame_id = frame_id
         stamp_ns = int(stamp_ns)
         restarted = stream.last_ns is not None and stamp_ns <= stream.last_ns - TIME_RESET_NS
-        detector = ChangeDetector(self._config) if restarted else stream.detector
+        detector = make_trigger(self._config) if restarted else stream.detector
         try:
             size = np.asarray(vector).size
             if size != self._decoder.embedding_dim:
@@ -197,15 +208,18 @@ class DecodingPipeline:
         if request is None:
             return None
         stream.decodes += 1
-        event = self._decode(camera, frame_id, request)
-        if request.reason == DecodeReason.CONFIRM and event.text == stream.last_text:
+        event = self._decode(camera, frame_id, request, stream.detector)
+        if request.publish_if_new and event.text == stream.last_text:
             stream.confirmed_silently += 1
             return None
         stream.last_text = event.text
         return event
 
-    def _decode(self, camera: str, frame_id: str, request: DecodeRequest) -> CaptionEvent:
+    def _decode(
+        self, camera: str, frame_id: str, request: DecodeRequest, detector: ChangeDetector | DriftTrigger
+    ) -> CaptionEvent:
         decoded = self._decoder.decode(request.vector)
+        detector.note_decoded(decoded)
         return CaptionEvent(
             camera=camera,
             frame_id=frame_id,

@@ -82,6 +82,11 @@ def _float_range(low: float, high: float) -> list[FloatingPointRange]:
     return [FloatingPointRange(from_value=low, to_value=high, step=0.0)]
 
 
+def _diagnostic_value(value) -> str:
+    """A detector setting as a diagnostics value: numbers compactly, words as they are."""
+    return value if isinstance(value, str) else f"{value:g}"
+
+
 # name -> (default, description, dynamic, extra descriptor fields)
 _PARAMETERS = {
     "bank_path": (
@@ -141,6 +146,26 @@ _PARAMETERS = {
         "only if its text differs; 0 disables.",
         True,
         {},
+    ),
+    "trigger": (
+        _DEFAULTS.trigger,
+        "When to decode: 'change' (the change detector: window, threshold, settle, ...) or 'margin' (decode "
+        "once the embedding left the last decode's certified radius, where its caption cannot have changed).",
+        True,
+        {},
+    ),
+    "drift_floor": (
+        _DEFAULTS.drift_floor,
+        "Margin trigger: never decode within this distance of the last decoded embedding (trades exactness "
+        "for fewer decodes); 0: the certified radius only.",
+        True,
+        {"floating_point_range": _float_range(0.0, 2.0)},
+    ),
+    "drift_radius": (
+        _DEFAULTS.drift_radius,
+        "Margin trigger: decode radius for a decoder that certifies none (a generative one); 0: every embedding.",
+        True,
+        {"floating_point_range": _float_range(0.0, 2.0)},
     ),
     "uniform_rate_hz": (1.0, "Uniform decoding rate the decode statistics compare against.", True, {}),
     "num_alternatives": (2, "Runner-up captions reported per decode.", False, {}),
@@ -265,6 +290,7 @@ class DecoderNode(Node):
         cfg = self.pipeline.config
         self.get_logger().info(
             f"listening on {self._subscription.topic_name}; bank {source} ({len(bank)} captions, dim {bank.dim}); "
+            f"trigger {cfg.trigger} (drift floor {cfg.drift_floor:g}); "
             f"window {cfg.window}, threshold {cfg.threshold:g}, settle {cfg.settle}, "
             f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s, provisional {cfg.provisional}, "
             f"reconfirm {cfg.reconfirm_s:g} s; at most {p('max_streams')} "
@@ -484,7 +510,7 @@ class DecoderNode(Node):
             **{name: str(n) for name, n in counts.items()},
             "embeddings_without_sequence_number": str(self._input_loss.unnumbered),
             **sim_values,
-            **{name: f"{getattr(cfg, name):g}" for name in DETECTOR_FIELDS},
+            **{name: _diagnostic_value(getattr(cfg, name)) for name in DETECTOR_FIELDS},
         }
         problems = []
         if silent_s is None or silent_s > stall:

@@ -514,11 +514,21 @@ def evaluate(
             args.windows, args.thresholds, args.settles, args.provisional, args.reconfirms
         )
     ]
-    log(f"sweeping {len(coarse)} operating points on {len(tune)} tuning stream(s); uniform in-effect bar {bar:.3f}")
+    margin = [
+        ChangeDetectorConfig(trigger="margin", window=w, drift_floor=f, min_interval_s=m)
+        for w, f, m in itertools.product(args.margin_windows, args.drift_floors, args.margin_min_intervals)
+    ]
+    log(
+        f"sweeping {len(coarse)} change-detector and {len(margin)} margin-trigger operating points on {len(tune)} "
+        f"tuning stream(s); uniform in-effect bar {bar:.3f}"
+    )
     try_configs(coarse)
+    try_configs(margin)
     target = args.target_reduction or None
     best = sorted(
-        sweep, key=lambda r: _rank_key(r, bar, min_recall=args.min_recall, target_reduction=target), reverse=True
+        (r for r in sweep if r["config"]["trigger"] == "change"),
+        key=lambda r: _rank_key(r, bar, min_recall=args.min_recall, target_reduction=target),
+        reverse=True,
     )[: args.refine_top]
     fine = [
         ChangeDetectorConfig(**dict(r["config"], min_interval_s=m, max_interval_s=h, rearm_fraction=a))
@@ -530,6 +540,12 @@ def evaluate(
     try_configs(fine)
     chosen = choose(sweep, bar, PRIMARY, args.min_recall, target)
     chosen_cfg = ChangeDetectorConfig(**chosen["config"])
+    # The best point of each trigger on the tuning streams, reported side by side on the held-out ones.
+    best_of = {
+        trigger: choose([r for r in sweep if r["config"]["trigger"] == trigger], bar, PRIMARY, args.min_recall, target)
+        for trigger in ("change", "margin")
+        if any(r["config"]["trigger"] == trigger for r in sweep)
+    }
 
     test_single, test_avg = uniform_pair(test, args.uniform_rate)
     uniform_n = test_avg["decodes"]
@@ -545,6 +561,14 @@ def evaluate(
         return against_uniform(score(test, decodes, args.annotation_period, args.tolerance, [len(d) for d in decodes]))
 
     selective = against_uniform(run(test, lambda s: selective_decodes(s, decoder, chosen_cfg)))
+    per_trigger = {}
+    for trigger, best_point in best_of.items():
+        cfg = ChangeDetectorConfig(**best_point["config"])
+        result = against_uniform(run(test, lambda s, cfg=cfg: selective_decodes(s, decoder, cfg)))
+        per_trigger[trigger] = {"config": asdict(cfg), "tuning": best_point, "test": result}
+    # The exact certificate (no floor, no interval): its captions are those of decoding every embedding.
+    exact_cfg = ChangeDetectorConfig(trigger="margin", min_interval_s=0.0)
+    margin_exact = against_uniform(run(test, lambda s: selective_decodes(s, decoder, exact_cfg)))
     shipped_result = None
     if shipped is not None:
         shipped_result = against_uniform(run(test, lambda s: selective_decodes(s, decoder, shipped)))
@@ -576,6 +600,8 @@ def evaluate(
             "uniform_average": test_avg,
             "selective": selective,
             "selective_config": asdict(chosen_cfg),
+            "best_per_trigger": per_trigger,
+            "margin_exact": margin_exact,
             "shipped_defaults": shipped_result,
             "shipped_config": None if shipped is None else asdict(shipped),
             "uniform_equal_budget": {"rate_hz": equal_budget_rate, "newest": budget_single, "average": budget_avg},
@@ -613,6 +639,10 @@ def print_report(report: dict, out=print) -> None:
     out(_row(f"uniform {rate:g} Hz, newest", t["uniform_newest"]))
     out(_row(f"uniform {rate:g} Hz, window average", t["uniform_average"]))
     out(_row("selective (chosen on in-effect)", t["selective"]))
+    for trigger, best in t.get("best_per_trigger", {}).items():
+        out(_row(f"selective, best {trigger}-trigger point", best["test"]))
+    if t.get("margin_exact"):
+        out(_row("margin trigger, exact (= every embedding)", t["margin_exact"]))
     if t.get("shipped_defaults"):
         out(_row("selective (node's shipped defaults)", t["shipped_defaults"]))
     eq = t["uniform_equal_budget"]
@@ -630,7 +660,7 @@ def print_report(report: dict, out=print) -> None:
         verdict = "meets" if r[PRIMARY] >= bar - 1e-12 else "does NOT meet"
         out(
             f"\n{label} (tuning streams {report['tuning']['seeds']}): "
-            + ", ".join(f"{k}={v:g}" for k, v in cfg.items())
+            + ", ".join(f"{k}={v}" if isinstance(v, str) else f"{k}={v:g}" for k, v in cfg.items())
         )
         out(
             f"  {r['reduction_factor']:.2f}x fewer decodes than uniform at {rate:g} Hz; in-effect {r[PRIMARY]:.3f} "
@@ -668,6 +698,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--provisional", type=_ints, default=[0, 1], help="provisional decoding off (0) / on (1), both swept"
     )
     p.add_argument("--reconfirms", type=_floats, default=[0.0, 2.0, 4.0], help="reconfirm_s values (0: none)")
+    p.add_argument("--margin-windows", type=_ints, default=[1, 2], help="margin trigger: smoothing windows swept")
+    p.add_argument(
+        "--drift-floors",
+        type=_floats,
+        default=[0.0, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7],
+        help="margin trigger: drift_floor values swept (0: exact certificate)",
+    )
+    p.add_argument(
+        "--margin-min-intervals",
+        type=_floats,
+        default=[0.0, 0.5, 1.0, 1.5],
+        help="margin trigger: min_interval_s values swept",
+    )
     p.add_argument(
         "--min-intervals",
         type=_floats,
@@ -758,6 +801,9 @@ def main(argv: list[str] | None = None) -> int:
             f"uniform {args.uniform_rate:g} Hz": uniform_decodes(stream, decoder, args.uniform_rate, average=False),
             "selective (defaults)": selective_decodes(stream, decoder, ChangeDetectorConfig())[0],
         }
+        margin = report["test"]["best_per_trigger"].get("margin")
+        if margin is not None and margin["config"] != asdict(ChangeDetectorConfig()):
+            rows["margin trigger"] = selective_decodes(stream, decoder, ChangeDetectorConfig(**margin["config"]))[0]
         timeline_png(stream, rows, args.figure)
         print(f"wrote {args.figure}")
     args.out.write_text(json.dumps(report, indent=1))
