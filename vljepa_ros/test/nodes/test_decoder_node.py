@@ -255,6 +255,33 @@ def test_runtime_parameters_are_validated_and_the_bank_can_change(ros, tmp_path)
     assert len(h.captions) == 1 and "blue cube" not in h.captions[0].text
 
 
+def test_the_margin_trigger_is_selected_at_runtime_and_publishes_only_new_text(ros):
+    h = ros()
+    refused = h.node.set_parameters([Parameter("trigger", value="nearest")])[0]
+    assert not refused.successful and "trigger" in refused.reason and h.node.pipeline.config.trigger == "change"
+    refused = h.node.set_parameters([Parameter("drift_floor", value=3.0)])[0]
+    assert not refused.successful and "drift_floor" in refused.reason
+    switch = [Parameter("trigger", value="margin"), Parameter("min_interval_s", value=0.0)]
+    assert h.node.set_parameters(switch)[0].successful
+    h.send_stream(make_stream(BANK, [idx(t) for t in WALK], [15.0, 12.0, 10.0, 14.0], noise=0.2, seed=2))
+    texts = [c.text for c in h.captions]
+    assert texts[0] == WALK[0] and texts[-1] == WALK[-1]
+    assert all(a != b for a, b in zip(texts, texts[1:]))  # a drift decode that keeps the caption is not published
+    stats = h.node.pipeline.statistics("front")
+    assert stats.decodes == len(h.captions) + stats.confirmed_silently
+
+    def node_values():
+        for arr in reversed(h.diagnostics):
+            for status in arr.status:
+                values = {kv.key: kv.value for kv in status.values}
+                if "trigger" in values:
+                    return values
+        return None
+
+    h.spin_until(lambda: (node_values() or {}).get("trigger") == "margin")
+    assert node_values()["drift_floor"] == "0"
+
+
 def test_model_version_change_restarts_the_stream(ros):
     h = ros()
     stream = make_stream(BANK, [idx(WALK[0])], [20.0], noise=0.2, seed=7)

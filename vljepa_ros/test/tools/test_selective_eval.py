@@ -130,6 +130,26 @@ def _synthetic(bank, seed, captions, lengths):
     return EvalStream(seed, s.stamps_ns, s.vectors, truth_for([bank.texts[c] for c in captions], bounds))
 
 
+def test_the_exact_margin_trigger_scores_like_decoding_every_embedding():
+    bank = load_bank()
+    walk = [bank.texts.index(t) for t in ("an empty floor", "a blue cube on the floor", "an empty floor in the dark")]
+    tune = [_synthetic(bank, 1, walk, [14.0, 9.0, 12.0])]
+    test = [_synthetic(bank, 3, walk[::-1], [10.0, 13.0, 9.0])]
+    args = build_parser().parse_args(
+        ["--triggers", "margin", "--drift-floors", "0,0.5", "--margin-min-intervals", "0", "--ward-reductions", "3"]
+    )
+    decoder = RetrievalDecoder(bank, num_alternatives=0)
+    report = evaluate(tune, test, decoder, args, log=lambda _: None)
+    assert {r["config"]["trigger"] for r in report["tuning"]["sweep"]} == {"margin"}
+    every = [Decode(int(t), decoder.decode(v).text, CHANGE, int(t)) for t, v in zip(test[0].stamps_ns, test[0].vectors)]
+    stream = test[0]
+    anns = dense_annotations(stream.truth, int(stream.stamps_ns[0]), int(stream.stamps_ns[-1]), 1.0)
+    exact = report["test"]["margin_exact"]
+    assert exact["in_effect_dense"] == pytest.approx(in_effect_accuracy(every, anns))
+    assert exact["decodes"] < len(every)  # the certificate skips decodes whose caption cannot have changed
+    assert set(report["test"]["best_per_trigger"]) == {"margin"}
+
+
 def test_sweep_picks_a_point_that_matches_uniform_quality_with_fewer_decodes():
     bank = load_bank()
     walk = [
@@ -163,6 +183,8 @@ def test_sweep_picks_a_point_that_matches_uniform_quality_with_fewer_decodes():
             "2",
             "--reconfirms",
             "0,2",
+            "--triggers",
+            "change",
         ]
     )
     report = evaluate(tune, test, RetrievalDecoder(bank), args, log=lambda _: None)

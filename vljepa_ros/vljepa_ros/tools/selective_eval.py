@@ -513,10 +513,12 @@ def evaluate(
         for w, t, s, prov, r in itertools.product(
             args.windows, args.thresholds, args.settles, args.provisional, args.reconfirms
         )
+        if "change" in args.triggers
     ]
     margin = [
         ChangeDetectorConfig(trigger="margin", window=w, drift_floor=f, min_interval_s=m)
         for w, f, m in itertools.product(args.margin_windows, args.drift_floors, args.margin_min_intervals)
+        if "margin" in args.triggers
     ]
     log(
         f"sweeping {len(coarse)} change-detector and {len(margin)} margin-trigger operating points on {len(tune)} "
@@ -698,6 +700,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--provisional", type=_ints, default=[0, 1], help="provisional decoding off (0) / on (1), both swept"
     )
     p.add_argument("--reconfirms", type=_floats, default=[0.0, 2.0, 4.0], help="reconfirm_s values (0: none)")
+    p.add_argument(
+        "--triggers",
+        type=lambda text: [x.strip() for x in text.split(",") if x.strip()],
+        default=["change", "margin"],
+        help="decode triggers swept: change (the change detector), margin (the margin-certified drift trigger)",
+    )
     p.add_argument("--margin-windows", type=_ints, default=[1, 2], help="margin trigger: smoothing windows swept")
     p.add_argument(
         "--drift-floors",
