@@ -52,6 +52,7 @@ setup(
             "generate_world = vljepa_ros.tiny_world.cli:main",
             "fleet_replay = vljepa_ros.tools.fleet_replay:main",
             "search_recordings = vljepa_ros.tools.search_recordings:main",
+            "rollout = vljepa_ros.tools.rollout:main",
         ],
     },
 )

@@ -23,18 +23,20 @@ PACKAGE_ROOT = Path(vljepa_ros.__file__).resolve().parent
 TORCH = ("torch", "torchvision", "transformers", "sentence_transformers")
 TORCH_SIDE = ("vljepa_ros.export", "vljepa_ros.torch_models", "vljepa_ros.training")
 # Plain-Python layers shared by the nodes, the tools and the benchmarks.
-CORE = ("vljepa_ros.runtime", "vljepa_ros.perception", "vljepa_ros.decoding")
+CORE = ("vljepa_ros.runtime", "vljepa_ros.perception", "vljepa_ros.decoding", "vljepa_ros.world_model")
 CORE_FORBIDDEN = ("rclpy", *TORCH, "vljepa_ros.nodes", "vljepa_ros.tools", *TORCH_SIDE)
 RULES = {
     **dict.fromkeys(CORE, CORE_FORBIDDEN),
     # The runtime is the bottom layer: it serves perception and decoding, never the other way round.
     "vljepa_ros.runtime": (*CORE_FORBIDDEN, "vljepa_ros.perception", "vljepa_ros.decoding", "vljepa_ros.bags"),
+    # The world model sits on the runtime beside perception: a planner or node uses it without the camera core.
+    "vljepa_ros.world_model": (*CORE_FORBIDDEN, "vljepa_ros.perception", "vljepa_ros.decoding", "vljepa_ros.bags"),
     "vljepa_ros.nodes": (*TORCH, *TORCH_SIDE, "vljepa_ros.tools"),
     "vljepa_ros.bags": (*TORCH, *TORCH_SIDE, "vljepa_ros.nodes", "vljepa_ros.tools"),
     # The recording index is a library for the fleet tools: no ROS, no torch, no Ray.
     "vljepa_ros.index": ("rclpy", "ray", *TORCH, *TORCH_SIDE, "vljepa_ros.nodes", "vljepa_ros.tools"),
 }
-LAYER_FOLDERS = {"runtime", "perception", "decoding", "bags", "nodes", "export", "tools", "index"}
+LAYER_FOLDERS = {"runtime", "perception", "decoding", "world_model", "bags", "nodes", "export", "tools", "index"}
 OTHER_FOLDERS = {"torch_models", "training", "tiny_world"}
 
 

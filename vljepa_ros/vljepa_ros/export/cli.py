@@ -24,11 +24,13 @@ from vljepa_ros.export.model import (
 from vljepa_ros.export.open_vljepa import OPEN_VLJEPA_FRAMES, OPEN_VLJEPA_QUERIES, export_open_vljepa_files
 from vljepa_ros.export.parity import ParityError
 from vljepa_ros.export.variants import parse_kind, write_variant
+from vljepa_ros.export.vjepa2_ac import export_vjepa2_ac
 from vljepa_ros.runtime.query_tokenizer import build_vocab, read_vocab
 from vljepa_ros.runtime.text_bank import TextBank, read_text_lines
 from vljepa_ros.torch_models.checkpoint import CheckpointError, load_predictor
 from vljepa_ros.torch_models.encoder_loading import describe, load_encoder
 from vljepa_ros.torch_models.text_encoder import TextEncoderSource, minilm_source
+from vljepa_ros.torch_models.vjepa2_ac_loading import AC_NATIVE_CROP, AC_PREDICTOR_HEADS, load_vjepa2_ac
 from vljepa_ros.torch_models.vjepa2_encoder import ENCODER_PRESETS, VJepa2Encoder, encoder_config
 from vljepa_ros.torch_models.vljepa_predictor import PREDICTOR_PRESETS, VLJepaPredictor, predictor_config
 
@@ -62,6 +64,14 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=[],
         metavar="NAME=TEXT",
         help=f"default query (default: {OPEN_VLJEPA_QUERIES})",
+    )
+    ac = p.add_argument_group("V-JEPA 2-AC world model (see docs/world_model.md)")
+    ac.add_argument("--vjepa2-ac", type=Path, metavar="CKPT", help="vjepa2-ac-vitg.pt: export the world model")
+    ac.add_argument(
+        "--predictor-num-heads",
+        type=int,
+        default=AC_PREDICTOR_HEADS,
+        help=f"AC predictor heads (not in the weights; default the published {AC_PREDICTOR_HEADS})",
     )
     p.add_argument(
         "--encoder-preset",
@@ -211,6 +221,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             parse_kind(kind)
         if args.open_vljepa:
             path = _export_open_vljepa(args)
+        elif args.vjepa2_ac:
+            encoder, predictor, _ = load_vjepa2_ac(
+                args.vjepa2_ac, args.crop or AC_NATIVE_CROP, args.num_heads, args.predictor_num_heads
+            )
+            path = export_vjepa2_ac(
+                encoder,
+                predictor,
+                args.out,
+                model_id=args.model_id or "vjepa2-ac",
+                opset=args.opset,
+                tolerance=args.tolerance or FP32_TOLERANCE,
+            )
         elif args.tiny_random:
             path = export_tiny_random(args.out, args.seed, log=print)
         else:
