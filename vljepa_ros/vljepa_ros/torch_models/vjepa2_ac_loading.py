@@ -67,7 +67,8 @@ def predictor_config_from_state(
 def read_ac_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], tuple[str, ...]]:
     """(encoder state, predictor state, other top-level entries) with prefixes stripped, or CheckpointError."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        # Memory-mapped: the released file is several GB and its tensors are copied into the model once.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # torch raises several types for files that are not its own
         first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(e).__name__}: {first})") from None
