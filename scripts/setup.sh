@@ -49,7 +49,7 @@ else
   log "Python packages up to date"
 fi
 
-msgs_hash=$(cat "$ROOT"/vljepa_msgs/package.xml "$ROOT"/vljepa_msgs/CMakeLists.txt "$ROOT"/vljepa_msgs/msg/*.msg | sha256sum | cut -c1-16)
+msgs_hash=$(cat "$ROOT"/vljepa_msgs/package.xml "$ROOT"/vljepa_msgs/CMakeLists.txt "$ROOT"/vljepa_msgs/msg/*.msg "$ROOT"/vljepa_msgs/action/*.action | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.vljepa-msgs" 2>/dev/null)" != "$msgs_hash" ]; then
   log "building vljepa_msgs into the venv"
   build="$ROOT/build/vljepa_msgs"

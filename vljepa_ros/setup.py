@@ -53,6 +53,7 @@ setup(
             "fleet_replay = vljepa_ros.tools.fleet_replay:main",
             "search_recordings = vljepa_ros.tools.search_recordings:main",
             "rollout = vljepa_ros.tools.rollout:main",
+            "world_model_node = vljepa_ros.nodes.world_model_node:main",
         ],
     },
 )

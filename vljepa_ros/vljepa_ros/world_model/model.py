@@ -10,9 +10,11 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from vljepa_ros.runtime.onnx_session import OnnxModel, SessionConfig
+from vljepa_ros.runtime.preprocessing import check_frame, crop_offsets, resized_size
 from vljepa_ros.world_model.manifest import WorldModelManifest, load_world_model_manifest
 from vljepa_ros.world_model.poses import apply_actions
 
@@ -31,6 +33,19 @@ def layer_norm(x: np.ndarray, eps: float = LAYER_NORM_EPS) -> np.ndarray:
 def token_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean absolute difference over the last two axes (tokens, width): the planning cost and the surprise."""
     return np.abs(a - b).mean(axis=(-2, -1))
+
+
+def preprocess_image(rgb: np.ndarray, manifest: WorldModelManifest) -> np.ndarray:
+    """RGB uint8 (H, W, 3) -> (3, S, S) float32: short side resized to S, centre crop, mean/std normalised."""
+    check_frame(rgb)
+    s = manifest.crop_size
+    h, w = resized_size(rgb.shape[0], rgb.shape[1], s)
+    if (h, w) != rgb.shape[:2]:
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+    top, left = crop_offsets(h, w, s)
+    crop = rgb[top : top + s, left : left + s].astype(np.float32) / 255.0
+    normalised = (crop - np.asarray(manifest.mean, np.float32)) / np.asarray(manifest.std, np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
 
 
 class WorldModel:
