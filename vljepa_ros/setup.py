@@ -54,6 +54,8 @@ setup(
             "search_recordings = vljepa_ros.tools.search_recordings:main",
             "rollout = vljepa_ros.tools.rollout:main",
             "world_model_node = vljepa_ros.nodes.world_model_node:main",
+            "train_world_model = vljepa_ros.training.train_world_model:main",
+            "evaluate_world_model = vljepa_ros.training.evaluate_world_model:main",
         ],
     },
 )

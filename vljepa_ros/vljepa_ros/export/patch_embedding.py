@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from google.protobuf.message import EncodeError
 from onnx import helper, numpy_helper, shape_inference
 
 from vljepa_ros.export.onnx_graph import node_attribute, static_dims
@@ -37,7 +38,7 @@ class _Shapes:
             self.inferred = True
             try:
                 graph = shape_inference.infer_shapes(self.model).graph
-            except ValueError:
+            except (ValueError, EncodeError):  # a model over protobuf's 2 GB cannot be serialised for inference
                 return None
             self.known.update({i.name: static_dims(i) for i in graph.value_info})
         return self.known.get(name)
