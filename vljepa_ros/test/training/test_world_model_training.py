@@ -57,3 +57,13 @@ def test_evaluation_pieces_run_on_a_trained_folder(trained):
 
 
 PLANAR = {"max_translation": 0.08, "translation_dims": 2, "sample_gripper": False}
+
+
+def test_shipped_tiny_world_model_notices_teleports():
+    """The shipped weights (vljepa_ros/models/tinyworld_ac): surprise ranks teleported above commanded
+    transitions (docs/world_model.md reports the AUC on 200; 30 here, a looser bound)."""
+    model = WorldModel.load(
+        ev.Path(__file__).resolve().parents[2] / "models" / "tinyworld_ac", SessionConfig(providers=("cpu",))
+    )
+    surprise = ev.evaluate_surprise(model, ev.EvalConfig(transitions=30))
+    assert surprise["roc_auc"] > 0.8 and surprise["teleported_mean"] > surprise["commanded_mean"]

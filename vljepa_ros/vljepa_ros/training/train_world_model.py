@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trajectories", type=int, default=defaults.trajectories)
     parser.add_argument("--max-minutes", type=float, default=defaults.max_minutes)
     parser.add_argument("--threads", type=int, default=defaults.threads)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--embed-dim", type=int, default=defaults.embed_dim)
+    parser.add_argument("--depth", type=int, default=defaults.depth)
     args = parser.parse_args(argv)
     config = TrainConfig(
         seed=args.seed,
@@ -139,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         trajectories=args.trajectories,
         max_minutes=args.max_minutes,
         threads=args.threads,
+        batch_size=args.batch_size,
+        embed_dim=args.embed_dim,
+        depth=args.depth,
     )
     model, summary = train(config)
     encoder = bundled_encoder()
