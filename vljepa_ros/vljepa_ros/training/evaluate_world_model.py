@@ -75,6 +75,11 @@ def run_episode(model: WorldModel, start: PushState, goal: PushState, method: st
         context = Context(observe(model, state)[None], ac_state(state)[None], np.zeros((0, 7), np.float32))
         if method == "random":
             delta = rng.uniform(-MAX_STEP, MAX_STEP, 2)
+        elif method == "oracle_greedy":  # the true next frames scored: what the cost allows a perfect predictor
+            candidates = rng.uniform(-MAX_STEP, MAX_STEP, (config.cem.samples, 2))
+            frames = [preprocess_image(render(step(state, c)), model.manifest) for c in candidates]
+            costs = token_distance(model.encode(np.stack(frames)), goal_tokens[None])
+            delta = candidates[int(np.argmin(costs))]
         elif method == "greedy":
             candidates = np.zeros((config.cem.samples, 1, 7), np.float32)
             candidates[:, 0, :2] = rng.uniform(-MAX_STEP, MAX_STEP, (config.cem.samples, 2))
@@ -95,7 +100,9 @@ def run_episode(model: WorldModel, start: PushState, goal: PushState, method: st
     }
 
 
-def evaluate_planning(model: WorldModel, config: EvalConfig, log=print) -> tuple[dict, list]:
+def evaluate_planning(
+    model: WorldModel, config: EvalConfig, methods=("cem", "greedy", "random"), log=print
+) -> tuple[dict, list]:
     rng = np.random.default_rng(config.seed)
     pairs = []
     while len(pairs) < config.pairs:
@@ -106,7 +113,7 @@ def evaluate_planning(model: WorldModel, config: EvalConfig, log=print) -> tuple
         if not reached(start, goal, config.tolerance):  # a pair already solved at the start says nothing
             pairs.append((start, goal))
     results, demo = {}, []
-    for method in ("cem", "greedy", "random"):
+    for method in methods:
         method_rng = np.random.default_rng(config.seed + 1)
         start_s = time.monotonic()
         episodes = [run_episode(model, s, g, method, config, method_rng) for s, g in pairs]
@@ -165,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transitions", type=int, default=defaults.transitions)
     parser.add_argument("--samples", type=int, default=defaults.cem.samples)
     parser.add_argument("--iterations", type=int, default=defaults.cem.iterations)
+    parser.add_argument(
+        "--methods",
+        default="cem,greedy,random",
+        help="comma-separated: cem, greedy, random, oracle_greedy (greedy on the true next frames)",
+    )
+    parser.add_argument("--skip-surprise", action="store_true")
     args = parser.parse_args(argv)
     config = replace(
         defaults,
@@ -174,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = WorldModel.load(args.model, SessionConfig(providers=("cpu",), intra_op_threads=1))
     start = time.monotonic()
-    surprise = evaluate_surprise(model, config)
+    surprise = None if args.skip_surprise else evaluate_surprise(model, config)
     print(f"surprise: {surprise}")
-    planning, demo = evaluate_planning(model, config)
+    planning, demo = evaluate_planning(model, config, tuple(args.methods.split(",")))
     result = {
         "model": model.manifest.model_id,
         "config": {**asdict(config), "cem": asdict(config.cem)},
