@@ -4,6 +4,7 @@ the evaluation's pieces (ROC AUC, a planning episode, surprise) on what it produ
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,9 @@ from vljepa_ros.training.push_data import bundled_encoder
 from vljepa_ros.training.train_world_model import main as train_main
 from vljepa_ros.world_model.cem import CEMConfig
 from vljepa_ros.world_model.model import WorldModel, preprocess_image
+
+PLANAR = {"max_translation": 0.08, "translation_dims": 2, "sample_gripper": False}
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "tinyworld_ac"
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +60,9 @@ def test_evaluation_pieces_run_on_a_trained_folder(trained):
     assert surprise["transitions"] == 3 and 0.0 <= surprise["roc_auc"] <= 1.0
 
 
-PLANAR = {"max_translation": 0.08, "translation_dims": 2, "sample_gripper": False}
-
-
 def test_shipped_tiny_world_model_notices_teleports():
     """The shipped weights (vljepa_ros/models/tinyworld_ac): surprise ranks teleported above commanded
     transitions (docs/world_model.md reports the AUC on 200; 30 here, a looser bound)."""
-    model = WorldModel.load(
-        ev.Path(__file__).resolve().parents[2] / "models" / "tinyworld_ac", SessionConfig(providers=("cpu",))
-    )
+    model = WorldModel.load(SHIPPED, SessionConfig(providers=("cpu",)))
     surprise = ev.evaluate_surprise(model, ev.EvalConfig(transitions=30))
     assert surprise["roc_auc"] > 0.8 and surprise["teleported_mean"] > surprise["commanded_mean"]
