@@ -165,6 +165,32 @@ def test_the_managed_node_offers_debug_images_from_configure_to_cleanup(ros, man
         rig.close()
 
 
+def test_a_destroyed_managed_node_leaves_the_graph(ros, manifest):
+    """rclpy's destroy_node alone leaves a managed node's state machine (~/change_state and the other lifecycle
+    services, ~/transition_event) and the node itself in the graph until garbage collection, so the next node of
+    that name would share its service names with a node nobody spins."""
+    rig = LifecycleRig(manifest)
+    try:
+        assert rig.transition(Transition.TRANSITION_CONFIGURE)
+        assert rig.node.count_services(f"{NODE}/change_state") == 1  # no leftover from the tests before
+    finally:
+        rig.close()
+    assert rig.perception is not None  # still referenced: only destroy_node can take it out of the graph
+    observer = rclpy.create_node("lifecycle_graph_observer")
+    try:
+
+        def left():
+            return (
+                observer.count_services(f"{NODE}/change_state") == 0
+                and observer.count_publishers(f"{NODE}/transition_event") == 0
+                and NODE.lstrip("/") not in observer.get_node_names()
+            )
+
+        assert wait_until(left, 20)
+    finally:
+        observer.destroy_node()
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -77,9 +77,12 @@ class PerceptionLifecycleNode(PerceptionSteps, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self):
-        """Stop the worker before the publishers go away."""
+        """Stop the worker before the publishers go away, then leave the ROS graph."""
         self.free_model()
         super().destroy_node()
+        # rclpy's destroy_node leaves the lifecycle state machine (its services, ~/transition_event and with them
+        # the node itself) in the graph until garbage collection: a later node of this name would share them.
+        self._state_machine.destroy_when_not_in_use()
 
 
 def main(args=None) -> int:
