@@ -3,16 +3,26 @@
 Not rclpy's MultiThreadedExecutor: while a callback of a busy mutually exclusive group has new data waiting,
 it busy-loops in Python and takes the GIL from the callbacks. In the demo the perception node then went
 without camera frames for so long that frames were lost (see docs/architecture.md and docs/benchmarks.md).
+
+Each executor is shut down by its own thread once its loop has ended, never from another thread: rclpy's
+``Executor.shutdown`` (9.1) does not wait for the callback in flight and destroys the executor's guard
+conditions while the spinning thread's wait set may still hold them.
 """
 
 from __future__ import annotations
 
-import contextlib
+import sys
 import threading
+import traceback
 from collections.abc import Sequence
 
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.task import Future
+
+
+class SpinnerStuckError(RuntimeError):
+    """An executor thread was still inside a callback when ``NodeSpinner.shutdown`` gave up waiting."""
 
 
 class NodeSpinner:
@@ -23,13 +33,13 @@ class NodeSpinner:
         for node in nodes:
             executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
-            self._executors.append((node.get_name(), executor))
+            self._executors.append((node.get_name(), executor, Future()))
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         """Start one spinning thread per node."""
-        for name, executor in self._executors:
-            thread = threading.Thread(target=_spin, args=(executor,), name=f"{name}_executor", daemon=True)
+        for name, executor, stop in self._executors:
+            thread = threading.Thread(target=_spin, args=(executor, stop), name=f"{name}_executor", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -40,14 +50,33 @@ class NodeSpinner:
                 thread.join(0.2)
 
     def shutdown(self, timeout_s: float = 5.0) -> None:
-        """Stop every executor and join its thread; call before destroying the nodes."""
-        for _, executor in self._executors:
-            executor.shutdown()
+        """Stop every executor after the callback it is running and join its thread; call before destroying
+        the nodes. Raises SpinnerStuckError, with the stuck threads' stacks, if a callback has not returned
+        within ``timeout_s`` (destroying a node under a running callback is not safe)."""
+        for _, _, stop in self._executors:
+            if not stop.done():
+                stop.set_result(True)  # its done callback wakes the executor's wait
         for thread in self._threads:
             thread.join(timeout_s)
+        stuck = [thread for thread in self._threads if thread.is_alive()]
+        if stuck:
+            frames = sys._current_frames()
+            stacks = "".join(
+                f"\n{thread.name}:\n" + "".join(traceback.format_stack(frames[thread.ident]))
+                for thread in stuck
+                if thread.ident in frames
+            )
+            raise SpinnerStuckError(
+                f"{len(stuck)} executor thread(s) still in a callback after {timeout_s:g} s: "
+                f"{', '.join(thread.name for thread in stuck)}{stacks}"
+            )
 
 
-def _spin(executor: SingleThreadedExecutor) -> None:
-    # rclpy shut down (Ctrl-C): the executor stops, as in the main thread of a one-node process.
-    with contextlib.suppress(ExternalShutdownException):
-        executor.spin()
+def _spin(executor: SingleThreadedExecutor, stop: Future) -> None:
+    try:
+        # rclpy shut down (Ctrl-C): the executor stops, as in the main thread of a one-node process.
+        executor.spin_until_future_complete(stop)
+    except ExternalShutdownException:
+        pass
+    finally:
+        executor.shutdown()
