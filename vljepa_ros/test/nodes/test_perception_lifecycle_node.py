@@ -1,7 +1,10 @@
 """The managed perception node over real rclpy + DDS, driven through its lifecycle services by a client node."""
 
 import os
+import sys
+import threading
 import time
+import traceback
 
 import pytest
 import rclpy
@@ -61,7 +64,7 @@ class LifecycleRig:
 
     def transition(self, transition_id):
         future = self.change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
-        assert wait_until(future.done, 60)
+        assert wait_until(future.done, 60), f"no answer to transition {transition_id}; threads:{_thread_stacks()}"
         return future.result().success
 
     def state(self):
@@ -189,6 +192,15 @@ def test_a_destroyed_managed_node_leaves_the_graph(ros, manifest):
         assert wait_until(left, 20)
     finally:
         observer.destroy_node()
+
+
+def _thread_stacks() -> str:
+    """Every thread's Python stack: where the node's executor and worker were when an answer did not come."""
+    frames = sys._current_frames()
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    return "".join(
+        f"\n{names.get(ident, ident)}:\n" + "".join(traceback.format_stack(frame)) for ident, frame in frames.items()
+    )
 
 
 def _rss_bytes() -> int:

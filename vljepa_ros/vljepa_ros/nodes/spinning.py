@@ -5,8 +5,8 @@ it busy-loops in Python and takes the GIL from the callbacks. In the demo the pe
 without camera frames for so long that frames were lost (see docs/architecture.md and docs/benchmarks.md).
 
 Each executor is shut down by its own thread once its loop has ended, never from another thread: rclpy's
-``Executor.shutdown`` (9.1) does not wait for the callback in flight and destroys the executor's guard
-conditions while the spinning thread's wait set may still hold them.
+``Executor.shutdown`` (9.1) does not wait for the callback in flight and tears the executor down (its nodes,
+guard conditions and callback generator) while the spinning thread may still be using them.
 """
 
 from __future__ import annotations
@@ -33,13 +33,14 @@ class NodeSpinner:
         for node in nodes:
             executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
-            self._executors.append((node.get_name(), executor, Future()))
+            # The lock orders the stop future's wake-up of the executor before the executor's own shutdown.
+            self._executors.append((node.get_name(), executor, Future(), threading.Lock()))
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         """Start one spinning thread per node."""
-        for name, executor, stop in self._executors:
-            thread = threading.Thread(target=_spin, args=(executor, stop), name=f"{name}_executor", daemon=True)
+        for name, executor, stop, lock in self._executors:
+            thread = threading.Thread(target=_spin, args=(executor, stop, lock), name=f"{name}_executor", daemon=True)
             thread.start()
             self._threads.append(thread)
 
@@ -53,9 +54,13 @@ class NodeSpinner:
         """Stop every executor after the callback it is running and join its thread; call before destroying
         the nodes. Raises SpinnerStuckError, with the stuck threads' stacks, if a callback has not returned
         within ``timeout_s`` (destroying a node under a running callback is not safe)."""
-        for _, _, stop in self._executors:
-            if not stop.done():
-                stop.set_result(True)  # its done callback wakes the executor's wait
+        for _, _, stop, lock in self._executors:
+            with lock:
+                if not stop.done():
+                    stop.set_result(True)  # its done callback wakes the executor's wait, in this thread
+        if not self._threads:  # never started: no thread will shut the executors down
+            for _, executor, _, _ in self._executors:
+                executor.shutdown()
         for thread in self._threads:
             thread.join(timeout_s)
         stuck = [thread for thread in self._threads if thread.is_alive()]
@@ -72,11 +77,12 @@ class NodeSpinner:
             )
 
 
-def _spin(executor: SingleThreadedExecutor, stop: Future) -> None:
+def _spin(executor: SingleThreadedExecutor, stop: Future, lock: threading.Lock) -> None:
     try:
         # rclpy shut down (Ctrl-C): the executor stops, as in the main thread of a one-node process.
         executor.spin_until_future_complete(stop)
     except ExternalShutdownException:
         pass
     finally:
-        executor.shutdown()
+        with lock:
+            executor.shutdown()
