@@ -409,3 +409,68 @@ def test_a_prepared_uint8_crop_never_views_the_camera_frame(other_layouts, size)
     assert prepared.shape == (64, 64, 3) and not np.shares_memory(prepared, frame)
     frame[:] = 0  # the message buffer is reused by the next frame
     assert prepared.any()
+
+
+class CountingRuntime:
+    """The real runtime, with its encoder and predictor calls and the clips they got counted."""
+
+    def __init__(self, runtime):
+        self._runtime = runtime
+        self.calls = {"encode": 0, "encoded_clips": 0, "predict": 0}
+
+    def __getattr__(self, name):
+        return getattr(self._runtime, name)
+
+    def encode(self, clips):
+        self.calls["encode"] += 1
+        self.calls["encoded_clips"] += len(clips)
+        return self._runtime.encode(clips)
+
+    def predict(self, tokens, query):
+        self.calls["predict"] += 1
+        return self._runtime.predict(tokens, query)
+
+
+@pytest.mark.parametrize(
+    ("mode", "readers", "clip_cost"),
+    [
+        ("on_subscription", False, {"encode": 1, "encoded_clips": 1, "predict": 1}),
+        ("on_subscription", True, {"encode": 1, "encoded_clips": 2, "predict": 2}),
+        ("always", False, {"encode": 1, "encoded_clips": 2, "predict": 2}),
+    ],
+)
+def test_transition_work_runs_only_while_someone_reads_it(runtime, mode, readers, clip_cost):
+    """Per clip past the horizon: one encoder clip and one predictor call, plus the transition clip and a second
+    predictor call only with a reader (or compute_transitions=always)."""
+    counting = CountingRuntime(runtime)
+    subscribed = {"now": False}
+    pipeline = PerceptionPipeline(
+        counting,
+        PipelineConfig(transition_horizon_s=1.0, queue_depth=1000, compute_transitions=mode),
+        transition_readers=lambda: subscribed["now"],
+    )
+    _stream(pipeline, "front", 3.0)  # from here on every clip has a look-back clip (the first clip ends at 1.75 s)
+    while pipeline.step() is not None:
+        pass
+    subscribed["now"] = readers
+    before = dict(counting.calls)
+    _stream(pipeline, "front", 1.5, start_ns=3_000_000_000)
+    transitions, clips = [], 0
+    while (batch := pipeline.step()) is not None:
+        assert len(batch.embeddings) == 1  # one clip per batch: counts per call are counts per clip
+        clips += 1
+        transitions.extend(batch.transitions)
+    assert clips >= 4
+    per_clip = {name: (counting.calls[name] - before[name]) / clips for name in clip_cost}
+    assert per_clip == clip_cost
+    assert len(transitions) == (clips if clip_cost["predict"] == 2 else 0)
+    # A subscriber appearing later gets a transition from the next clip on: look-back states come from history.
+    subscribed["now"] = True
+    _stream(pipeline, "front", 0.3, start_ns=4_500_000_000)
+    batch = pipeline.step()
+    assert len(batch.transitions) == 1 and batch.batch_size == 2
+
+
+def test_compute_transitions_is_checked():
+    with pytest.raises(ConfigError, match="compute_transitions"):
+        PipelineConfig(compute_transitions="sometimes")

@@ -107,7 +107,7 @@ def test_format_2_fields_round_trip(bundled_raw, tmp_path):
         (lambda r: r["query_tokenizer"].update(kind="bytes"), "query_tokenizer.kind"),
         (lambda r: r["query_tokenizer"].pop("tokenizer_file"), "query_tokenizer.tokenizer_file"),
         (lambda r: r["query_embeddings"].update(width=3), "predictor.inputs[1]"),
-        (lambda r: r.update(format_version=3), "format_version"),
+        (lambda r: r.update(format_version=4), "format_version"),
     ],
 )
 def test_format_2_errors_name_the_field(bundled_raw, tmp_path, edit, field):

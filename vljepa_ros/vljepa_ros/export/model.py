@@ -47,8 +47,11 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float, resize_short: int | None = None) -> ClipSpec:
-    """The clip the encoder is exported for; resize_short defaults to int(256/224 * crop) as in V-JEPA 2's eval."""
+def clip_spec_for(
+    encoder: VJepa2Encoder, frame_rate_hz: float, resize_short: int | None = None, antialias: bool = False
+) -> ClipSpec:
+    """The clip the encoder is exported for; resize_short defaults to int(256/224 * crop) as in V-JEPA 2's eval.
+    `antialias`: the model was trained with antialiased bilinear resizing (torchvision; V-JEPA 2, open-vljepa)."""
     cfg = encoder.cfg
     return ClipSpec(
         frames=cfg.num_frames,
@@ -59,6 +62,7 @@ def clip_spec_for(encoder: VJepa2Encoder, frame_rate_hz: float, resize_short: in
         resize_short=resize_short or int(256 / 224 * cfg.img_size),
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
+        resize_antialias=antialias,
     )
 
 
@@ -81,6 +85,7 @@ def export_encoder(
     frame_rate_hz: float = 4.0,
     parity_batch: int = 2,
     normalise_in_graph: bool = False,
+    antialias: bool = False,
     log: Callable[[str], None] = print,
 ) -> ExportedGraph:
     """Encoder -> ONNX with output `tokens` (batch, N, D) float32.
@@ -88,7 +93,8 @@ def export_encoder(
     Input `clip` (batch, 3, T, S, S) float32, or with `normalise_in_graph` input `frames` (batch, T, S, S, 3)
     uint8, the centre crops (mean/std folded into the patch embedding), or with `fused_frame_size=(H, W)` input
     `frames` (batch, T, H, W, 3) uint8 with resize/crop/normalise inside the graph. `fp16`: fp16 weights and
-    compute (not with normalise_in_graph).
+    compute (not with normalise_in_graph). `antialias`: the fused graph resizes as the model was trained
+    (clip_spec_for).
     """
     if normalise_in_graph and (fp16 or fused_frame_size is not None):
         raise ValueError("normalise_in_graph: not with fp16 or fused preprocessing (which normalises in the graph)")
@@ -102,7 +108,8 @@ def export_encoder(
         def example(batch: int) -> torch.Tensor:
             return torch.randn((batch, *shape), generator=generator)
     else:
-        module = FusedPreprocessingEncoder(encoder, clip_spec_for(encoder, frame_rate_hz), *fused_frame_size).eval()
+        clip = clip_spec_for(encoder, frame_rate_hz, antialias=antialias)
+        module = FusedPreprocessingEncoder(encoder, clip, *fused_frame_size).eval()
         name, dtype, shape = "frames", "uint8", (cfg.num_frames, *fused_frame_size, 3)
 
         def example(batch: int) -> torch.Tensor:
@@ -244,6 +251,7 @@ def export_model(
     fp16: bool = False,
     fused_frame_size: tuple[int, int] | None = None,
     normalise_in_graph: bool = False,
+    antialias: bool = False,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Export encoder + predictor, vocabulary and banks into `out_dir`; returns the manifest path.
@@ -252,7 +260,8 @@ def export_model(
     also exports a Y-encoder so the runtime can embed new vocabularies; its width must equal embedding_dim.
     `fp16` converts encoder and predictor (I/O stays fp32); `fused_frame_size=(H, W)` puts preprocessing
     into the encoder graph for frames of that size; `normalise_in_graph` makes the encoder take uint8 centre
-    crops (the host only resizes and crops). `tolerance` defaults to 1e-4 (fp32) or 5e-2 (fp16).
+    crops (the host only resizes and crops). `antialias`: the model was trained on antialiased resizes (the
+    manifest records it; V-JEPA 2 checkpoints). `tolerance` defaults to 1e-4 (fp32) or 5e-2 (fp16).
     """
     if tolerance is None:
         tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
@@ -276,6 +285,7 @@ def export_model(
         fused_frame_size=fused_frame_size,
         frame_rate_hz=frame_rate_hz,
         normalise_in_graph=normalise_in_graph,
+        antialias=antialias,
         log=log,
     )
     pred = export_predictor(
@@ -297,7 +307,7 @@ def export_model(
         model_id=model_id,
         version=model_version(hashes),
         embedding_dim=predictor.cfg.embedding_dim,
-        clip=clip_spec_for(encoder, frame_rate_hz),
+        clip=clip_spec_for(encoder, frame_rate_hz, antialias=antialias),
         encoder=enc.spec,
         predictor=pred.spec,
         query_tokenizer=QueryTokenizerSpec(vocab_file=vocab_path.resolve(), max_tokens=max_tokens),
@@ -326,12 +336,13 @@ def export_tiny_random(
     fp16: bool = False,
     fused_frame_size: tuple[int, int] | None = None,
     normalise_in_graph: bool = False,
+    antialias: bool = False,
     log: Callable[[str], None] = lambda _: None,
 ) -> Path:
     """A small random-weight model (8x64x64 clips, 256 tokens, 384-d embeddings) for tests; returns manifest path.
 
     Its caption/action banks hold random unit vectors, so retrieval results are arbitrary but deterministic.
-    `fp16` / `fused_frame_size` / `normalise_in_graph` select those export variants.
+    `fp16` / `fused_frame_size` / `normalise_in_graph` / `antialias` select those export variants.
     """
     torch.manual_seed(seed)
     vocab = build_vocab([*DEFAULT_QUERIES.values(), *TINY_CAPTIONS, *TINY_ACTIONS])
@@ -354,5 +365,6 @@ def export_tiny_random(
         fp16=fp16,
         fused_frame_size=fused_frame_size,
         normalise_in_graph=normalise_in_graph,
+        antialias=antialias,
         log=log,
     )

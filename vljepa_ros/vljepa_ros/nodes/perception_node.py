@@ -145,6 +145,11 @@ _PARAMETERS = {
         "Actions transitions are ranked against; unset/empty: the model's bank.",
     ),
     "transition_horizon_s": (2.0, "Compare the state now with the state this many seconds ago; 0 disables."),
+    "compute_transitions": (
+        "on_subscription",
+        "on_subscription: compute transitions (a second encoder clip and predictor call per clip) only while "
+        "~/world_state_transition has a subscriber; always: for every clip.",
+    ),
     "top_k": (3, "Actions reported per transition."),
     "publish_visual_state": (True, "Also publish the pooled visual state on ~/visual_embedding."),
     "stall_timeout_s": (3.0, "Warn on /diagnostics and in the log when a camera sends nothing for this long."),
@@ -215,7 +220,7 @@ class PerceptionSteps:
             fp16=self._param("fp16"),
             intra_op_threads=self._param("intra_op_threads"),
         )
-        self.pipeline = PerceptionPipeline(runtime, self.config.pipeline)
+        self.pipeline = PerceptionPipeline(runtime, self.config.pipeline, transition_readers=self._transition_readers)
         self.pipeline.set_enabled(self.config.enabled)
         for part in ("encoder", "predictor"):
             choice = getattr(self.pipeline.runtime, part).choice
@@ -338,6 +343,7 @@ class PerceptionSteps:
             query=p("query") or None,
             transition_query=p("transition_query") or None,
             transition_horizon_s=p("transition_horizon_s"),
+            compute_transitions=p("compute_transitions"),
             top_k=p("top_k"),
             publish_visual_state=p("publish_visual_state"),
             action_vocabulary=tuple(p("action_vocabulary") or ()),
@@ -518,6 +524,11 @@ class PerceptionSteps:
     def _wanted(self, publisher) -> bool:
         """Whether a message on ``publisher`` can reach anyone (always, unless the writer is volatile)."""
         return not self._skip_unsubscribed or publisher.get_subscription_count() > 0
+
+    def _transition_readers(self) -> bool:
+        """Whether a transition published now reaches anyone (the pipeline skips the work otherwise)."""
+        publisher = getattr(self, "_transition_pub", None)
+        return publisher is not None and self._wanted(publisher)
 
     def _on_worker_error(self, err: BaseException) -> None:
         self._warn_throttled(

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 QOS_PRESETS = ("SENSOR_DATA", "DEFAULT", "SYSTEM_DEFAULT")
 CAMERA_TYPES = ("auto", "image", "compressed")
+# When transitions are computed (perception/transition_policy.py): while read, or for every clip.
+TRANSITIONS_ON_SUBSCRIPTION, TRANSITIONS_ALWAYS = "on_subscription", "always"
+TRANSITION_MODES = (TRANSITIONS_ON_SUBSCRIPTION, TRANSITIONS_ALWAYS)
 # Final topic segments that name the stream rather than the camera ("/front/image_raw" is camera "front").
 _STREAM_SEGMENTS = ("image_raw", "image", "image_rect", "image_rect_color", "image_color", "compressed")
 
@@ -40,6 +43,7 @@ class PipelineConfig:
     query: str | None = None
     transition_query: str | None = None
     transition_horizon_s: float = 2.0
+    compute_transitions: str = TRANSITIONS_ON_SUBSCRIPTION
     top_k: int = 3
     publish_visual_state: bool = True
     action_vocabulary: tuple[str, ...] = ()
@@ -53,6 +57,10 @@ class PipelineConfig:
         _positive_int("top_k", self.top_k)
         if not (math.isfinite(self.transition_horizon_s) and self.transition_horizon_s >= 0):
             raise ConfigError("transition_horizon_s", f"must be >= 0 (0 disables), got {self.transition_horizon_s}")
+        if self.compute_transitions not in TRANSITION_MODES:
+            raise ConfigError(
+                "compute_transitions", f"must be {'|'.join(TRANSITION_MODES)}, got {self.compute_transitions!r}"
+            )
         for name in ("query", "transition_query"):
             value = getattr(self, name)
             if value is not None:

@@ -45,7 +45,13 @@ from vljepa_ros.perception.results import (
 )
 from vljepa_ros.perception.run_stats import StreamStats
 from vljepa_ros.perception.thin_frame_crop import is_thin, thin_frame_crop
-from vljepa_ros.runtime.preprocessing import normalisation_constants, resize_and_crop, resized_size
+from vljepa_ros.perception.transition_policy import transitions_wanted
+from vljepa_ros.runtime.preprocessing import (
+    normalisation_constants,
+    resize_and_crop,
+    resized_crop_float,
+    resized_size,
+)
 from vljepa_ros.runtime.text_bank import TextBank
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
@@ -64,6 +70,8 @@ class PerceptionPipeline:
     ``runtime`` is a VLJepaRuntime (or anything with its API). ``text_encoder`` (texts -> (N, E) float32)
     allows action vocabularies outside the model's action bank; without it a vocabulary must be a subset
     of the bank. ``clock_ns`` timestamps arrivals for rate statistics (monotonic wall time by default).
+    ``transition_readers`` says whether transitions have a reader now (the node: a subscriber); None: every
+    result is kept (replay, benchmarks), so transitions are always read.
     """
 
     def __init__(
@@ -72,8 +80,10 @@ class PerceptionPipeline:
         config: PipelineConfig = PipelineConfig(),
         text_encoder: Callable[[Sequence[str]], np.ndarray] | None = None,
         clock_ns: Callable[[], int] = time.monotonic_ns,
+        transition_readers: Callable[[], bool] | None = None,
     ):
         self.runtime = runtime
+        self._transition_readers = transition_readers
         self.config = config
         manifest = runtime.manifest
         self.clip_spec = manifest.clip
@@ -92,6 +102,7 @@ class PerceptionPipeline:
             except VocabularyError as err:
                 raise ConfigError("action_vocabulary", str(err)) from None
         scale, offset = normalisation_constants(self.clip_spec)
+        self._scale, self._offset = scale, offset
         # uint8 value -> normalised float32 per channel, built with preprocess_clip's own float32 arithmetic
         # (v * scale + offset), so looking values up gives bit-identical clips faster than recomputing them.
         # Shaped (256, 1, 3) for cv2.LUT, which maps all three channels in one pass.
@@ -343,8 +354,10 @@ class PerceptionPipeline:
             got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
             raise ImageConversionError("bad_shape", f"expected an RGB uint8 (H, W, 3) frame, got {got}")
         height, width = frame.shape[:2]
-        # A frame resized whole would be far larger than its crop (1 x 100000): only the crop is computed.
-        thin = self._fused_size is None and is_thin(height, width, self.clip_spec)
+        antialias = self.clip_spec.resize_antialias
+        # A frame resized whole would be far larger than its crop (1 x 100000): only the crop is computed (the
+        # antialiased resize computes only the crop anyway).
+        thin = self._fused_size is None and not antialias and is_thin(height, width, self.clip_spec)
         if self._uint8_crops:
             if thin:
                 return thin_frame_crop(frame, self.clip_spec)
@@ -352,6 +365,10 @@ class PerceptionPipeline:
             if resized_size(height, width, self.clip_spec.resize_short) == (height, width):
                 return crop.copy()  # no resize happened: the crop views ``frame``
             return crop  # a view of the freshly resized frame, which nothing else holds
+        if self._fused_size is None and antialias:
+            # The float crop as the model saw it in training; same arithmetic as preprocess_clip, bit for bit.
+            normalised = resized_crop_float(frame, self.clip_spec) * self._scale + self._offset
+            return np.ascontiguousarray(normalised.transpose(2, 0, 1))
         if self._fused_size is None:
             crop = thin_frame_crop(frame, self.clip_spec) if thin else resize_and_crop(frame, self.clip_spec)
             cropped = np.ascontiguousarray(crop)
@@ -379,7 +396,7 @@ class PerceptionPipeline:
     def run_clips(self, clips: Sequence[Clip]) -> BatchResult:
         """Run one batch: one encoder call for all clips, their look-back clips and transition clips."""
         query, transition_query, actions = self._query, self._transition_query, self._actions
-        with_transitions = [c for c in clips if c.before is not None]
+        with_transitions = [c for c in clips if c.before is not None] if self.transitions_wanted() else []
         # Look-back states come from history; a clip dropped while the worker was behind is encoded now.
         missing_before = [c.before for c in with_transitions if self._states[c.camera].get(c.before.stamp_ns) is None]
         frame_sets = [c.frames for c in clips] + [c.frames for c in missing_before]
@@ -444,6 +461,11 @@ class PerceptionPipeline:
                 )
             )
         return BatchResult(tuple(results), tuple(transitions), len(inputs), inference_s)
+
+    def transitions_wanted(self) -> bool:
+        """Whether the next batch computes transitions (perception/transition_policy.py)."""
+        readers = self._transition_readers is None or bool(self._transition_readers())
+        return transitions_wanted(self.config.compute_transitions, self.config.transition_horizon_s, readers)
 
     def clip_input(self, frames: Sequence[np.ndarray]) -> np.ndarray:
         """Prepared frames (see ``prepare_frame``) -> one encoder input, equal to runtime.prepare_clip(raw frames):

@@ -19,8 +19,9 @@ import yaml
 # The newest manifest format this runtime reads; a manifest is written with the oldest version that holds it, so
 # models that need nothing newer stay readable by older runtimes. 2 added the subword query tokenizer, the query
 # embedding table outside the predictor graph and the text encoder's pad token.
-FORMAT_VERSION = 2
-SUPPORTED_FORMAT_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+SUPPORTED_FORMAT_VERSIONS = (1, 2, 3)
+RESIZE_METHODS = ("bilinear",)
 QUERY_TOKENIZER_KINDS = ("word", "subword")
 PRECISIONS = ("fp32", "fp16", "int8")
 # Steps a graph variant is made of (export/variants.py), joined by "-" in its kind, e.g. "optimised-int8".
@@ -67,6 +68,10 @@ class ClipSpec:
     resize_short: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # The resize the model was trained with (format 3 `clip.resize`); without it: bilinear, no antialiasing,
+    # as OpenCV's INTER_LINEAR (the bundled model was trained so).
+    resize_method: str = "bilinear"
+    resize_antialias: bool = False
 
     @property
     def num_tokens(self) -> int:
@@ -83,6 +88,7 @@ class ClipSpec:
             "resize_short": self.resize_short,
             "mean": list(self.mean),
             "std": list(self.std),
+            **({"resize": {"method": self.resize_method, "antialias": True}} if self.resize_antialias else {}),
         }
 
 
@@ -215,6 +221,8 @@ class Manifest:
             or self.query_embeddings is not None
             or (self.text_encoder is not None and self.text_encoder.pad_token is not None)
         )
+        if self.clip.resize_antialias:
+            return 3  # an older runtime would read the file and resize the frames differently
         return 2 if uses_2 else 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -414,6 +422,7 @@ def _parse_clip(r: _Reader, raw: Mapping[str, Any]) -> ClipSpec:
         resize_short=r.positive_int(raw, "resize_short", "clip"),
         mean=r.triple(raw, "mean", "clip", positive=False),
         std=r.triple(raw, "std", "clip", positive=True),
+        **_parse_resize(r, raw),
     )
     if clip.frames % clip.tubelet:
         raise r.fail("clip.frames", f"{clip.frames} is not a multiple of clip.tubelet={clip.tubelet}")
@@ -422,6 +431,18 @@ def _parse_clip(r: _Reader, raw: Mapping[str, Any]) -> ClipSpec:
     if clip.resize_short < clip.crop_size:
         raise r.fail("clip.resize_short", f"{clip.resize_short} is smaller than clip.crop_size={clip.crop_size}")
     return clip
+
+
+def _parse_resize(r: _Reader, clip_raw: Mapping[str, Any]) -> dict[str, Any]:
+    """`clip.resize` (format 3): {method: bilinear, antialias: bool}; absent: bilinear without antialiasing."""
+    raw = r.get(clip_raw, "resize", "clip", default=None)
+    if raw is None:
+        return {}
+    raw = r.mapping(raw, "clip.resize")
+    method = r.string(raw, "method", "clip.resize")
+    if method not in RESIZE_METHODS:
+        raise r.fail("clip.resize.method", f"must be one of {list(RESIZE_METHODS)}, got {method!r}")
+    return {"resize_method": method, "resize_antialias": r.boolean(raw, "antialias", "clip.resize")}
 
 
 def _parse_onnx_file(r: _Reader, raw: Any, key: str, root: Path) -> OnnxFileSpec:

@@ -2,8 +2,10 @@
 
 Per frame: resize the short side to `resize_short` (bilinear), centre-crop `crop_size`, scale to [0, 1],
 normalise with the ImageNet mean/std. The clip is laid out (3, T, S, S) float32. An image is a clip of one
-repeated frame (the VL-JEPA convention for image input). Sizes and rounding follow the official eval transform
-(cv2.INTER_LINEAR on uint8 frames, long side truncated with int(), crop offsets rounded).
+repeated frame (the VL-JEPA convention for image input). Sizes follow torchvision (long side truncated with
+int(), crop offsets rounded). The resize is the one the manifest records (`clip.resize_antialias`): antialiased
+bilinear in float, unrounded, as torch / torchvision trained open-vljepa and V-JEPA 2 (runtime/antialias_resize.py);
+without the field, OpenCV's INTER_LINEAR on uint8 frames, as the bundled model was trained.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from vljepa_ros.runtime.antialias_resize import resize_crop_antialiased
 from vljepa_ros.runtime.manifest import ClipSpec
 
 # A crop viewing a larger buffer keeps all of it alive; up to twice the crop (a 16:9 resize) is not worth a copy.
@@ -39,12 +42,27 @@ def check_frame(frame: np.ndarray, index: int = 0) -> None:
         raise ValueError(f"frame {index}: expected an RGB uint8 array (H, W, 3), got {desc}")
 
 
+def resized_crop_float(frame: np.ndarray, clip: ClipSpec) -> np.ndarray:
+    """One RGB uint8 frame -> (S, S, 3) float32 in 0..255: the manifest's resize, then the centre crop, unrounded
+    when the resize is antialiased (the float the model was trained on), else resize_and_crop's uint8 values."""
+    if not clip.resize_antialias:
+        return resize_and_crop(frame, clip).astype(np.float32)
+    h, w = frame.shape[:2]
+    size = resized_size(h, w, clip.resize_short)
+    top, left = crop_offsets(*size, clip.crop_size)
+    return resize_crop_antialiased(frame, size, top, left, (clip.crop_size, clip.crop_size))
+
+
 def resize_and_crop(frame: np.ndarray, clip: ClipSpec) -> np.ndarray:
     """One RGB uint8 frame -> (S, S, 3) uint8: short side resized bilinearly, then centre-cropped.
 
     The crop may be a view (of ``frame`` or of the resized frame), but never of a buffer more than
     MAX_CROP_VIEW_RATIO times its own size: such a crop is copied out, so a kept crop does not pin a large frame.
+    With `clip.resize_antialias` the crop is the antialiased float crop rounded to the nearest grey level (the
+    input of encoders that take uint8 crops: at most half a grey level from the float the model saw).
     """
+    if clip.resize_antialias:
+        return np.rint(resized_crop_float(frame, clip)).astype(np.uint8)
     h, w = frame.shape[:2]
     rh, rw = resized_size(h, w, clip.resize_short)
     if (rh, rw) != (h, w):
@@ -78,10 +96,11 @@ def normalisation_constants(clip: ClipSpec) -> tuple[np.ndarray, np.ndarray]:
 
 def _normalised_frames(frames: Sequence[np.ndarray], clip: ClipSpec) -> np.ndarray:
     """Frames -> (3, len(frames), S, S) float32 (no frame-count check)."""
-    cropped = np.empty((len(frames), clip.crop_size, clip.crop_size, 3), dtype=np.uint8)
+    dtype = np.float32 if clip.resize_antialias else np.uint8
+    cropped = np.empty((len(frames), clip.crop_size, clip.crop_size, 3), dtype=dtype)
     for i, frame in enumerate(frames):
         check_frame(frame, i)
-        cropped[i] = resize_and_crop(frame, clip)
+        cropped[i] = resized_crop_float(frame, clip) if clip.resize_antialias else resize_and_crop(frame, clip)
     scale, offset = normalisation_constants(clip)
     normalised = cropped.astype(np.float32) * scale + offset
     return np.ascontiguousarray(normalised.transpose(3, 0, 1, 2))

@@ -145,6 +145,7 @@ def pipeline_config_from_parameters(values: dict) -> PipelineConfig:
         query=get("query", "") or None,
         transition_query=get("transition_query", "") or None,
         transition_horizon_s=float(get("transition_horizon_s", defaults.transition_horizon_s)),
+        compute_transitions=get("compute_transitions", defaults.compute_transitions),
         top_k=get("top_k", defaults.top_k),
         publish_visual_state=get("publish_visual_state", defaults.publish_visual_state),
         action_vocabulary=tuple(get("action_vocabulary", ()) or ()),
