@@ -10,9 +10,11 @@ there). `camera_topic` remaps the file's default camera topic (/camera/image_raw
 node resolves its topics first, so a remap to '.../compressed' subscribes to sensor_msgs/CompressedImage and
 logs and diagnostics name the remapped topic);
 `camera_topics` (comma-separated) replaces the file's camera list for several cameras served by one model.
-The decoder listens to the perception node's embeddings; the perception node's debug images show the
-decoder's captions. `bringup` starts the same nodes in one process
-where `ros2 launch` is not available.
+The decoder listens to the perception node's embeddings and decodes with the captions bank of the same model
+(`model_manifest` goes to both); the perception node's debug images show the decoder's captions.
+`lifecycle:=true` starts the managed perception node instead. The nodes, parameters and remappings come from
+vljepa_ros/tools/node_graph.py, the description `bringup` starts in one process where `ros2 launch` is not
+available.
 
 Both nodes get the DDS transport of config/transport.env unless the environment sets it: the package's
 Fast DDS profile (large images through shared memory) and discovery kept on this host (LOCALHOST). Camera
@@ -25,59 +27,44 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJ
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-PACKAGE = "vljepa_ros"
-DEFAULT_CAMERA_TOPIC = "/camera/image_raw"
-TRANSPORT_PROFILE = "fastdds_localhost_large_data.xml"
+from vljepa_ros.tools.node_graph import DEFAULT_CAMERA_TOPIC, PACKAGE, GraphOptions, node_graph, transport
+
+TRUE = ("true", "1", "yes")
 
 
 def _nodes(context):
-    """The two nodes, with the launch arguments resolved (camera_topics needs splitting into a list)."""
+    """The nodes of tools/node_graph.py (the one description bringup uses too), with the arguments resolved."""
     params_file = LaunchConfiguration("params_file").perform(context)
-    use_sim_time = LaunchConfiguration("use_sim_time").perform(context).lower() in ("true", "1", "yes")
-    namespace = LaunchConfiguration("namespace").perform(context)
-    camera_topic = LaunchConfiguration("camera_topic").perform(context)
     camera_topics = [t.strip() for t in LaunchConfiguration("camera_topics").perform(context).split(",") if t.strip()]
-    model_manifest = LaunchConfiguration("model_manifest").perform(context)
-
-    perception_overrides = {"use_sim_time": use_sim_time}
-    if camera_topics:
-        perception_overrides["camera_topics"] = camera_topics
-    if model_manifest:
-        perception_overrides["model_manifest"] = model_manifest
-    perception = Node(
-        package=PACKAGE,
-        executable="perception_node",
-        name="vljepa_perception",
-        namespace=namespace,
-        parameters=[params_file, perception_overrides],
-        # ~/caption (drawn on the debug images) is the decoder's output; relative: the shared namespace.
-        remappings=[(DEFAULT_CAMERA_TOPIC, camera_topic), ("~/caption", "vljepa_decoder/caption")],
-        output="screen",
-        emulate_tty=True,
+    options = GraphOptions(
+        params_file=params_file,
+        model_manifest=LaunchConfiguration("model_manifest").perform(context),
+        camera_topics=tuple(camera_topics),
+        camera_topic=LaunchConfiguration("camera_topic").perform(context),
+        use_sim_time=LaunchConfiguration("use_sim_time").perform(context).lower() in TRUE,
+        lifecycle=LaunchConfiguration("lifecycle").perform(context).lower() in TRUE,
     )
-    decoder = Node(
-        package=PACKAGE,
-        executable="decoder_node",
-        name="vljepa_decoder",
-        namespace=namespace,
-        parameters=[params_file, {"use_sim_time": use_sim_time}],
-        # Relative target: resolved in the shared namespace.
-        remappings=[("~/embedding", "vljepa_perception/embedding")],
-        output="screen",
-        emulate_tty=True,
-    )
-    return [perception, decoder]
+    namespace = LaunchConfiguration("namespace").perform(context)
+    return [
+        Node(
+            package=PACKAGE,
+            executable=spec.executable,
+            name=spec.name,
+            namespace=namespace,
+            parameters=[params_file, spec.parameters],
+            remappings=list(spec.remappings),
+            output="screen",
+            emulate_tty=True,
+        )
+        for spec in node_graph(options)
+    ]
 
 
 def _transport():
     """config/transport.env for every process started here, where the environment does not set it already."""
-    defaults = {
-        "RMW_IMPLEMENTATION": "rmw_fastrtps_cpp",
-        "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",
-        "FASTDDS_DEFAULT_PROFILES_FILE": PathJoinSubstitution([FindPackageShare(PACKAGE), "config", TRANSPORT_PROFILE]),
-    }
     return [
-        SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=value)) for name, value in defaults.items()
+        SetEnvironmentVariable(name, EnvironmentVariable(name, default_value=value))
+        for name, value in transport().items()
     ]
 
 
@@ -112,7 +99,14 @@ def generate_launch_description():
             DeclareLaunchArgument(
                 "model_manifest",
                 default_value="",
-                description="Model manifest.yaml; empty: the file's (the bundled model).",
+                description="Model manifest.yaml for both nodes (the decoder decodes with its captions bank unless "
+                "the file sets bank_path); empty: the file's (the bundled model).",
+            ),
+            DeclareLaunchArgument(
+                "lifecycle",
+                default_value="false",
+                description="Start the managed perception node (perception_lifecycle_node, unconfigured: "
+                "configure and activate it with ros2 lifecycle set).",
             ),
             OpaqueFunction(function=_nodes),
         ]

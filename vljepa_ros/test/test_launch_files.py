@@ -1,8 +1,10 @@
-"""Launch files and config/vljepa.yaml refer only to executables, parameters, topics and files that exist.
+"""Launch files and config/vljepa.yaml refer only to executables, parameters, topics and files that exist, and the
+launch file starts what tools/node_graph.py describes (the description bringup starts too).
 
-`launch` / `launch_ros` are not installable here, so the launch files are checked statically (ast) against
-setup.py's console scripts, the package's files, and the parameters the real nodes declare when started, and
-run against stand-ins of `launch` / `launch_ros` that record what they are given.
+`launch` / `launch_ros` are not installable here, so the launch file runs against stand-ins of `launch` /
+`launch_ros` that record what they are given (LaunchConfiguration reads the arguments of a stand-in context);
+the nodes it would start are checked against setup.py's console scripts and against the parameters and topics
+the real nodes declare, and the decoder is started for real with exactly what the launch file gives it.
 """
 
 import ast
@@ -14,15 +16,13 @@ from pathlib import Path
 
 import pytest
 import rclpy
+from rclpy.parameter import Parameter
 
 from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, transport_defaults
-from vljepa_ros.tools.bringup import (
-    DECODER_INPUT_REMAP,
-    PERCEPTION_CAPTION_REMAP,
-    Bringup,
-    BringupOptions,
-    rclpy_args,
-)
+from vljepa_ros.nodes.decoder_node import DecoderNode
+from vljepa_ros.runtime.manifest import load_manifest
+from vljepa_ros.tools.bringup import Bringup, BringupOptions, rclpy_args
+from vljepa_ros.tools.node_graph import DECODER_INPUT, PERCEPTION_CAPTIONS
 from vljepa_ros.tools.params_file import load_params_file
 
 from support.perception_fixtures import tiny_random_manifest
@@ -30,10 +30,12 @@ from support.perception_fixtures import tiny_random_manifest
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((PACKAGE_ROOT / "launch").glob("*.launch.py"))
 CONFIG = PACKAGE_ROOT / "config" / "vljepa.yaml"
-NODE_NAMES = {"perception_node": "vljepa_perception", "decoder_node": "vljepa_decoder"}
+NODE_NAMES = {
+    "perception_node": "vljepa_perception",
+    "perception_lifecycle_node": "vljepa_perception",
+    "decoder_node": "vljepa_decoder",
+}
 BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
-# How bringup wires one node's private topic to the other's, by node (the launch file must say the same).
-NODE_REMAPS = {"vljepa_decoder": DECODER_INPUT_REMAP, "vljepa_perception": PERCEPTION_CAPTION_REMAP}
 
 
 def _console_scripts() -> set[str]:
@@ -42,48 +44,8 @@ def _console_scripts() -> set[str]:
     return {e.split("=")[0].strip() for e in entries if re.fullmatch(r"\w+ = [\w.]+:\w+", e)}
 
 
-def _constants(tree: ast.Module) -> dict[str, str]:
-    return {
-        t.id: n.value.value
-        for n in tree.body
-        if isinstance(n, ast.Assign)
-        for t in n.targets
-        if isinstance(t, ast.Name) and isinstance(n.value, ast.Constant)
-    }
-
-
-def _value(node, constants):
-    if isinstance(node, ast.Constant):
-        return node.value
-    if isinstance(node, ast.Name) and node.id in constants:
-        return constants[node.id]
-    return None
-
-
 def _calls(tree, name):
     return [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", None) == name]
-
-
-def _keyword(call, name):
-    return next((k.value for k in call.keywords if k.arg == name), None)
-
-
-def _dict_keys(tree, element, constants) -> set[str]:
-    """Parameter names an element of `parameters=[...]` sets: a dict literal, or a dict variable plus its
-    subscript assignments."""
-    if isinstance(element, ast.Dict):
-        return {_value(k, constants) for k in element.keys}
-    if isinstance(element, ast.Name):
-        keys = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign):
-                for target in node.targets:
-                    if isinstance(target, ast.Name) and target.id == element.id and isinstance(node.value, ast.Dict):
-                        keys |= {_value(k, constants) for k in node.value.keys}
-                    if isinstance(target, ast.Subscript) and getattr(target.value, "id", None) == element.id:
-                        keys.add(_value(target.slice, constants))
-        return keys
-    return set()
 
 
 class Recorded:
@@ -108,14 +70,34 @@ def stand_in_module(name: str) -> types.ModuleType:
     return module
 
 
+class LaunchConfiguration(Recorded):
+    """Stand-in that resolves like the real one: the argument's value in the context."""
+
+    def perform(self, context: dict) -> str:
+        return context[self.args[0]]
+
+
 def run_launch_file(path: Path, monkeypatch) -> list:
     """The entities of the launch file's LaunchDescription, built with stand-ins of launch / launch_ros."""
     for name in ("launch", "launch.actions", "launch.substitutions", "launch_ros.actions", "launch_ros.substitutions"):
         monkeypatch.setitem(sys.modules, name, stand_in_module(name))
+    sys.modules["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
     spec = importlib.util.spec_from_file_location("launch_file_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return list(module.generate_launch_description().args[0])
+
+
+def launch_nodes(path: Path, monkeypatch, **arguments: str) -> list:
+    """The Node actions the launch file creates for these launch arguments (others: their defaults; the
+    params_file default, the installed package's config/vljepa.yaml, is the source tree's here)."""
+    entities = run_launch_file(path, monkeypatch)
+    context = {e.args[0]: e.kwargs["default_value"] for e in entities if type(e).__name__ == "DeclareLaunchArgument"}
+    context.update(params_file=str(CONFIG), **arguments)
+    (opaque,) = [e for e in entities if type(e).__name__ == "OpaqueFunction"]
+    nodes = opaque.kwargs["function"](context)
+    assert all(type(n).__name__ == "Node" for n in nodes)
+    return nodes
 
 
 @pytest.fixture(scope="module")
@@ -143,44 +125,104 @@ def test_there_is_a_launch_file():
 
 
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
-def test_launch_file_references_exist(path, declared):
-    tree = ast.parse(path.read_text())
-    constants = _constants(tree)
+@pytest.mark.parametrize("lifecycle", ["false", "true"])
+def test_launch_file_starts_existing_executables_with_declared_parameters(path, lifecycle, declared, monkeypatch):
     scripts = _console_scripts()
-    nodes = _calls(tree, "Node")
-    assert {_value(_keyword(n, "executable"), constants) for n in nodes} == set(NODE_NAMES)
+    arguments = dict(lifecycle=lifecycle, camera_topic="/front/image_raw", camera_topics="", use_sim_time="true")
+    nodes = launch_nodes(path, monkeypatch, **arguments)
+    executables = [n.kwargs["executable"] for n in nodes]
+    perception = "perception_lifecycle_node" if lifecycle == "true" else "perception_node"
+    assert executables == [perception, "decoder_node"]
     for node in nodes:
-        executable = _value(_keyword(node, "executable"), constants)
-        assert executable in scripts, f"{executable} is not a console script in setup.py"
-        assert _value(_keyword(node, "package"), constants) == "vljepa_ros"
-        name = _value(_keyword(node, "name"), constants)
-        assert name == NODE_NAMES[executable]
-        parameters = _keyword(node, "parameters")
-        assert isinstance(parameters, ast.List)
-        keys = set().union(*(_dict_keys(tree, e, constants) for e in parameters.elts))
-        unknown = keys - declared[name]["parameters"]
+        kwargs = node.kwargs
+        assert kwargs["executable"] in scripts, f"{kwargs['executable']} is not a console script in setup.py"
+        assert kwargs["package"] == "vljepa_ros" and kwargs["name"] == NODE_NAMES[kwargs["executable"]]
+        params_file, overrides = kwargs["parameters"]
+        assert params_file == str(CONFIG) and overrides["use_sim_time"] is True
+        name = kwargs["name"]
+        unknown = set(overrides) - declared[name]["parameters"]
         assert not unknown, f"{path.name}: {name} does not declare {sorted(unknown)}"
-        for pair in _keyword(node, "remappings").elts:
-            source, target = (_value(part, constants) for part in pair.elts)
+        for source, target in kwargs["remappings"]:
             if source.startswith("~/"):
-                # Node-to-node wiring: bringup wires it the same way; its node shows the remapped (target) topic.
-                assert f"{source}:={target}" == NODE_REMAPS[name]
+                # Node-to-node wiring (bringup's too): the node shows the remapped (target) topic.
+                assert (source, target) in (DECODER_INPUT, PERCEPTION_CAPTIONS)
                 assert "/" + target in declared[name]["subscriptions"]
             else:
                 assert source in declared[name]["subscriptions"], f"{name} has no subscription {source}"
+                assert target == "/front/image_raw"
 
     # Every LaunchConfiguration is declared, and every package file a PathJoinSubstitution names exists.
-    arguments = {_value(c.args[0], constants) for c in _calls(tree, "DeclareLaunchArgument")}
-    used = {_value(c.args[0], constants) for c in _calls(tree, "LaunchConfiguration")}
+    tree = ast.parse(path.read_text())
+    arguments = {c.args[0].value for c in _calls(tree, "DeclareLaunchArgument")}
+    used = {c.args[0].value for c in _calls(tree, "LaunchConfiguration")}
     assert used <= arguments and used
     joins = _calls(tree, "PathJoinSubstitution")
     assert joins
     for join in joins:
         first, *rest = join.args[0].elts
         assert getattr(first.func, "id", None) == "FindPackageShare"
-        relative = Path(*[_value(part, constants) for part in rest])
+        relative = Path(*[part.value for part in rest])
         assert relative.parts[0] in ("config", "launch", "models"), "setup.py installs only these folders"
         assert (PACKAGE_ROOT / relative).is_file(), f"{relative} does not exist in the package"
+
+
+@pytest.fixture(scope="module")
+def wide_model(tmp_path_factory):
+    """A model whose embeddings are 32-d: the bundled 384-d caption bank cannot decode them."""
+    from vljepa_ros.export.model import export_tiny_random
+
+    return export_tiny_random(tmp_path_factory.mktemp("model_32d"), seed=1, embedding_dim=32)
+
+
+def start_as_launched(node_action, context):
+    """The real node of a launch Node action, given exactly its parameters file, overrides and remappings."""
+    params_file, overrides = node_action.kwargs["parameters"]
+    rclpy.init(args=["launched", "--ros-args", "--params-file", params_file], context=context)
+    remaps = [arg for pair in node_action.kwargs["remappings"] for arg in ("-r", f"{pair[0]}:={pair[1]}")]
+    assert node_action.kwargs["executable"] == "decoder_node"
+    return DecoderNode(
+        parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+        context=context,
+        cli_args=["--ros-args", *remaps],
+    )
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_the_launched_decoder_decodes_with_the_bank_of_the_perception_nodes_model(path, wide_model, monkeypatch):
+    nodes = launch_nodes(path, monkeypatch, model_manifest=str(wide_model))
+    perception, decoder = (n.kwargs["parameters"][1] for n in nodes)
+    assert perception["model_manifest"] == decoder["model_manifest"] == str(wide_model)
+    context = rclpy.Context()
+    node = None
+    try:
+        node = start_as_launched(nodes[1], context)
+        bank = load_manifest(wide_model, check_files=False).banks["captions"]
+        assert node._decoder.embedding_dim == 32, "the decoder kept a bank the model's vectors do not fit"
+        assert node.get_parameter("bank_path").value == "" and str(bank) in node._decoder.source
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+
+def test_a_decoder_bank_of_another_dimension_than_the_model_is_refused(wide_model):
+    from vljepa_ros.perception.config import ConfigError
+
+    from support.selective_streams import BANK_PATH  # 384-d
+
+    context = rclpy.Context()
+    rclpy.init(args=["decoder"], context=context)
+    try:
+        with pytest.raises(ConfigError, match=r"bank_path.*384-d.*32-d"):
+            DecoderNode(
+                parameter_overrides=[
+                    Parameter("model_manifest", value=str(wide_model)),
+                    Parameter("bank_path", value=str(BANK_PATH)),
+                ],
+                context=context,
+            )
+    finally:
+        rclpy.try_shutdown(context=context)
 
 
 def test_yaml_sets_only_declared_parameters_and_documents_all(declared):
@@ -214,7 +256,7 @@ def test_yaml_sets_only_declared_parameters_and_documents_all(declared):
 @pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
 def test_launch_file_gives_its_processes_the_shipped_transport(path, monkeypatch):
     """Every variable of config/transport.env is set before the nodes start, to the same value, unless the
-    environment already sets it; the profile is the package's installed file."""
+    environment already sets it; the profile is the package's file (the installed one once installed)."""
     entities = run_launch_file(path, monkeypatch)
     kinds = [type(e).__name__ for e in entities]
     settings = {e.args[0]: e.args[1] for e in entities if type(e).__name__ == "SetEnvironmentVariable"}
@@ -225,11 +267,6 @@ def test_launch_file_gives_its_processes_the_shipped_transport(path, monkeypatch
     assert shipped["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"  # DDS traffic never leaves the host
     for name, value in settings.items():
         assert type(value).__name__ == "EnvironmentVariable" and value.args == (name,)
-        default = value.kwargs["default_value"]
-        if name != PROFILE_VARIABLE:
-            assert default == shipped[name]
-            continue
-        assert type(default).__name__ == "PathJoinSubstitution"
-        package, *parts = default.args[0]
-        assert type(package).__name__ == "FindPackageShare" and package.args == ("vljepa_ros",)
-        assert PACKAGE_ROOT.joinpath(*parts) == Path(shipped[name]) and Path(shipped[name]).is_file()
+        assert value.kwargs["default_value"] == shipped[name]
+    profile = Path(shipped[PROFILE_VARIABLE])
+    assert profile.is_file() and profile.parent == PACKAGE_ROOT / "config"

@@ -337,22 +337,24 @@ def export_tiny_random(
     fused_frame_size: tuple[int, int] | None = None,
     normalise_in_graph: bool = False,
     antialias: bool = False,
+    embedding_dim: int = 384,
     log: Callable[[str], None] = lambda _: None,
 ) -> Path:
     """A small random-weight model (8x64x64 clips, 256 tokens, 384-d embeddings) for tests; returns manifest path.
 
     Its caption/action banks hold random unit vectors, so retrieval results are arbitrary but deterministic.
-    `fp16` / `fused_frame_size` / `normalise_in_graph` / `antialias` select those export variants.
+    `fp16` / `fused_frame_size` / `normalise_in_graph` / `antialias` select those export variants;
+    `embedding_dim` another width (a model whose vectors the bundled 384-d banks cannot decode).
     """
     torch.manual_seed(seed)
     vocab = build_vocab([*DEFAULT_QUERIES.values(), *TINY_CAPTIONS, *TINY_ACTIONS])
     encoder = VJepa2Encoder(encoder_config("tiny")).eval()
     predictor = VLJepaPredictor(
-        predictor_config("tiny", visual_dim=encoder.cfg.embed_dim, vocab_size=len(vocab), embedding_dim=384)
+        predictor_config("tiny", visual_dim=encoder.cfg.embed_dim, vocab_size=len(vocab), embedding_dim=embedding_dim)
     ).eval()
     rng = np.random.default_rng(seed)
     banks = {
-        name: TextBank.from_embeddings(texts, rng.standard_normal((len(texts), 384)).astype(np.float32))
+        name: TextBank.from_embeddings(texts, rng.standard_normal((len(texts), embedding_dim)).astype(np.float32))
         for name, texts in (("captions", TINY_CAPTIONS), ("actions", TINY_ACTIONS))
     }
     return export_model(

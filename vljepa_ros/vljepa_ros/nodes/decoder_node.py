@@ -7,6 +7,9 @@ A thin shell around decoding.decoder_core.DecoderCore:
   when a segment is decoded (first decode, change, confirm, heartbeat), stamped with an input stamp inside the segment
   and the camera's frame_id; vljepa_msgs/DecodeStatistics per camera on `~/decode_statistics` every
   `statistics_period_s`; one /diagnostics status per camera plus one for the node;
+- decodes with the captions bank of `model_manifest` (the perception node's model; the launch file and
+  `bringup` give both nodes the same) unless `bank_path` names one; a bank whose dimension differs from the
+  model's is refused at start-up (one line, exit 2) and at runtime;
 - the detector parameters, `uniform_rate_hz` and `bank_path` (the candidate captions) change at runtime; an
   invalid value is refused with a reason and the old one kept.
 
@@ -32,7 +35,6 @@ for it; a learned ONNX decoder would need a worker thread like the perception no
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -47,6 +49,7 @@ from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock as ClockMsg
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
+from vljepa_ros.decoding.bank_choice import check_bank_fits, choose_bank
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
 from vljepa_ros.decoding.config import DETECTOR_FIELDS, StreamLimits, detector_config, positive_finite
 from vljepa_ros.decoding.decoder_core import (
@@ -66,8 +69,6 @@ from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.qos import profile_from_config
 from vljepa_ros.nodes.ros_conversions import caption_msg, statistics_msg, time_to_ns
 from vljepa_ros.perception.config import ConfigError, QosConfig
-from vljepa_ros.runtime.bundled_model import bundled_manifest_path
-from vljepa_ros.runtime.manifest import load_manifest
 from vljepa_ros.runtime.text_bank import TextBank
 
 NODE_NAME = "vljepa_decoder"
@@ -89,10 +90,17 @@ def _diagnostic_value(value) -> str:
 
 # name -> (default, description, dynamic, extra descriptor fields)
 _PARAMETERS = {
+    "model_manifest": (
+        "",
+        "The perception node's model manifest.yaml (the launch file and bringup give both nodes the same); "
+        "empty: the bundled model. Its captions bank is the default bank, and a bank must have its dimension.",
+        False,
+        {},
+    ),
     "bank_path": (
         "",
-        "Candidate captions (.npz: texts + Y-encoder embeddings); empty: the bundled model's "
-        "captions bank. Changeable at runtime.",
+        "Candidate captions (.npz: texts + Y-encoder embeddings); empty: the captions bank of model_manifest's "
+        "model. Its dimension must be the model's. Changeable at runtime.",
         True,
         {},
     ),
@@ -197,28 +205,21 @@ _PARAMETERS = {
 }
 
 
-def bundled_captions_path() -> Path:
-    """The captions bank named by the bundled model's manifest."""
-    manifest_path = bundled_manifest_path()
-    if not manifest_path.is_file():
-        raise ConfigError("bank_path", f"empty and no bundled model at {manifest_path}; set bank_path")
-    banks = load_manifest(manifest_path, check_files=False).banks
-    if "captions" not in banks:
-        raise ConfigError("bank_path", f"{manifest_path} names no captions bank; set bank_path")
-    return Path(banks["captions"])
-
-
-def load_bank(path_param: str) -> tuple[TextBank, str]:
-    """Bank for the `bank_path` parameter value ('' = bundled); ConfigError names the parameter."""
-    path = Path(path_param) if path_param else bundled_captions_path()
+def load_bank(path_param: str, model_manifest: str) -> tuple[TextBank, str]:
+    """Bank for the `bank_path` parameter value ('' = the model's captions bank), checked against the model of
+    `model_manifest` ('' = bundled); ConfigError names the parameter (decoding/bank_choice.py decides)."""
+    choice = choose_bank(path_param, model_manifest)
+    path = choice.path
     try:
-        return TextBank.load(path), str(path)
+        bank = TextBank.load(path)
     except OSError as err:
         raise ConfigError(
             "bank_path", f"cannot load {clipped(str(path))}: {err.strerror or type(err).__name__}"
         ) from None
     except ValueError as err:
         raise ConfigError("bank_path", f"cannot load {clipped(str(path))}: {shorten(str(err), 200)}") from None
+    check_bank_fits(choice, bank.dim)
+    return bank, str(path)
 
 
 class DecoderNode(Node):
@@ -235,7 +236,7 @@ class DecoderNode(Node):
                 name, default, ParameterDescriptor(description=description, read_only=not dynamic, **extra)
             )
         p = self._param
-        bank, source = load_bank(p("bank_path"))
+        bank, source = load_bank(p("bank_path"), p("model_manifest"))
         num_alternatives = p("num_alternatives")
         if isinstance(num_alternatives, bool) or not isinstance(num_alternatives, int) or num_alternatives < 0:
             raise ConfigError("num_alternatives", f"must be an integer >= 0, got {num_alternatives!r}")
@@ -322,7 +323,7 @@ class DecoderNode(Node):
             rate = changes.get("uniform_rate_hz")
             if rate is not None:
                 positive_finite("uniform_rate_hz", rate)
-            bank = load_bank(changes["bank_path"]) if "bank_path" in changes else None
+            bank = load_bank(changes["bank_path"], self._param("model_manifest")) if "bank_path" in changes else None
         except ConfigError as err:
             reason = shorten(str(err), 300)
             self.get_logger().warning(f"parameter change refused: {reason}")

@@ -36,6 +36,7 @@ from vljepa_msgs.msg import Caption
 from vljepa_ros.bags import bag_io
 from vljepa_ros.bags.live_replay import LiveReplayConfig, LiveReplayer
 from vljepa_ros.bags.recorder import TopicRecorder
+from vljepa_ros.decoding.bank_choice import choose_bank
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
 from vljepa_ros.decoding.config import detector_values_from_parameters
 from vljepa_ros.decoding.decoders import RetrievalDecoder
@@ -47,7 +48,6 @@ from vljepa_ros.runtime.text_bank import TextBank
 from vljepa_ros.tiny_world.bag_writer import write_stream_bag
 from vljepa_ros.tiny_world.stream import StreamConfig, generate_stream
 from vljepa_ros.tools import report
-from vljepa_ros.tools.bringup import captions_bank_of
 from vljepa_ros.tools.ground_truth import load_truth, truth_changes
 from vljepa_ros.tools.node_process import stop_process
 from vljepa_ros.tools.params_file import default_params_file, node_parameters
@@ -274,7 +274,7 @@ def write_demo_report(
     """Timeline PNG + HTML from the recorded outputs, with offline Ward segments for comparison."""
     params = node_parameters(options.params_file or default_params_file(), "vljepa_decoder")
     detector = ChangeDetectorConfig(**detector_values_from_parameters(params))
-    bank_path = params.get("bank_path") or captions_bank_of(str(options.model or bundled_manifest_path()))
+    bank_path = choose_bank(params.get("bank_path", ""), str(options.model or "")).path
     decoder = RetrievalDecoder(TextBank.load(bank_path))
     embeddings = [m for _, m in bag_io.read_messages(recorded, EMBEDDING_TOPIC) if m.kind == 1]
     online = len(bag_io.read_messages(recorded, CAPTION_TOPIC))

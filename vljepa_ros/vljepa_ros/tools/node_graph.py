@@ -1,0 +1,114 @@
+"""The one description of what runs: both nodes' executables, names, parameters, remappings, and the transport.
+
+`launch/vljepa.launch.py`, `bringup` (plain and `--lifecycle`) and the tests build their nodes from
+`node_graph(options)`; each turns a NodeSpec into its own form (a launch_ros Node action, an rclpy node in this
+process, a command line). Plain Python (no rclpy, no launch), so the launch file can import it on a robot and
+the tests can read it here. The parameters file is given to every node whole; a NodeSpec's `parameters` are
+the overrides on top of it, and its `remappings` are (from, to) pairs as `ros2 launch` and `-r` take them.
+
+The decoder decodes with the bank of the model the perception node runs: both nodes get the same
+`model_manifest` (the option, else the parameters file's perception section), and the decoder takes that
+model's captions bank unless its `bank_path` is set (decoding/bank_choice.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vljepa_ros.nodes.dds_transport import transport_defaults
+from vljepa_ros.perception.config import camera_name_from_topic
+from vljepa_ros.tools.params_file import default_params_file, node_parameters
+
+PACKAGE = "vljepa_ros"
+PERCEPTION_NODE = "vljepa_perception"
+DECODER_NODE = "vljepa_decoder"
+PERCEPTION_EXECUTABLE = "perception_node"
+PERCEPTION_LIFECYCLE_EXECUTABLE = "perception_lifecycle_node"
+DECODER_EXECUTABLE = "decoder_node"
+DEFAULT_CAMERA_TOPIC = "/camera/image_raw"  # the parameters file's camera
+# Node-to-node wiring; relative targets resolve in the shared namespace.
+DECODER_INPUT = ("~/embedding", f"{PERCEPTION_NODE}/embedding")
+PERCEPTION_CAPTIONS = ("~/caption", f"{DECODER_NODE}/caption")  # drawn on the perception node's debug images
+
+
+@dataclass(frozen=True)
+class GraphOptions:
+    """What to start; empty / None means: as the parameters file says."""
+
+    params_file: Path | None = None
+    model_manifest: str = ""
+    camera_topics: tuple[str, ...] = ()
+    camera_names: tuple[str, ...] = ()
+    camera_topic: str = ""  # the file's default camera (/camera/image_raw) remapped to this topic
+    use_sim_time: bool | None = None
+    lifecycle: bool = False  # the managed perception node (starts unconfigured)
+    decoder: bool = True
+
+    def __post_init__(self):
+        if self.params_file is not None and not Path(self.params_file).is_file():
+            raise ValueError(f"params_file: no file at {self.params_file}")
+        if self.camera_names and len(self.camera_names) != len(self.camera_topics):
+            raise ValueError(
+                f"camera_names: {len(self.camera_names)} names for {len(self.camera_topics)} "
+                "camera_topics (give camera topics with the names)"
+            )
+
+    @property
+    def params_path(self) -> Path:
+        """The parameters file every node reads (the package's config/vljepa.yaml unless given)."""
+        return Path(self.params_file) if self.params_file is not None else default_params_file()
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node: its console script, node name, parameter overrides and (from, to) topic remappings."""
+
+    executable: str
+    name: str
+    parameters: dict = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    def remap_args(self) -> list[str]:
+        """The remappings as rclpy/ros2 command-line arguments (`-r from:=to` each), without `--ros-args`."""
+        return [arg for source, target in self.remappings for arg in ("-r", f"{source}:={target}")]
+
+
+def model_manifest_of(options: GraphOptions) -> str:
+    """The model both nodes run: the option, else the parameters file's perception section ('' = bundled)."""
+    if options.model_manifest:
+        return options.model_manifest
+    path = options.params_path
+    return str(node_parameters(path, PERCEPTION_NODE).get("model_manifest", "")) if path.is_file() else ""
+
+
+def node_graph(options: GraphOptions) -> tuple[NodeSpec, ...]:
+    """The nodes to start, perception first."""
+    common = {} if options.use_sim_time is None else {"use_sim_time": bool(options.use_sim_time)}
+    model = model_manifest_of(options)
+    perception = dict(common)
+    if options.camera_topics:
+        topics = list(options.camera_topics)
+        # Names and types are lists parallel to the topics: replace the file's with ones that fit.
+        perception["camera_topics"] = topics
+        perception["camera_names"] = list(options.camera_names) or [camera_name_from_topic(t) for t in topics]
+        perception["camera_types"] = ["auto"] * len(topics)
+    if model:
+        perception["model_manifest"] = model
+    perception_remaps = [PERCEPTION_CAPTIONS]
+    if options.camera_topic and options.camera_topic != DEFAULT_CAMERA_TOPIC:
+        perception_remaps.append((DEFAULT_CAMERA_TOPIC, options.camera_topic))
+    executable = PERCEPTION_LIFECYCLE_EXECUTABLE if options.lifecycle else PERCEPTION_EXECUTABLE
+    nodes = [NodeSpec(executable, PERCEPTION_NODE, perception, tuple(perception_remaps))]
+    if options.decoder:
+        decoder = dict(common)
+        if model:
+            decoder["model_manifest"] = model
+        nodes.append(NodeSpec(DECODER_EXECUTABLE, DECODER_NODE, decoder, (DECODER_INPUT,)))
+    return tuple(nodes)
+
+
+def transport() -> dict[str, str]:
+    """The DDS transport every process of the graph runs with (config/transport.env), where the environment does
+    not set it already."""
+    return transport_defaults()
