@@ -164,7 +164,7 @@ def open_vljepa_state_dict(seed: int = 0) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
-def open_vljepa_train_config() -> dict:
+def open_vljepa_train_config(max_query_len: int = MAX_QUERY_LEN) -> dict:
     """The `config` entry: open-vljepa's YAML sections, sized for the tiny fixture."""
     return {
         "encoder": {"type": "vjepa2-vitl", "model_name": "facebook/vjepa2-vitl-fpc64-256", "frozen": True},
@@ -177,7 +177,7 @@ def open_vljepa_train_config() -> dict:
             "max_query_len": 512,
             "disable_causal_mask": True,
         },
-        "data": {"num_frames": 4, "image_size": 32, "max_query_len": MAX_QUERY_LEN, "max_caption_len": MAX_CAPTION_LEN},
+        "data": {"num_frames": 4, "image_size": 32, "max_query_len": max_query_len, "max_caption_len": MAX_CAPTION_LEN},
     }
 
 
@@ -190,8 +190,11 @@ def write_vjepa2_folder(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_open_vljepa_fixture(root: str | Path, seed: int = 0, with_vjepa2: bool = False) -> OpenVLJepaFixture:
-    """Write best.pt, llama/, gemma/ (and vjepa2/ if asked) under `root`."""
+def build_open_vljepa_fixture(
+    root: str | Path, seed: int = 0, with_vjepa2: bool = False, max_query_len: int = MAX_QUERY_LEN
+) -> OpenVLJepaFixture:
+    """Write best.pt, llama/, gemma/ (and vjepa2/ if asked) under `root`; `max_query_len`: the trained query
+    length its config records (the predictor's query positions)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     llama_specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<unk>"]
@@ -202,6 +205,9 @@ def build_open_vljepa_fixture(root: str | Path, seed: int = 0, with_vjepa2: bool
     )
     checkpoint = root / "best.pt"
     state = open_vljepa_state_dict(seed)
-    torch.save({"epoch": 3, "model_state_dict": state, "loss": 1.25, "config": open_vljepa_train_config()}, checkpoint)
+    torch.save(
+        {"epoch": 3, "model_state_dict": state, "loss": 1.25, "config": open_vljepa_train_config(max_query_len)},
+        checkpoint,
+    )
     vjepa2_dir = write_vjepa2_folder(root / "vjepa2", seed) if with_vjepa2 else None
     return OpenVLJepaFixture(checkpoint=checkpoint, llama_dir=llama_dir, gemma_dir=gemma_dir, vjepa2_dir=vjepa2_dir)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from vljepa_ros.export.export_check import check_export
 from vljepa_ros.export.graphs import DEFAULT_OPSET
 from vljepa_ros.export.model import (
     DEFAULT_QUERIES,
@@ -63,7 +64,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME=TEXT",
-        help=f"default query (default: {OPEN_VLJEPA_QUERIES})",
+        help=f"default query, refused if over the checkpoint's max_query_len (default: {OPEN_VLJEPA_QUERIES}; a "
+        "default that does not fit is replaced by the first of DEFAULT_QUERY_CHOICES that does)",
     )
     ac = p.add_argument_group("V-JEPA 2-AC world model (see docs/world_model.md)")
     ac.add_argument("--vjepa2-ac", type=Path, metavar="CKPT", help="vjepa2-ac-vitg.pt: export the world model")
@@ -204,7 +206,7 @@ def _export_open_vljepa(args: argparse.Namespace) -> Path:
         frames=args.frames or OPEN_VLJEPA_FRAMES,
         crop=args.crop,
         num_heads=args.num_heads,
-        queries={**OPEN_VLJEPA_QUERIES, **_pairs(args.query, "--query", "NAME=TEXT")},
+        queries=_pairs(args.query, "--query", "NAME=TEXT"),
         bank_texts=banks,
         model_id=args.model_id or "open-vljepa",
         frame_rate_hz=args.frame_rate,
@@ -259,9 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 text_encoder_source=_text_encoder_source(args),
                 fp16=args.fp16,
                 fused_frame_size=_frame_size(args.fused_preprocessing),
+                # V-JEPA 2 checkpoints were trained on torchvision's antialiased resizes; random encoders on none.
+                antialias=bool(args.encoder_checkpoint),
                 normalise_in_graph=args.normalise_in_graph,
             )
         print(f"wrote {path}")
+        if not args.vjepa2_ac:  # the world model's folder is another format, loaded by world_model/, not the runtime
+            # Loaded and run as the runtime will (the torch modules above are freed by now).
+            print(check_export(path))
         for kind in args.variant:
             print(f"wrote {write_variant(path, Path(args.out) / 'variants' / kind, kind)}")
     except (ParityError, CheckpointError, ValueError, OSError) as err:

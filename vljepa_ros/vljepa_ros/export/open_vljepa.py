@@ -7,7 +7,7 @@ the runtime memory-maps it and gathers the few rows a query uses, so its residen
 than the whole table, and the predictor graph keeps under protobuf's 2 GB limit by that much. Query tokenizer:
 Llama's tokenizer.json (subword, BOS added, right-padded with `<|finetune_right_pad_id|>` to the trained query
 length); captions: Gemma's tokenizer.json. Preprocessing as open-vljepa trained it: short side resized to the
-crop, centre crop, ImageNet mean/std.
+crop (bilinear, antialiased: `clip.resize` in the manifest), centre crop, ImageNet mean/std.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+from tokenizers import Tokenizer
 
 from vljepa_ros.export.graphs import DEFAULT_OPSET
 from vljepa_ros.export.model import (
@@ -26,6 +28,7 @@ from vljepa_ros.export.model import (
 )
 from vljepa_ros.export.text_encoder import export_y_encoder
 from vljepa_ros.runtime.manifest import Manifest, QueryTokenizerSpec, model_version, write_manifest
+from vljepa_ros.runtime.query_tokenizer import SubwordQueryTokenizer
 from vljepa_ros.runtime.text_encoder_runtime import TextEncoderRuntime
 from vljepa_ros.torch_models.encoder_loading import describe, load_encoder
 from vljepa_ros.torch_models.open_vljepa import (
@@ -37,8 +40,50 @@ from vljepa_ros.torch_models.open_vljepa import (
 from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder
 
 OPEN_VLJEPA_FRAMES = 8  # open-vljepa's stage-B clips
-# open-vljepa's retrieval prompt (scripts/eval.py) and another of its training queries.
-OPEN_VLJEPA_QUERIES = {"caption": "Describe the video.", "transition": "What is the main action?"}
+# Default queries, best first: open-vljepa's retrieval prompt (scripts/eval.py) and another of its training
+# queries, then a shorter one for checkpoints trained with a short max_query_len. The first that fits the
+# checkpoint's query length is written; a query given by the caller is never replaced (too long is refused).
+DEFAULT_QUERY_CHOICES = {
+    "caption": ("Describe the video.",),
+    "transition": ("What is the main action?", "What happened?"),
+}
+OPEN_VLJEPA_QUERIES = {kind: choices[0] for kind, choices in DEFAULT_QUERY_CHOICES.items()}
+
+
+def fitting_queries(
+    given: Mapping[str, str], count_tokens: Callable[[str], int], max_tokens: int, log: Callable[[str], None] = print
+) -> dict[str, str]:
+    """The manifest's queries: `given` ones as they are, the others the first default choice that fits.
+
+    `count_tokens` counts a query's tokens as the runtime's tokenizer does (special tokens included). Raises
+    ValueError naming the limit for a given query that is too long, or a kind whose every default is.
+    """
+    queries = {}
+    for kind in dict.fromkeys([*DEFAULT_QUERY_CHOICES, *given]):
+        if kind in given:
+            count = count_tokens(given[kind])
+            if count > max_tokens:
+                raise ValueError(
+                    f"--query {kind}={given[kind]!r}: {count} tokens, the checkpoint's max_query_len is {max_tokens}"
+                )
+            queries[kind] = given[kind]
+            continue
+        counts = {choice: count_tokens(choice) for choice in DEFAULT_QUERY_CHOICES[kind]}
+        fitting = [choice for choice, count in counts.items() if count <= max_tokens]
+        if not fitting:
+            tried = ", ".join(f"{choice!r} ({count})" for choice, count in counts.items())
+            raise ValueError(
+                f"queries.{kind}: every default is longer than the checkpoint's max_query_len of {max_tokens} tokens "
+                f"({tried}); give one with --query {kind}=TEXT"
+            )
+        if fitting[0] != DEFAULT_QUERY_CHOICES[kind][0]:
+            first = DEFAULT_QUERY_CHOICES[kind][0]
+            log(
+                f"queries.{kind}: {first!r} has {counts[first]} tokens, over max_query_len {max_tokens}; "
+                f"using {fitting[0]!r} ({counts[fitting[0]]})"
+            )
+        queries[kind] = fitting[0]
+    return queries
 
 
 def export_open_vljepa(
@@ -47,7 +92,7 @@ def export_open_vljepa(
     query_tokenizer_file: Path,
     caption_tokenizer_file: Path,
     out_dir: Path,
-    queries: Mapping[str, str] = OPEN_VLJEPA_QUERIES,
+    queries: Mapping[str, str] | None = None,
     bank_texts: Mapping[str, Sequence[str]] | None = None,
     model_id: str = "open-vljepa",
     frame_rate_hz: float = 4.0,
@@ -58,8 +103,10 @@ def export_open_vljepa(
 ) -> Path:
     """Export the loaded modules into `out_dir`; returns the manifest path.
 
-    `bank_texts` {name: texts}: banks embedded with the exported Y-encoder through ONNX Runtime ("captions" is
-    the one replay and the decoder use by default). `parity_batch`: clips/queries per parity check.
+    `queries` {kind: text}: written as given (ValueError if longer than the checkpoint's query length); kinds
+    not given get the first DEFAULT_QUERY_CHOICES entry that fits (`fitting_queries`), checked before any graph
+    is exported. `bank_texts` {name: texts}: banks embedded with the exported Y-encoder through ONNX Runtime
+    ("captions" is the one replay and the decoder use by default). `parity_batch`: clips/queries per parity check.
     """
     predictor, y_encoder = model.predictor, model.y_encoder
     if predictor.cfg.visual_dim != encoder.cfg.embed_dim:
@@ -69,9 +116,16 @@ def export_open_vljepa(
         raise ValueError(f"Y-encoder width {y_width} != predictor embedding_dim {predictor.cfg.embedding_dim}")
     pad_id = model.query_tokenizer.token_to_id(QUERY_PAD_TOKEN)
     caption_tokens = model.caption_tokenizer.truncation["max_length"]
+    max_query = predictor.cfg.max_query_tokens
+    # Counted as the runtime will count them (its tokenizer, BOS included), before minutes of export.
+    runtime_tokenizer = SubwordQueryTokenizer(Tokenizer.from_file(str(query_tokenizer_file)), max_query, pad_id)
+    queries = fitting_queries(
+        queries or {}, lambda text: len(runtime_tokenizer.tokenizer.encode(text).ids), max_query, log
+    )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    clip = clip_spec_for(encoder, frame_rate_hz, resize_short=encoder.cfg.img_size)
+    # open-vljepa resizes with torchvision, antialiased: the manifest records it for the runtime.
+    clip = clip_spec_for(encoder, frame_rate_hz, resize_short=encoder.cfg.img_size, antialias=True)
     enc = export_encoder(
         encoder,
         out_dir / "encoder.onnx",
@@ -82,7 +136,6 @@ def export_open_vljepa(
         log=log,
     )
     table = write_query_embeddings(predictor, out_dir / "query_embeddings.npy")
-    max_query = predictor.cfg.max_query_tokens
     pred = export_predictor(
         predictor,
         out_dir / "predictor.onnx",
