@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# Most bytes of gathered input rows held at once (a 4096-wide frame downscaled 16x has 33 taps per row).
+GATHER_BYTES = 16 * 2**20
+
 
 def axis_taps(n_in: int, n_out: int, start: int = 0, count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(index, weight), each (count, K): the K input pixels output pixels start..start+count-1 blend, and their
@@ -41,10 +44,15 @@ def axis_matrix(n_in: int, n_out: int, start: int = 0, count: int | None = None)
 
 
 def _resample_rows(x: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Weighted sum over taps along axis 0, one gather of whole rows per tap (contiguous copies; memory O(output))."""
-    out = x[index[:, 0]] * weight[:, 0, None, None]
-    for k in range(1, index.shape[1]):
-        out += x[index[:, k]] * weight[:, k, None, None]
+    """(n, m) -> (count, m) float32: each output row the weighted sum of its K input rows, as one batched
+    (1, K) @ (K, m) product per row, in blocks of rows so the gathered rows stay under GATHER_BYTES."""
+    count, taps = index.shape
+    rows_per_block = max(1, GATHER_BYTES // max(1, taps * x.shape[1] * 4))
+    out = np.empty((count, x.shape[1]), dtype=np.float32)
+    for start in range(0, count, rows_per_block):
+        block = slice(start, start + rows_per_block)
+        gathered = x[index[block]].astype(np.float32, copy=False)  # (rows, K, m)
+        out[block] = np.matmul(weight[block, None, :], gathered)[:, 0]
     return out
 
 
@@ -54,13 +62,14 @@ def resize_crop_antialiased(
     """The (crop_h, crop_w) window at (top, left) of ``frame`` (H, W, C) resized to ``size`` = (h, w) with
     antialiased bilinear filtering, as float32 in the frame's units (0..255 for uint8), not rounded.
 
-    Rows first, on the columns the crop's column taps read; then columns, as rows of the transposed result
-    (gathering whole rows was twice as fast as gathering columns, docs/benchmarks.md).
+    Rows first, on the input columns the crop's column taps read; then columns, as rows of the transposed
+    result (whole-row gathers and batched products: about 3x faster than per-tap gathers, docs/benchmarks.md).
     """
-    height, width = frame.shape[:2]
+    height, width, channels = frame.shape
     rows, row_w = axis_taps(height, size[0], top, crop[0])
     cols, col_w = axis_taps(width, size[1], left, crop[1])
     first, last = int(cols.min()), int(cols.max()) + 1
-    down = _resample_rows(frame[:, first:last], rows, row_w)
-    across = _resample_rows(np.ascontiguousarray(down.transpose(1, 0, 2)), cols - first, col_w)
-    return across.transpose(1, 0, 2)
+    down = _resample_rows(frame[:, first:last].reshape(height, -1), rows, row_w)
+    down = down.reshape(crop[0], last - first, channels).transpose(1, 0, 2).reshape(last - first, -1)
+    across = _resample_rows(down, cols - first, col_w)
+    return across.reshape(crop[1], crop[0], channels).transpose(1, 0, 2)
