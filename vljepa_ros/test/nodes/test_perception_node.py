@@ -23,6 +23,7 @@ from vljepa_ros.nodes.spinning import NodeSpinner
 from vljepa_ros.tools.node_process import node_command
 
 from support.camera_messages import PERIOD_NS, jpeg_msg, rgb8_msg
+from support.counting_runtime import CountingRuntime
 from support.perception_fixtures import moving_frame, preferred_manifest
 from support.polling import wait_until
 
@@ -171,6 +172,44 @@ def test_transitions_appear_only_after_the_horizon(rig):
         assert 0.0 <= msg.state_distance <= 2.0 and msg.dim == dim and len(msg.transition_embedding) == dim
         assert len(msg.action_labels) == 3 and len(msg.action_scores) == 3
         assert msg.camera == "cam_a" and msg.header.frame_id == "cam_a_optical"
+
+
+def test_transitions_are_computed_only_while_someone_subscribes(ros, manifest):
+    """With a ~/world_state_transition subscriber every clip past the horizon costs a transition clip and a second
+    predictor call; without one, one clip and one call: counted per clip (one camera: one clip per batch)."""
+    rig = Rig(manifest, camera_topics=[CAM_A])
+    try:
+        counting = CountingRuntime(rig.perception.pipeline.runtime)
+        rig.perception.pipeline.runtime = counting
+        rig.wait_connected_a()
+        start_ns = time.time_ns()
+        rig.publish(4.0, start_ns=start_ns, b=False)  # first clip ends at 1.75 s, first transition at 2.75 s
+        assert rig.wait_for(lambda: len(rig.transitions) >= 3)
+
+        def settled():  # every result of the model has arrived (one camera: one clip per encoder call)
+            time.sleep(0.5)
+            calls = counting.calls
+            return len(rig.embeddings) == calls["encode"] and len(rig.transitions) == calls["predict"] - calls["encode"]
+
+        assert rig.wait_for(settled)
+        with_reader = dict(counting.calls)
+        clips, transitions = len(rig.embeddings), len(rig.transitions)
+        # Each transition: its clip encoded in the same call (plus look-back clips the worker had dropped).
+        assert transitions >= 3 and with_reader["encoded_clips"] >= clips + transitions
+
+        (subscription,) = [s for s in rig.node.subscriptions if s.topic_name.endswith("world_state_transition")]
+        rig.node.destroy_subscription(subscription)
+        assert rig.wait_for(lambda: rig.perception._transition_pub.get_subscription_count() == 0)
+        before = dict(counting.calls)
+        rig.publish(3.0, start_ns=start_ns + 4_000_000_000, b=False)
+        assert rig.wait_for(lambda: len(rig.embeddings) >= clips + 8)
+        assert rig.wait_for(settled)
+        new_clips = len(rig.embeddings) - clips
+        per_clip = {name: counting.calls[name] - before[name] for name in before}
+        assert per_clip == {"encode": new_clips, "encoded_clips": new_clips, "predict": new_clips}
+        assert len(rig.transitions) == transitions
+    finally:
+        rig.close()
 
 
 def test_malformed_frames_are_counted_on_diagnostics_and_the_node_keeps_working(rig):

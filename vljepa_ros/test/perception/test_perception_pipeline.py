@@ -9,6 +9,7 @@ from vljepa_ros.perception.pipeline import PerceptionPipeline, VocabularyError, 
 from vljepa_ros.perception.results import DROP_DISABLED, DROP_OUT_OF_ORDER, DROP_WORKER_BEHIND
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
+from support.counting_runtime import CountingRuntime
 from support.perception_fixtures import moving_frame, tiny_random_manifest
 
 MS = 1_000_000
@@ -409,26 +410,6 @@ def test_a_prepared_uint8_crop_never_views_the_camera_frame(other_layouts, size)
     assert prepared.shape == (64, 64, 3) and not np.shares_memory(prepared, frame)
     frame[:] = 0  # the message buffer is reused by the next frame
     assert prepared.any()
-
-
-class CountingRuntime:
-    """The real runtime, with its encoder and predictor calls and the clips they got counted."""
-
-    def __init__(self, runtime):
-        self._runtime = runtime
-        self.calls = {"encode": 0, "encoded_clips": 0, "predict": 0}
-
-    def __getattr__(self, name):
-        return getattr(self._runtime, name)
-
-    def encode(self, clips):
-        self.calls["encode"] += 1
-        self.calls["encoded_clips"] += len(clips)
-        return self._runtime.encode(clips)
-
-    def predict(self, tokens, query):
-        self.calls["predict"] += 1
-        return self._runtime.predict(tokens, query)
 
 
 @pytest.mark.parametrize(
