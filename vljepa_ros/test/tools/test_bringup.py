@@ -131,3 +131,23 @@ def test_the_yaml_applies_in_a_namespace(tmp_path, tmp_path_factory):
             bringup.destroy()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_lifecycle_bringup_configures_and_activates_the_managed_node_from_the_same_description(tmp_path_factory):
+    from vljepa_ros.nodes.perception_lifecycle_node import PerceptionLifecycleNode
+
+    manifest = str(tiny_random_manifest(tmp_path_factory))
+    options = BringupOptions(camera_topics=(CAMERA,), model_manifest=manifest, lifecycle=True)
+    context = rclpy.Context()
+    rclpy.init(args=rclpy_args(options), context=context)
+    try:
+        bringup = Bringup(options, context=context)
+        try:
+            assert isinstance(bringup.perception, PerceptionLifecycleNode)
+            assert bringup.perception.pipeline is not None  # configured: the model is loaded
+            assert CAMERA in {s.topic_name for s in bringup.perception.subscriptions}  # active: cameras subscribed
+            assert bringup.decoder.get_parameter("model_manifest").value == manifest
+        finally:
+            bringup.destroy()
+    finally:
+        rclpy.try_shutdown(context=context)
