@@ -64,7 +64,7 @@ def test_parity_of_each_graph_is_logged_within_1e_4(logged):
 
 def test_manifest_describes_the_open_vljepa_contract(runtime):
     m = runtime.manifest
-    assert m.format_version == 2 and m.query_tokenizer.kind == "subword"
+    assert m.format_version == 3 and m.query_tokenizer.kind == "subword" and m.clip.resize_antialias
     assert m.queries["caption"] == "describe the video ." and "transition" in m.queries
     assert m.clip.frames == 4 and m.clip.crop_size == m.clip.resize_short == 32
     assert m.predictor.inputs[1].name == "query_embeddings" and m.predictor.output_l2_normalized
