@@ -102,11 +102,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--manifest", type=Path, help="an exported full-size model (default: export one into --workdir)")
     p.add_argument("--export-only", action="store_true", help="export into --workdir and exit")
+    p.add_argument("--tiny", action="store_true", help="the tests' tiny random model instead (seconds, not minutes)")
     p.add_argument("--workdir", type=Path, default=Path("out/bench_transition_cost"))
     p.add_argument("--clips", type=int, default=2, help="timed clips per variant")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "transition_cost_full_size.json")
     args = p.parse_args(argv)
 
+    if args.tiny:
+        from vljepa_ros.export.model import export_tiny_random
+
+        args.manifest = export_tiny_random(args.workdir / "tiny", seed=0)
     if args.export_only or args.manifest is None:
         start = time.perf_counter()
         manifest = export_full_size(args.workdir)
@@ -144,8 +149,8 @@ def main(argv=None) -> int:
         batch = pipeline.step()
         rows[variant].append(
             {
-                "cpu_s": round(time.process_time() - cpu, 2),
-                "wall_s": round(time.perf_counter() - wall, 2),
+                "cpu_s": round(time.process_time() - cpu, 4),
+                "wall_s": round(time.perf_counter() - wall, 4),
                 "encoder_clips": runtime.encoded_clips - clips,
                 "predictor_calls": runtime.predictor_calls - calls,
                 "transitions": len(batch.transitions),
@@ -154,7 +159,7 @@ def main(argv=None) -> int:
         print(variant, rows[variant][-1], flush=True)
 
     def mean(variant, key):
-        return round(float(np.mean([r[key] for r in rows[variant]])), 2)
+        return round(float(np.mean([r[key] for r in rows[variant]])), 4)
 
     summary = {
         variant: {"cpu_s_per_clip": mean(variant, "cpu_s"), "wall_s_per_clip": mean(variant, "wall_s")}
@@ -164,8 +169,9 @@ def main(argv=None) -> int:
         "benchmark": "transition_cost_full_size",
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.node()}: {os.cpu_count()} CPU cores, shared with other work (load varies)",
-        "model": "open-vljepa full size, random weights (ViT-L 8x256 x-encoder, 8 Llama-3.2-1B layers, 64-token "
-        "queries)",
+        "model": "the tests' tiny random model (8x64x64 clips, 384-d)"
+        if args.tiny
+        else "open-vljepa full size, random weights (ViT-L 8x256 x-encoder, 8 Llama-3.2-1B layers, 64-token queries)",
         "provider": runtime.provider,
         "intra_op_threads": "ONNX Runtime default (all cores)",
         "clips_per_variant": args.clips,

@@ -38,7 +38,7 @@ def test_export_writes_a_loadable_model_with_its_caption_bank(exported, capsys):
     root, code = exported
     assert code == 0
     manifest = load_manifest(root / "model" / "manifest.yaml")
-    assert manifest.model_id == "open-vljepa" and manifest.format_version == 2
+    assert manifest.model_id == "open-vljepa" and manifest.format_version == 3
     assert manifest.clip.frames == 8 and manifest.clip.resize_short == manifest.clip.crop_size
     assert list(TextBank.load(manifest.banks["captions"]).texts) == list(CAPTIONS)
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from vljepa_ros.bags import bag_io
+from vljepa_ros.decoding.bank_choice import check_bank_fits, choose_bank
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
 from vljepa_ros.decoding.config import StreamLimits, detector_config, detector_values_from_parameters
 from vljepa_ros.decoding.decoder_core import DecoderCore, EmbeddingInput
@@ -225,7 +226,11 @@ class ReplayRun:
         self.log = log
         runtime = runtime or VLJepaRuntime.from_manifest(config.manifest, providers=config.providers)
         self.pipeline = PerceptionPipeline(runtime, config.pipeline)
-        bank = TextBank.load(config.bank_path) if config.bank_path else self.pipeline.runtime.load_bank("captions")
+        # The decoder node's choice (decoding/bank_choice.py): bank_path, else the model's captions bank, and a
+        # bank of another dimension than the model's is refused.
+        choice = choose_bank(config.bank_path, str(config.manifest))
+        bank = TextBank.load(choice.path)
+        check_bank_fits(choice, bank.dim)
         self.decoder = RetrievalDecoder(
             bank, num_alternatives=config.num_alternatives, source=config.bank_path or "model captions bank"
         )
