@@ -9,7 +9,8 @@ A thin shell around perception/pipeline.PerceptionPipeline:
 - a worker thread runs batched inference for every camera with a clip ready and publishes
   `~/embedding`, `~/visual_embedding` (publish_visual_state) and `~/world_state_transition`, each stamped
   with the newest input frame of its clip and that frame's frame_id (with a volatile output QoS, the optional
-  `~/visual_embedding` and `~/world_state_transition` messages are only built while a reader is matched);
+  `~/visual_embedding` and `~/world_state_transition` messages are only built while a reader is matched, and
+  transitions, a second encoder clip and predictor call each, are only computed then: `compute_transitions`);
 - `~/debug_image/<camera>` (rgb8): each sampled frame with the camera's caption (from `~/caption`, remapped to the
   decoder's output), change score, top transition, rate and latency drawn on it, only while subscribed
   (nodes/debug_image.py);
@@ -148,7 +149,7 @@ _PARAMETERS = {
     "compute_transitions": (
         "on_subscription",
         "on_subscription: compute transitions (a second encoder clip and predictor call per clip) only while "
-        "~/world_state_transition has a subscriber; always: for every clip.",
+        "~/world_state_transition or a debug image has a subscriber; always: for every clip.",
     ),
     "top_k": (3, "Actions reported per transition."),
     "publish_visual_state": (True, "Also publish the pooled visual state on ~/visual_embedding."),
@@ -526,9 +527,13 @@ class PerceptionSteps:
         return not self._skip_unsubscribed or publisher.get_subscription_count() > 0
 
     def _transition_readers(self) -> bool:
-        """Whether a transition published now reaches anyone (the pipeline skips the work otherwise)."""
+        """Whether a transition computed now reaches anyone: a ~/world_state_transition reader, or a debug image
+        (it draws the top transition). The pipeline skips the work otherwise."""
         publisher = getattr(self, "_transition_pub", None)
-        return publisher is not None and self._wanted(publisher)
+        if publisher is not None and self._wanted(publisher):
+            return True
+        debug = getattr(self, "_debug", None)
+        return debug is not None and any(debug.wanted(camera.name) for camera in self.config.cameras)
 
     def _on_worker_error(self, err: BaseException) -> None:
         self._warn_throttled(
