@@ -41,7 +41,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from vljepa_msgs.msg import Embedding
-from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, apply_transport_defaults
+from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, PROFILE_VARIABLES, apply_transport_defaults
 from vljepa_ros.nodes.spinning import NodeSpinner
 from vljepa_ros.perception.clip_buffer import SAMPLE, ClipBuffer
 from vljepa_ros.runtime.manifest import load_manifest
@@ -89,7 +89,8 @@ def transport_env(transport: str) -> dict[str, str]:
     """This process's environment for a node or camera on `transport` (default: the profile removed)."""
     env = dict(os.environ)
     if transport == "default":
-        env.pop(PROFILE_VARIABLE, None)
+        for name in PROFILE_VARIABLES:
+            env.pop(name, None)
     return env
 
 

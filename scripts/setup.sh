@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Fresh Debian 12 / Python 3.11 machine -> .venv with ROS 2 Kilted (PyPI wheels), ONNX Runtime, the export and
-# test tools, vljepa_msgs built into the venv and vljepa_ros installed (editable). Idempotent: a second run
-# checks stamps and changes nothing.
+# test tools, vljepa_msgs built into the venv and vljepa_ros installed (editable). `ROS_DISTRO=jazzy bash
+# scripts/setup.sh` builds .venv-jazzy with ROS 2 Jazzy instead. Idempotent: a second run checks stamps and
+# changes nothing.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-VENV=${VLJEPA_VENV:-$ROOT/.venv}
+# shellcheck source=ros_distro.sh
+. "$ROOT/scripts/ros_distro.sh"
 PYTHON=${PYTHON:-python3}
 log() { echo "[setup] $*"; }
 # This workplace's pip config names an extra index that pip warns about once per package; hide only that line.
@@ -34,14 +36,24 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+# One venv holds one distro: wheels of two distros in one site-packages would shadow each other.
+venv_distro=$(cat "$VENV/.vljepa-distro" 2>/dev/null || echo "$ROS_DISTRO")
+if [ "$venv_distro" != "$ROS_DISTRO" ]; then
+  echo "[setup] $VENV holds ROS 2 $venv_distro, not $ROS_DISTRO: choose another VLJEPA_VENV" >&2
+  exit 2
+fi
+echo "$ROS_DISTRO" > "$VENV/.vljepa-distro"
 
-req_hash=$(cat "$ROOT"/requirements/*.txt | sha256sum | cut -c1-16)
+ros_list="$VENV/.vljepa-ros-requirements.txt"
+ros_requirements > "$ros_list"
+req_hash=$(cat "$ros_list" "$ROOT"/requirements/*.txt | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.vljepa-requirements" 2>/dev/null)" != "$req_hash" ]; then
-  log "installing Python packages (ROS 2 Kilted wheels, onnxruntime, torch CPU, test tools)"
+  log "installing Python packages (ROS 2 ${ROS_DISTRO^} wheels, onnxruntime, torch CPU, test tools)"
   pip_install --upgrade pip
   # torch first and pinned: a later unpinned requirement would otherwise pull the multi-GB CUDA build.
   pip_install torch==2.13.0
-  pip_install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/build.txt" -r "$ROOT/requirements/dev.txt"
+  pip_install -r "$ros_list" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/build.txt" \
+    -r "$ROOT/requirements/dev.txt"
   "$PY" "$ROOT/scripts/fix_ros_wheel_cmake.py"
   rm -f "$VENV/.vljepa-msgs"
   echo "$req_hash" > "$VENV/.vljepa-requirements"
@@ -52,7 +64,7 @@ fi
 msgs_hash=$(cat "$ROOT"/vljepa_msgs/package.xml "$ROOT"/vljepa_msgs/CMakeLists.txt "$ROOT"/vljepa_msgs/msg/*.msg "$ROOT"/vljepa_msgs/action/*.action | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.vljepa-msgs" 2>/dev/null)" != "$msgs_hash" ]; then
   log "building vljepa_msgs into the venv"
-  build="$ROOT/build/vljepa_msgs"
+  build="$ROOT/build/$ROS_DISTRO/vljepa_msgs"
   rm -rf "$build"; mkdir -p "$build"
   AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" PATH="$VENV/bin:$PATH" \
     cmake -S "$ROOT/vljepa_msgs" -B "$build" -DCMAKE_INSTALL_PREFIX="$VENV" -DBUILD_TESTING=OFF \
@@ -74,4 +86,4 @@ else
   log "vljepa_ros installed"
 fi
 
-"$PY" -c "from vljepa_msgs.msg import Embedding; import rclpy, onnxruntime; print('[setup] ready: rclpy, vljepa_msgs, onnxruntime', onnxruntime.__version__)"
+"$PY" -c "from vljepa_msgs.msg import Embedding; import rclpy, onnxruntime; print('[setup] ready: ROS 2 $ROS_DISTRO rclpy, vljepa_msgs, onnxruntime', onnxruntime.__version__)"

@@ -17,8 +17,9 @@ vljepa_ros/tools/node_graph.py, the description `bringup` starts in one process 
 available.
 
 Both nodes get the DDS transport of config/transport.env unless the environment sets it: the package's
-Fast DDS profile (large images through shared memory) and discovery kept on this host (LOCALHOST). Camera
-drivers on the same host need the same variables (README).
+Fast DDS profile (large images through shared memory) and discovery kept on this host (LOCALHOST). The profile
+goes in the variable the installed Fast DDS reads (FASTRTPS_DEFAULT_PROFILES_FILE on Jazzy and Humble,
+FASTDDS_DEFAULT_PROFILES_FILE on Kilted). Camera drivers on the same host need the same variables (README).
 """
 
 from launch import LaunchDescription

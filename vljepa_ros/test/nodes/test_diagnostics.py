@@ -128,6 +128,7 @@ def test_transport_line_names_the_rmw_and_every_transport_variable():
     line = transport_line({"FASTDDS_BUILTIN_TRANSPORTS": "UDPv4"}, "rmw_fastrtps_cpp")
     assert line.startswith("DDS transport: rmw rmw_fastrtps_cpp;") and "\n" not in line
     assert "FASTDDS_BUILTIN_TRANSPORTS=UDPv4" in line and "FASTDDS_DEFAULT_PROFILES_FILE=(unset)" in line
+    assert "FASTRTPS_DEFAULT_PROFILES_FILE=(unset)" in line
     assert "ROS_AUTOMATIC_DISCOVERY_RANGE=(unset)" in line and "RMW_IMPLEMENTATION=(unset)" in line
 
 

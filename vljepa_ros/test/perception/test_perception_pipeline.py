@@ -11,6 +11,7 @@ from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
 
 from support.counting_runtime import CountingRuntime
 from support.perception_fixtures import moving_frame, tiny_random_manifest
+from support.tiny_models import tiny_random_model
 
 MS = 1_000_000
 CAMERA_PERIOD_NS = 33 * MS  # a 30 Hz camera
@@ -292,9 +293,7 @@ def test_validation_runs_for_frames_the_sampler_skips(runtime):
 
 
 def test_fused_preprocessing_model_gets_uint8_frames_at_its_input_size(tmp_path):
-    from vljepa_ros.export.model import export_tiny_random
-
-    manifest = export_tiny_random(tmp_path / "fused", fused_frame_size=(96, 128))
+    manifest = tiny_random_model(tmp_path / "fused", variant="fused_96x128")
     runtime = VLJepaRuntime.from_manifest(manifest, providers=("cpu",))
     pipeline = _pipeline(runtime, transition_horizon_s=1.0, queue_depth=100)
     raw = [moving_frame(i * 0.25, height=120, width=160) for i in range(8)]
@@ -347,15 +346,12 @@ def test_clips_carry_inputs_laid_out_ahead_equal_to_the_runtime_preprocessing(ru
 @pytest.fixture(scope="module")
 def other_layouts(tmp_path_factory):
     """The tiny random model exported with uint8 crops in, and with fused preprocessing for 96x128 frames."""
-    from vljepa_ros.export.model import export_tiny_random
 
     folder = tmp_path_factory.mktemp("layouts")
     return {
-        "crops": VLJepaRuntime.from_manifest(
-            export_tiny_random(folder / "crops", normalise_in_graph=True), providers=("cpu",)
-        ),
+        "crops": VLJepaRuntime.from_manifest(tiny_random_model(folder / "crops", variant="crops"), providers=("cpu",)),
         "fused": VLJepaRuntime.from_manifest(
-            export_tiny_random(folder / "fused", fused_frame_size=(96, 128)), providers=("cpu",)
+            tiny_random_model(folder / "fused", variant="fused_96x128"), providers=("cpu",)
         ),
     }
 

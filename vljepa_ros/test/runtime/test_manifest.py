@@ -5,14 +5,15 @@ import shutil
 import pytest
 import yaml
 
-from vljepa_ros.export.model import export_tiny_random
 from vljepa_ros.runtime.manifest import ManifestError, load_manifest
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
+
+from support.tiny_models import tiny_random_model
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return export_tiny_random(tmp_path_factory.mktemp("tiny"))
+    return tiny_random_model(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from vljepa_ros.export.model import export_tiny_random
 from vljepa_ros.runtime.onnx_session import (
     OnnxModel,
     SessionConfig,
@@ -15,12 +14,14 @@ from vljepa_ros.runtime.onnx_session import (
     provider_options,
 )
 
+from support.tiny_models import tiny_random_model
+
 CPU_ONLY = "CUDAExecutionProvider" not in ort.get_available_providers()
 
 
 @pytest.fixture(scope="module")
 def encoder_path(tmp_path_factory):
-    return export_tiny_random(tmp_path_factory.mktemp("tiny")).parent / "encoder.onnx"
+    return tiny_random_model(tmp_path_factory.mktemp("tiny")).parent / "encoder.onnx"
 
 
 @pytest.mark.skipif(not CPU_ONLY, reason="needs the CPU-only onnxruntime build")

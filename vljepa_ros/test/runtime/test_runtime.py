@@ -2,16 +2,16 @@
 
 import numpy as np
 import pytest
-import torch
 
-from vljepa_ros.export.model import export_tiny_random
 from vljepa_ros.runtime.preprocessing import preprocess_clip
 from vljepa_ros.runtime.vljepa_runtime import VLJepaRuntime
+
+from support.tiny_models import tiny_random_model
 
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory):
-    return VLJepaRuntime.from_manifest(export_tiny_random(tmp_path_factory.mktemp("tiny")), providers=("cpu",))
+    return VLJepaRuntime.from_manifest(tiny_random_model(tmp_path_factory.mktemp("tiny")), providers=("cpu",))
 
 
 def _frames(n, seed, size=(90, 120)):
@@ -60,7 +60,9 @@ def test_query_tokens_are_cached_and_the_cache_is_bounded(runtime, monkeypatch):
 
 def test_runtime_matches_torch_on_same_weights(tmp_path):
     """The runtime (ONNX) result equals the torch predictor on the torch encoder's tokens for the same seed."""
-    from vljepa_ros.export.model import DEFAULT_QUERIES, TINY_ACTIONS, TINY_CAPTIONS
+    # An export-side check: the Python 3.10 run of the core's tests has no torch and reports this one skipped.
+    torch = pytest.importorskip("torch", reason="export-side parity check; torch is not in the core's requirements")
+    from vljepa_ros.export.model import DEFAULT_QUERIES, TINY_ACTIONS, TINY_CAPTIONS, export_tiny_random
     from vljepa_ros.runtime.query_tokenizer import QueryTokenizer, build_vocab
     from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
     from vljepa_ros.torch_models.vljepa_predictor import VLJepaPredictor, predictor_config

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
+from support.tiny_models import tiny_random_model
+
 _CACHE: dict[str, Path] = {}
 
 
 def tiny_random_manifest(tmp_path_factory) -> Path:
-    """The small random-weight ONNX model (exported once per test process; needs torch, fine in tests)."""
+    """The small random-weight ONNX model (exported once per test process, or prebuilt: support/tiny_models)."""
     if "tiny" not in _CACHE:
-        from vljepa_ros.export.model import export_tiny_random
-
-        _CACHE["tiny"] = export_tiny_random(tmp_path_factory.mktemp("tiny_model"), seed=0)
+        _CACHE["tiny"] = tiny_random_model(tmp_path_factory.mktemp("tiny_model"), seed=0)
     return _CACHE["tiny"]
 
 

@@ -45,7 +45,6 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock as ClockMsg
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
@@ -67,6 +66,7 @@ from vljepa_ros.nodes.diagnostics import diagnostic_status
 from vljepa_ros.nodes.log_text import clipped, shorten
 from vljepa_ros.nodes.node_main import run_node
 from vljepa_ros.nodes.qos import profile_from_config
+from vljepa_ros.nodes.rclpy_compat import MessageInfo, publication_sequence_number, publisher_gid
 from vljepa_ros.nodes.ros_conversions import caption_msg, statistics_msg, time_to_ns
 from vljepa_ros.perception.config import ConfigError, QosConfig
 from vljepa_ros.runtime.text_bank import TextBank
@@ -359,10 +359,7 @@ class DecoderNode(Node):
         self._last_clock_ns = self._steady.now().nanoseconds
 
     def _count_lost(self, msg_info: MessageInfo) -> None:
-        gid = msg_info.get("publisher_gid")
-        gap = self._input_loss.observe(
-            None if gid is None else bytes(gid["data"]), msg_info.get("publication_sequence_number")
-        )
+        gap = self._input_loss.observe(publisher_gid(msg_info), publication_sequence_number(msg_info))
         if gap:
             self.get_logger().warning(
                 f"{gap} embedding(s) lost before the callback (lost_in_transport: {self._input_loss.lost}): the "

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
+from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE
 from vljepa_ros.nodes.ros_conversions import BAD_STAMP
 from vljepa_ros.perception.image_conversion import REASONS as IMAGE_REASONS
 from vljepa_ros.perception.results import DROP_DISABLED, DROP_INFERENCE_ERROR, DROP_OUT_OF_ORDER, DROP_WORKER_BEHIND
@@ -24,10 +25,10 @@ RESTARTS_BEFORE_WARNING = 3
 # Share of the publisher's frames (read from the arriving stamps) that never arrived before the status warns.
 LOSS_WARN_FRACTION = 0.2
 # The shipped transport profile (config/transport.env lists the whole environment); the writer's transport
-# decides, so the camera driver needs it as much as this node.
+# decides, so the camera driver needs it as much as this node. The variable is the installed Fast DDS's.
 TRANSPORT_FIX = (
     "frames are lost between the publisher and this node: set the transport profile "
-    "FASTDDS_DEFAULT_PROFILES_FILE=<share>/vljepa_ros/config/fastdds_localhost_large_data.xml with "
+    f"{PROFILE_VARIABLE}=<share>/vljepa_ros/config/fastdds_localhost_large_data.xml with "
     "ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (config/transport.env) in every process on the host, the camera "
     "driver first"
 )

@@ -31,7 +31,8 @@ def parse_time_ns(text: str) -> int:
         return int(round(float(text) * 1e9))
     except ValueError:
         pass
-    moment = datetime.fromisoformat(text)
+    # Python 3.10's fromisoformat does not read the "Z" suffix that 3.11 accepts.
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(round(moment.timestamp() * 1e9))
