@@ -23,6 +23,7 @@ Usage: .venv/bin/python benchmarks/bench_cameras.py [--manifest M] [--quick] [--
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -357,8 +358,19 @@ def run(manifest: Path, quick: bool, seconds: float, log_dir: Path, log=print) -
         },
         "seconds_per_row": seconds,
         "machine": {"cpu_count": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()]},
+        "ros": ros_versions(),
         "results": results,
     }
+
+
+def ros_versions() -> dict[str, str]:
+    """The distro and DDS this run used: rclpy's and Fast DDS's wheel versions, and the profile variable."""
+    found = {"profile_variable": PROFILE_VARIABLE}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name in ("ros-fastdds", "ros-fastrtps") or (name.startswith("ros-") and name.endswith("-rclpy")):
+            found[name] = dist.version
+    return found
 
 
 def table(result: dict) -> str:
@@ -400,12 +412,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from bench_peak_rate import default_manifest
+        from host_traffic import HostTrafficWatch
 
         manifest = args.manifest or default_manifest(Path(tmp))[0]
+        watch = HostTrafficWatch().start()
         result = run(Path(manifest), args.quick, args.seconds, args.out.parent / "cameras_logs")
+        result["host_traffic"] = watch.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
+    print(f"DDS packets off this host: {result['host_traffic']}")
     print(f"wrote {args.out}")
     return 0
 

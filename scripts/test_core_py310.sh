@@ -42,7 +42,10 @@ PYTHONPATH="$ROOT/vljepa_ros/test" "$EXPORT_PY" -c 'import sys; from support.tin
 prebuild(sys.argv[1])' "$VLJEPA_TINY_MODEL_DIR"
 
 cd "$ROOT"
-log "$("$VENV/bin/python" --version), the core's tests"
+# Every module (nodes and tools too, which need ROS to run) must at least parse on 3.10.
+log "compiling every Python file under $("$VENV/bin/python" --version)"
+"$VENV/bin/python" -m compileall -q vljepa_ros/vljepa_ros vljepa_ros/launch vljepa_ros/test benchmarks scripts
+log "the core's tests"
 # The source tree on the path stands in for an install: the core needs nothing built.
 PYTHONPATH="$ROOT/vljepa_ros${PYTHONPATH:+:$PYTHONPATH}" exec "$VENV/bin/python" -m pytest \
   vljepa_ros/test/runtime vljepa_ros/test/perception vljepa_ros/test/decoding vljepa_ros/test/index -m "not slow" "$@"

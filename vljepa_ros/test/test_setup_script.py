@@ -2,20 +2,44 @@
 
 import ast
 import importlib.metadata
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_second_setup_run_changes_nothing():
-    result = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh")], capture_output=True, text=True, timeout=600)
+    """Run for the venv running this test, with the ROS distro its set-up recorded."""
+    distro = (Path(sys.prefix) / ".vljepa-distro").read_text().strip()
+    env = {**os.environ, "ROS_DISTRO": distro, "VLJEPA_VENV": sys.prefix}
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts" / "setup.sh")], capture_output=True, text=True, timeout=600, env=env
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stdout.splitlines() if line.startswith("[setup]")]
     assert "[setup] Python packages up to date" in lines, lines
     assert "[setup] vljepa_msgs up to date" in lines, lines
     assert "[setup] vljepa_ros installed" in lines, lines
     assert not any(word in result.stdout for word in ("installing", "building", "creating")), lines
+    assert f"ROS 2 {distro} rclpy" in lines[-1], lines
+
+
+def test_setup_refuses_a_distro_without_wheels_and_a_venv_of_another_distro(tmp_path):
+    """Humble has no PyPI wheels: refused in one line before anything is created; a venv keeps its distro."""
+    setup = ["bash", str(REPO / "scripts" / "setup.sh")]
+    humble = subprocess.run(
+        setup, capture_output=True, text=True, env={**os.environ, "ROS_DISTRO": "humble", "VLJEPA_VENV": str(tmp_path)}
+    )
+    assert humble.returncode == 2 and "ROS_DISTRO=humble" in humble.stderr and "kilted or jazzy" in humble.stderr
+    assert not any(tmp_path.iterdir())
+    mine = (Path(sys.prefix) / ".vljepa-distro").read_text().strip()
+    other = "jazzy" if mine == "kilted" else "kilted"
+    mixed = subprocess.run(
+        setup, capture_output=True, text=True, env={**os.environ, "ROS_DISTRO": other, "VLJEPA_VENV": sys.prefix}
+    )
+    assert mixed.returncode == 2 and f"holds ROS 2 {mine}, not {other}" in mixed.stderr, mixed.stderr
 
 
 def _imported_top_level_names(paths) -> set[str]:
