@@ -13,6 +13,7 @@ from rosgraph_msgs.msg import Clock
 
 from vljepa_msgs.msg import DecodeStatistics, Embedding
 from vljepa_ros.nodes.decoder_node import NODE_NAME, DecoderNode
+from vljepa_ros.nodes.rclpy_compat import MESSAGE_INFO_HAS_PUBLISHER_GID
 
 from support.rig_fixtures import rig_factory, spin_executor_until
 from support.selective_streams import BANK_PATH, NS, load_bank
@@ -146,18 +147,26 @@ def test_statistics_go_out_once_per_period_only_for_streams_that_received_input(
 
 
 def test_embeddings_lost_in_the_subscription_queue_are_counted(rig):
+    """Kilted's rclpy names each sample's publisher, so every gap is counted as lost_in_transport. Jazzy's does not
+    (rclpy_compat): there no loss is claimed and every embedding counts as without a usable sequence number."""
     r = rig(publisher_depth=500, input_qos_depth=10, stream_expiry_s=3600.0)
     r.send(embedding("a", 0))  # the publisher's first sample sets the baseline
     burst = 300
     for k in range(1, burst + 1):
         r.pub.publish(embedding("a", k))  # nobody spins: the reader history (depth 10) overflows
-    r.spin_until(lambda: r.node._input_loss.lost + r.taken() - 1 == burst)
+    if MESSAGE_INFO_HAS_PUBLISHER_GID:
+        r.spin_until(lambda: r.node._input_loss.lost + r.taken() - 1 == burst)
+    r.spin_diagnostics(2)  # the reader's queue is drained long before two statistics periods
     received = r.taken() - 1
-    assert 0 < received < burst and r.node._input_loss.lost == burst - received
-    r.spin_diagnostics(2)
     values = r.node_values()
-    assert values["lost_in_transport"] == str(burst - received) and values["embeddings_without_sequence_number"] == "0"
-    assert "dds_message_lost" in values
+    assert 0 < received < burst and "dds_message_lost" in values
+    if MESSAGE_INFO_HAS_PUBLISHER_GID:
+        assert r.node._input_loss.lost == burst - received
+        assert values["lost_in_transport"] == str(burst - received)
+        assert values["embeddings_without_sequence_number"] == "0"
+    else:
+        assert values["lost_in_transport"] == "0"
+        assert values["embeddings_without_sequence_number"] == str(received + 1)
 
 
 def test_diagnostics_report_before_the_first_clock_and_say_whether_clock_arrives(rig):
