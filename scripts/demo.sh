@@ -4,8 +4,10 @@
 # published, next to the ground-truth scene changes. Extra arguments go to the demo (see `demo --help`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=ros_distro.sh
+. "$ROOT/scripts/ros_distro.sh"  # ROS_DISTRO=jazzy: .venv-jazzy
 bash "$ROOT/scripts/setup.sh"
 # The shipped transport; DDS discovery stays on this host: the demo's traffic never leaves the machine.
 . "$ROOT/scripts/transport_env.sh"
 cd "$ROOT"
-exec "$ROOT/.venv/bin/demo" "$@"
+exec "$VENV/bin/demo" "$@"
