@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from vljepa_ros.index.moment_search import MomentSearcher
@@ -34,7 +34,7 @@ def parse_time_ns(text: str) -> int:
     # Python 3.10's fromisoformat does not read the "Z" suffix that 3.11 accepts.
     moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        moment = moment.replace(tzinfo=timezone.utc)
     return int(round(moment.timestamp() * 1e9))
 
 
