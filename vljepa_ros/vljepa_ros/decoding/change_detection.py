@@ -142,6 +142,16 @@ def validate_embedding(vector, expected_dim: int | None) -> np.ndarray:
     return arr
 
 
+def admit_embedding(vector, expected_dim: int | None, stamp_ns: int, last_stamp_ns: int | None) -> np.ndarray:
+    """validate_embedding, plus refusing a stamp older than the stream's last one (RejectedEmbedding either way)."""
+    vec = validate_embedding(vector, expected_dim)
+    if last_stamp_ns is not None and stamp_ns < last_stamp_ns:
+        raise RejectedEmbedding(
+            "stamp_backwards", f"stamp {stamp_ns} ns is older than the previous one ({last_stamp_ns} ns)"
+        )
+    return vec
+
+
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:
     """1 - cosine similarity of two non-zero vectors, in [0, 2]."""
     return float(1.0 - np.dot(a, b) / math.sqrt(np.dot(a, a) * np.dot(b, b)))
@@ -216,12 +226,8 @@ class ChangeDetector:
 
         Raises RejectedEmbedding (state unchanged) for a malformed vector or a stamp older than the last one.
         """
-        vec = validate_embedding(vector, self._dim)
         stamp_ns = int(stamp_ns)
-        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
-            raise RejectedEmbedding(
-                "stamp_backwards", f"stamp {stamp_ns} ns is older than the previous one ({self._last_stamp_ns} ns)"
-            )
+        vec = admit_embedding(vector, self._dim, stamp_ns, self._last_stamp_ns)
         self._dim = vec.shape[0]
         self._last_stamp_ns = stamp_ns
         if self._window_total is None:

@@ -26,8 +26,7 @@ from vljepa_ros.decoding.change_detection import (
     ChangeDetectorConfig,
     DecodeReason,
     DecodeRequest,
-    RejectedEmbedding,
-    validate_embedding,
+    admit_embedding,
 )
 from vljepa_ros.decoding.decoders import Decoded
 
@@ -76,12 +75,8 @@ class DriftTrigger:
 
         Raises RejectedEmbedding (state unchanged) for a malformed vector or a stamp older than the last one.
         """
-        vec = validate_embedding(vector, self._dim)
         stamp_ns = int(stamp_ns)
-        if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
-            raise RejectedEmbedding(
-                "stamp_backwards", f"stamp {stamp_ns} ns is older than the previous one ({self._last_stamp_ns} ns)"
-            )
+        vec = admit_embedding(vector, self._dim, stamp_ns, self._last_stamp_ns)
         self._dim = vec.shape[0]
         self._last_stamp_ns = stamp_ns
         self._window.append((stamp_ns, vec))

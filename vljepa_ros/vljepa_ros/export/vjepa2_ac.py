@@ -56,7 +56,7 @@ def export_vjepa2_ac(
     out.mkdir(parents=True, exist_ok=True)
     encoder, predictor = encoder.eval(), predictor.eval()
     generator = torch.Generator().manual_seed(seed)
-    s, hw, d, a = enc_cfg.img_size, cfg.tokens_per_frame, enc_cfg.embed_dim, cfg.action_dim
+    s, hw, d = enc_cfg.img_size, cfg.tokens_per_frame, enc_cfg.embed_dim
 
     enc_path = out / ENCODER_FILE
     image = TensorSpec("image", "float32", ("batch", 3, s, s))
@@ -69,23 +69,7 @@ def export_vjepa2_ac(
     pred_path = out / PREDICTOR_FILE
     export_ac_predictor(predictor, pred_path, opset, tolerance, generator, log)
 
-    manifest = WorldModelManifest(
-        model_id=model_id,
-        encoder=ENCODER_FILE,
-        encoder_sha256=sha256_of_graph(enc_path),
-        predictor=PREDICTOR_FILE,
-        predictor_sha256=sha256_of_graph(pred_path),
-        crop_size=s,
-        grid_height=cfg.grid_height,
-        grid_width=cfg.grid_width,
-        embed_dim=d,
-        action_dim=a,
-        max_steps=max_steps,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        root=out,
-    )
-    path = write_world_model_manifest(manifest, out)
+    path = _write_manifest(out, model_id, cfg, s, max_steps)
     check_world_model_folder(encoder, predictor, path, tolerance, generator, log)
     return path
 
@@ -244,23 +228,7 @@ def export_ac_with_onnx_encoder(
         raise ParityError(f"wrapped encoder: max abs error {err:.3g} exceeds tolerance {tolerance:g}")
     export_ac_predictor(predictor.eval(), pred_path, opset, tolerance, torch.Generator().manual_seed(0), log)
     cfg = predictor.cfg
-    manifest = WorldModelManifest(
-        model_id=model_id,
-        encoder=ENCODER_FILE,
-        encoder_sha256=sha256_of_graph(enc_path),
-        predictor=PREDICTOR_FILE,
-        predictor_sha256=sha256_of_graph(pred_path),
-        crop_size=crop,
-        grid_height=cfg.grid_height,
-        grid_width=cfg.grid_width,
-        embed_dim=cfg.encoder_dim,
-        action_dim=cfg.action_dim,
-        max_steps=max_steps,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        root=out,
-    )
-    path = write_world_model_manifest(manifest, out)
+    path = _write_manifest(out, model_id, cfg, crop, max_steps)
     model = WorldModel.load(path, SessionConfig(providers=("cpu",), warmup_runs=1))
     tokens = model.encode(image)
     with torch.no_grad():
@@ -275,3 +243,24 @@ def export_ac_with_onnx_encoder(
     if not err <= tolerance * 10:
         raise ParityError(f"world model folder: runtime step differs from PyTorch by {err:.3g}")
     return path
+
+
+def _write_manifest(out: Path, model_id: str, cfg, crop_size: int, max_steps: int) -> Path:
+    """The world model manifest for the two graphs already written in `out` (hashes read from the files)."""
+    manifest = WorldModelManifest(
+        model_id=model_id,
+        encoder=ENCODER_FILE,
+        encoder_sha256=sha256_of_graph(out / ENCODER_FILE),
+        predictor=PREDICTOR_FILE,
+        predictor_sha256=sha256_of_graph(out / PREDICTOR_FILE),
+        crop_size=crop_size,
+        grid_height=cfg.grid_height,
+        grid_width=cfg.grid_width,
+        embed_dim=cfg.encoder_dim,
+        action_dim=cfg.action_dim,
+        max_steps=max_steps,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        root=out,
+    )
+    return write_world_model_manifest(manifest, out)
