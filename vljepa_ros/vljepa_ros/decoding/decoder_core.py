@@ -28,9 +28,9 @@ from vljepa_ros.decoding.config import StreamLimits
 from vljepa_ros.decoding.decoders import Decoder
 from vljepa_ros.decoding.pipeline import CaptionEvent, DecodingPipeline
 from vljepa_ros.decoding.stream_table import StreamTable
+from vljepa_ros.perception.config import MAX_CAMERA_NAME_BYTES
 
 KIND_PREDICTED = 1  # vljepa_msgs/Embedding.KIND_PREDICTED (the node's test checks they agree)
-MAX_CAMERA_NAME_BYTES = 256  # longer `camera` fields are refused: each would be a status name on /diagnostics
 REJECT_CAMERA_NAME = "camera_name_too_long"
 
 

@@ -122,8 +122,8 @@ class CameraConfig:
     compressed: bool
 
 
-# Longest camera name (UTF-8 bytes), as in the decoder: a name is copied into every output message and
-# /diagnostics status of its camera, so its size is bounded where it enters.
+# Longest camera name (UTF-8 bytes), for both nodes (the decoder's core imports it): a name is copied into every
+# output message and /diagnostics status of its camera, so its size is bounded where it enters.
 MAX_CAMERA_NAME_BYTES = 256
 
 
