@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vljepa_ros.runtime.bundled_model import bundled_world_model_path
 from vljepa_ros.runtime.onnx_session import SessionConfig
 from vljepa_ros.world_model.model import WorldModel, preprocess_image
 from vljepa_ros.world_model.node_config import (
@@ -100,11 +101,18 @@ def test_parameters_validated_with_the_parameter_named():
         ("cem.topk", 401, "cem.topk 401 must be <= samples 400"),
         ("context_steps", 0, "context_steps must be an integer >= 1"),
         ("providers", "gpu", "providers: unknown name"),
-        ("model_path", "", "model_path must name a world_model.yaml"),
         ("min_step_interval_s", -1.0, "min_step_interval_s must be a number >= 0"),
     ]:
         with pytest.raises(ValueError, match=message):
             node_config_from_parameters(defaults() | {name: value})
+
+
+def test_an_empty_model_path_is_the_bundled_world_model():
+    config = node_config_from_parameters(defaults() | {"model_path": ""})
+    assert config.model_path == str(bundled_world_model_path()) and bundled_world_model_path().is_file()
+    assert node_config_from_parameters(defaults() | {"model_path": "/x/world_model.yaml"}).model_path == (
+        "/x/world_model.yaml"
+    )
 
 
 def test_which_frames_become_steps():

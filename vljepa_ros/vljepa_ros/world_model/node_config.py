@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from vljepa_ros.runtime.bundled_model import bundled_world_model_path
 from vljepa_ros.runtime.onnx_session import parse_provider_list
 from vljepa_ros.world_model.cem import CEMConfig
 
 CEM_PREFIX = "cem."
 # name: (default, description)
 NODE_PARAMETERS = {
-    "model_path": ("", "world_model.yaml (or its folder) written by export_model --vjepa2-ac"),
+    "model_path": (
+        "",
+        "world_model.yaml (or its folder) written by export_model --vjepa2-ac; empty: the bundled tiny push-world "
+        "model (models/tinyworld_ac)",
+    ),
     "providers": ("tensorrt,cuda,cpu", "onnxruntime providers in preference order"),
     "intra_op_threads": (1, "onnxruntime threads per session (0: onnxruntime decides)"),
     "context_steps": (1, "observed steps kept as the predictor's context (the notebooks plan from 1)"),
@@ -72,8 +77,6 @@ def _number(values: dict, name: str, minimum: float, integer: bool):
 
 def node_config_from_parameters(values: dict) -> WorldModelNodeConfig:
     """Node parameters (name -> value) -> configuration; ValueError naming the parameter."""
-    if not values["model_path"]:
-        raise ValueError("model_path must name a world_model.yaml (export_model --vjepa2-ac writes one)")
     providers = parse_provider_list(values["providers"])  # its errors name `providers`
     cem_values = {k.removeprefix(CEM_PREFIX): v for k, v in values.items() if k.startswith(CEM_PREFIX)}
     try:
@@ -81,7 +84,7 @@ def node_config_from_parameters(values: dict) -> WorldModelNodeConfig:
     except ValueError as err:
         raise ValueError(f"{CEM_PREFIX}{err}") from None
     return WorldModelNodeConfig(
-        model_path=values["model_path"],
+        model_path=values["model_path"] or str(bundled_world_model_path()),
         providers=providers,
         intra_op_threads=_number(values, "intra_op_threads", 0, True),
         context_steps=_number(values, "context_steps", 1, True),
