@@ -7,6 +7,8 @@ without camera frames for so long that frames were lost (see docs/architecture.m
 Each executor is shut down by its own thread once its loop has ended, never from another thread: rclpy's
 ``Executor.shutdown`` (9.1) does not wait for the callback in flight and tears the executor down (its nodes,
 guard conditions and callback generator) while the spinning thread may still be using them.
+A node that needs more than one thread (the world model's plan runs beside its topics) gets its own executor
+from `make_executor`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import Executor, ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
+
+# (node, context) -> the node's own executor, or None for a single-threaded one.
+ExecutorFactory = Callable[[Node, object], Executor | None]
 
 
 class SpinnerStuckError(RuntimeError):
@@ -28,10 +33,11 @@ class SpinnerStuckError(RuntimeError):
 class NodeSpinner:
     """``start`` spins every node on its own thread until ``shutdown`` (or rclpy shuts down on Ctrl-C)."""
 
-    def __init__(self, nodes: Sequence[Node], context=None):
+    def __init__(self, nodes: Sequence[Node], context=None, make_executor: ExecutorFactory | None = None):
+        """`make_executor(node, context)` may give a node its own executor; None (or no function): single-threaded."""
         self._executors = []
         for node in nodes:
-            executor = SingleThreadedExecutor(context=context)
+            executor = (make_executor and make_executor(node, context)) or SingleThreadedExecutor(context=context)
             executor.add_node(node)
             # The lock orders the stop future's wake-up of the executor before the executor's own shutdown.
             self._executors.append((node.get_name(), executor, Future(), threading.Lock()))
@@ -77,7 +83,7 @@ class NodeSpinner:
             )
 
 
-def _spin(executor: SingleThreadedExecutor, stop: Future, lock: threading.Lock) -> None:
+def _spin(executor: Executor, stop: Future, lock: threading.Lock) -> None:
     try:
         # rclpy shut down (Ctrl-C): the executor stops, as in the main thread of a one-node process.
         executor.spin_until_future_complete(stop)

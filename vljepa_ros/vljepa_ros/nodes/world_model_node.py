@@ -205,9 +205,9 @@ class WorldModelNode(Node):
         self.diagnostics_pub.publish(array)
 
 
-def make_executor() -> MultiThreadedExecutor:
+def make_executor(context=None) -> MultiThreadedExecutor:
     """Two threads: the topics on one, a running plan on the other."""
-    return MultiThreadedExecutor(num_threads=2)
+    return MultiThreadedExecutor(num_threads=2, context=context)
 
 
 def main(args=None) -> int:
