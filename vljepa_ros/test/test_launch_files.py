@@ -22,7 +22,7 @@ from vljepa_ros.nodes.dds_transport import PROFILE_VARIABLE, transport_defaults
 from vljepa_ros.nodes.decoder_node import DecoderNode
 from vljepa_ros.runtime.manifest import load_manifest
 from vljepa_ros.tools.bringup import Bringup, BringupOptions, rclpy_args
-from vljepa_ros.tools.node_graph import DECODER_INPUT, PERCEPTION_CAPTIONS
+from vljepa_ros.tools.node_graph import DECODER_INPUT, PERCEPTION_CAPTIONS, GraphOptions, node_graph
 from vljepa_ros.tools.params_file import load_params_file
 
 from support.perception_fixtures import tiny_random_manifest
@@ -34,6 +34,7 @@ NODE_NAMES = {
     "perception_node": "vljepa_perception",
     "perception_lifecycle_node": "vljepa_perception",
     "decoder_node": "vljepa_decoder",
+    "world_model_node": "vljepa_world_model",
 }
 BUILTIN_PARAMETERS = {"use_sim_time", "start_type_description_service"}
 
@@ -102,16 +103,19 @@ def launch_nodes(path: Path, monkeypatch, **arguments: str) -> list:
 
 @pytest.fixture(scope="module")
 def declared(tmp_path_factory):
-    """Parameter names and topics of the real nodes, started once with the shipped YAML."""
-    options = BringupOptions(model_manifest=str(tiny_random_manifest(tmp_path_factory)))
+    """Parameter names, values and topics of the real nodes (the world model's too), started once with the
+    shipped YAML."""
+    options = BringupOptions(model_manifest=str(tiny_random_manifest(tmp_path_factory)), world_model=True)
     context = rclpy.Context()
     rclpy.init(args=rclpy_args(options), context=context)
     bringup = Bringup(options, context=context)
     try:
         result = {}
         for node in bringup.nodes:
+            parameters = node.get_parameters_by_prefix("")
             result[node.get_name()] = {
-                "parameters": set(node.get_parameters_by_prefix("").keys()),
+                "parameters": set(parameters),
+                "values": {name: parameter.value for name, parameter in parameters.items()},
                 "subscriptions": {s.topic_name for s in node.subscriptions},
             }
         return result
@@ -164,6 +168,72 @@ def test_launch_file_starts_existing_executables_with_declared_parameters(path, 
         relative = Path(*[part.value for part in rest])
         assert relative.parts[0] in ("config", "launch", "models"), "setup.py installs only these folders"
         assert (PACKAGE_ROOT / relative).is_file(), f"{relative} does not exist in the package"
+
+
+@pytest.mark.parametrize("path", LAUNCH_FILES, ids=lambda p: p.name)
+def test_launch_file_starts_the_world_model_on_request(path, declared, monkeypatch):
+    arguments = dict(camera_topic="/front/image_raw", world_model_manifest="/m/world_model.yaml")
+    nodes = launch_nodes(path, monkeypatch, world_model="true", ee_state_topic="/arm/ee_state", **arguments)
+    assert [n.kwargs["executable"] for n in nodes] == ["perception_node", "decoder_node", "world_model_node"]
+    world = nodes[2].kwargs
+    assert world["executable"] in _console_scripts()
+    assert world["package"] == "vljepa_ros" and world["name"] == "vljepa_world_model"
+    params_file, overrides = world["parameters"]
+    assert params_file == str(CONFIG)
+    assert overrides == {"use_sim_time": False, "model_path": "/m/world_model.yaml"}
+    assert set(overrides) <= declared["vljepa_world_model"]["parameters"]
+    # Its camera is the perception node's (remapped) camera; ee_state as asked, executed_action left as it is.
+    assert ("/camera/image_raw", "/front/image_raw") in nodes[0].kwargs["remappings"]
+    assert dict(world["remappings"]) == {"image": "/front/image_raw", "ee_state": "/arm/ee_state"}
+    # The sources are the node's own inputs: started by bringup (image remapped to the file's camera) it
+    # subscribes these.
+    assert declared["vljepa_world_model"]["subscriptions"] == {"/camera/image_raw", "/ee_state", "/executed_action"}
+    assert "/camera/image_raw" in declared["vljepa_perception"]["subscriptions"]
+    # Off by default (the other launch tests check the default graph is perception + decoder).
+    assert "world_model_node" not in [n.kwargs["executable"] for n in launch_nodes(path, monkeypatch)]
+
+
+def test_the_world_model_watches_the_first_camera_and_refuses_a_compressed_one():
+    def camera(**options):
+        (world,) = [n for n in node_graph(GraphOptions(world_model=True, **options)) if n.name == "vljepa_world_model"]
+        return dict(world.remappings)["image"]
+
+    assert camera() == "/camera/image_raw"
+    assert camera(camera_topics=("/a/image_raw", "/b/image_raw/compressed")) == "/a/image_raw"
+    assert camera(camera_topic="/front/image_raw", world_model_camera="/wrist/image_raw") == "/wrist/image_raw"
+    with pytest.raises(ValueError, match=r"world_model_camera: /a/image_raw/compressed is compressed"):
+        camera(camera_topics=("/a/image_raw/compressed",))
+    assert [n.name for n in node_graph(GraphOptions())] == ["vljepa_perception", "vljepa_decoder"]
+
+
+def test_the_yamls_world_model_section_holds_the_nodes_defaults_and_reaches_the_node(tmp_path):
+    """The section's values are the node's defaults, and rclpy reads its dotted `cem.*` keys and the
+    comma-separated providers (checked with changed values, which a default could not pass for)."""
+    from vljepa_ros.nodes.world_model_node import WorldModelNode
+    from vljepa_ros.world_model.node_config import NODE_PARAMETERS, cem_parameters
+
+    section = load_params_file(CONFIG)["/**/vljepa_world_model"]
+    defaults = {name: default for name, (default, _) in {**NODE_PARAMETERS, **cem_parameters()}.items()}
+    assert {name: value for name, value in section.items() if name != "use_sim_time"} == defaults
+    params = tmp_path / "vljepa.yaml"
+    text = CONFIG.read_text()
+    changed = {"cem.samples: 400": "cem.samples: 64", 'providers: "tensorrt,cuda,cpu"': 'providers: "cpu"'}
+    for old, new in changed.items():
+        assert text.count(old) == 1
+        text = text.replace(old, new)
+    params.write_text(text)
+    context = rclpy.Context()
+    rclpy.init(args=["world_model", "--ros-args", "--params-file", str(params)], context=context)
+    node = None
+    try:
+        node = WorldModelNode(context=context)
+        assert node.get_parameter("cem.samples").value == 64 and node.config.cem.samples == 64
+        assert node.config.providers == ("cpu",) and node.get_parameter("cem.topk").value == section["cem.topk"]
+        assert node.config.model_path.endswith("tinyworld_ac/world_model.yaml")  # empty: the bundled model
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,15 @@ import time
 import numpy as np
 import pytest
 import rclpy
+from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 
+from vljepa_msgs.action import PlanToGoal
 from vljepa_msgs.msg import Caption, Embedding
 from vljepa_ros.nodes.ros_conversions import ns_to_time, time_to_ns
-from vljepa_ros.tools.bringup import Bringup, BringupOptions, rclpy_args
+from vljepa_ros.tools.bringup import Bringup, BringupOptions, build_parser, options_from_args, rclpy_args
 from vljepa_ros.tools.params_file import default_params_file, node_parameters
 
 from support.perception_fixtures import tiny_random_manifest
@@ -150,4 +152,48 @@ def test_lifecycle_bringup_configures_and_activates_the_managed_node_from_the_sa
         finally:
             bringup.destroy()
     finally:
+        rclpy.try_shutdown(context=context)
+
+
+def test_bringup_world_model_starts_the_world_model_node_on_the_first_camera(tmp_path_factory):
+    args = ["--world-model", "--no-decoder", "--camera-topics", CAMERA, "--ee-state-topic", "/bringup_test/ee_state"]
+    args += ["--model", str(tiny_random_manifest(tmp_path_factory))]
+    options = options_from_args(build_parser().parse_args(args))
+    assert options.world_model and options.ee_state_topic == "/bringup_test/ee_state"
+    context = rclpy.Context()
+    rclpy.init(args=rclpy_args(options), context=context)
+    bringup = None
+    rig = None
+    try:
+        bringup = Bringup(options, context=context)
+        bringup.spin_in_background()
+        assert bringup.world_model.get_name() == "vljepa_world_model"
+        assert bringup.world_model.get_parameter("cem.samples").value == 400  # from config/vljepa.yaml
+        rig = rclpy.create_node("bringup_world_model_rig", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(rig)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+
+        def graph_has_world_model() -> bool:
+            topics = dict(rig.get_topic_names_and_types())
+            subscribers = {i.node_name for i in rig.get_subscriptions_info_by_topic(CAMERA)}
+            states = {i.node_name for i in rig.get_subscriptions_info_by_topic("/bringup_test/ee_state")}
+            return (
+                topics.get("/vljepa_world_model/surprise") == ["vljepa_msgs/msg/Surprise"]
+                and {"vljepa_perception", "vljepa_world_model"} <= subscribers
+                and "vljepa_world_model" in states
+            )
+
+        assert wait_until(graph_has_world_model, 30)
+        client = ActionClient(rig, PlanToGoal, "/vljepa_world_model/plan_to_goal")
+        assert client.wait_for_server(timeout_sec=30)
+        client.destroy()
+        executor.shutdown()
+        spinner.join(timeout=5)
+    finally:
+        if rig is not None:
+            rig.destroy_node()
+        if bringup is not None:
+            bringup.destroy()
         rclpy.try_shutdown(context=context)

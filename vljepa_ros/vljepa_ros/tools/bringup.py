@@ -1,4 +1,4 @@
-"""Start the perception and selective-decoding nodes in one process with one parameters file.
+"""Start the perception and selective-decoding nodes (and the world model) in one process with one parameters file.
 
 The nodes, names, parameters and topic wiring of tools/node_graph.py, the description `launch/vljepa.launch.py`
 starts too, for machines without `ros2 launch` (the PyPI ROS wheels have no launch) and for the tests and the
@@ -8,9 +8,11 @@ demo:
     bringup --params-file my.yaml --camera-topics /front/image_raw /left/image_raw/compressed
     bringup --model models/open-vljepa/manifest.yaml   # both nodes: the decoder takes the model's captions bank
     bringup --lifecycle                              # the managed perception node, configured and activated here
+    bringup --world-model --ee-state-topic /arm/ee_state  # + world_model_node (bundled tinyworld_ac by default)
     bringup --use-sim-time --ros-args -r __ns:=/robot
 
-Each node spins in its own single-threaded executor on its own thread (nodes/spinning.py). Command-line options
+Each node spins in its own executor on its own thread (nodes/spinning.py): single-threaded, but the world
+model's two threads (a plan runs beside its topics and can be cancelled). Command-line options
 become parameter overrides and win over the file; `--ros-args` after the options go to rclpy unchanged. The DDS
 transport variables of config/transport.env (large images through shared memory, discovery on this host) are
 set where the environment does not set them already.
@@ -33,12 +35,15 @@ from vljepa_ros.nodes.decoder_node import DecoderNode
 from vljepa_ros.nodes.perception_lifecycle_node import PerceptionLifecycleNode
 from vljepa_ros.nodes.perception_node import PerceptionNode
 from vljepa_ros.nodes.spinning import NodeSpinner
+from vljepa_ros.nodes.world_model_node import WorldModelNode
+from vljepa_ros.nodes.world_model_node import make_executor as world_model_executor
 from vljepa_ros.tools.node_graph import (
     DECODER_EXECUTABLE,
     DECODER_INPUT,
     PERCEPTION_CAPTIONS,
     PERCEPTION_EXECUTABLE,
     PERCEPTION_LIFECYCLE_EXECUTABLE,
+    WORLD_MODEL_EXECUTABLE,
     GraphOptions,
     NodeSpec,
     node_graph,
@@ -52,6 +57,7 @@ NODE_CLASSES = {
     PERCEPTION_EXECUTABLE: PerceptionNode,
     PERCEPTION_LIFECYCLE_EXECUTABLE: PerceptionLifecycleNode,
     DECODER_EXECUTABLE: DecoderNode,
+    WORLD_MODEL_EXECUTABLE: WorldModelNode,
 }
 
 
@@ -60,6 +66,11 @@ def create_node(spec: NodeSpec, context=None):
     overrides = [Parameter(name, value=value) for name, value in spec.parameters.items()]
     cli_args = ["--ros-args", *spec.remap_args()] if spec.remappings else None
     return NODE_CLASSES[spec.executable](parameter_overrides=overrides, context=context, cli_args=cli_args)
+
+
+def _executor_of(node, context):
+    """The world model node spins as its console script does (two threads); the others single-threaded."""
+    return world_model_executor(context) if isinstance(node, WorldModelNode) else None
 
 
 def _activate(node: PerceptionLifecycleNode) -> None:
@@ -77,6 +88,7 @@ class Bringup:
         self.options = options
         self.nodes = []
         self.decoder = None
+        self.world_model = None
         try:
             for spec in node_graph(options):
                 node = create_node(spec, context)
@@ -86,10 +98,12 @@ class Bringup:
             self.perception = self.nodes[0]
             if options.decoder:
                 self.decoder = self.nodes[1]
+            if options.world_model:
+                self.world_model = self.nodes[-1]
         except Exception:
             self.destroy()
             raise
-        self.spinner = NodeSpinner(self.nodes, context=context)
+        self.spinner = NodeSpinner(self.nodes, context=context, make_executor=_executor_of)
 
     def spin(self) -> None:
         """Spin until shutdown (Ctrl-C)."""
@@ -130,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lifecycle", action="store_true", help="the managed perception node, configured and activated here"
     )
+    world = parser.add_argument_group("world model (world_model_node)")
+    world.add_argument("--world-model", action="store_true", help="also start the world model node")
+    world.add_argument("--world-model-manifest", default="", help="its world_model.yaml (default: the file's)")
+    world.add_argument("--world-model-camera", default="", help="its camera (default: perception's first)")
+    world.add_argument("--ee-state-topic", default="", help="end-effector state topic (default: ee_state)")
+    world.add_argument("--executed-action-topic", default="", help="executed action topic (default: executed_action)")
     return parser
 
 
@@ -143,11 +163,16 @@ def options_from_args(args: argparse.Namespace) -> BringupOptions:
         use_sim_time=True if args.use_sim_time else None,
         lifecycle=args.lifecycle,
         decoder=not args.no_decoder,
+        world_model=args.world_model,
+        world_model_manifest=args.world_model_manifest,
+        world_model_camera=args.world_model_camera,
+        ee_state_topic=args.ee_state_topic,
+        executed_action_topic=args.executed_action_topic,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script `bringup`: start both nodes and spin until Ctrl-C; exit 2 with one line on bad config."""
+    """Console script `bringup`: start the nodes and spin until Ctrl-C; exit 2 with one line on bad config."""
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--ros-args") if "--ros-args" in argv else len(argv)
     try:

@@ -1,4 +1,4 @@
-"""The one description of what runs: both nodes' executables, names, parameters, remappings, and the transport.
+"""The one description of what runs: the nodes' executables, names, parameters, remappings, and the transport.
 
 `launch/vljepa.launch.py`, `bringup` (plain and `--lifecycle`) and the tests build their nodes from
 `node_graph(options)`; each turns a NodeSpec into its own form (a launch_ros Node action, an rclpy node in this
@@ -9,6 +9,10 @@ the overrides on top of it, and its `remappings` are (from, to) pairs as `ros2 l
 The decoder decodes with the bank of the model the perception node runs: both nodes get the same
 `model_manifest` (the option, else the parameters file's perception section), and the decoder takes that
 model's captions bank unless its `bank_path` is set (decoding/bank_choice.py).
+
+The world model node (optional, off by default) watches the perception node's first camera (sensor_msgs/Image
+only) and reads the robot's `ee_state` and `executed_action` topics (relative names unless remapped); its
+`model_path` is the option, else the parameters file's (empty there: the bundled models/tinyworld_ac).
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ DECODER_NODE = "vljepa_decoder"
 PERCEPTION_EXECUTABLE = "perception_node"
 PERCEPTION_LIFECYCLE_EXECUTABLE = "perception_lifecycle_node"
 DECODER_EXECUTABLE = "decoder_node"
+WORLD_MODEL_NODE = "vljepa_world_model"
+WORLD_MODEL_EXECUTABLE = "world_model_node"
+# The world model node's relative input topics (nodes/world_model_node.py).
+WORLD_MODEL_IMAGE, EE_STATE, EXECUTED_ACTION = "image", "ee_state", "executed_action"
 DEFAULT_CAMERA_TOPIC = "/camera/image_raw"  # the parameters file's camera
 # Node-to-node wiring; relative targets resolve in the shared namespace.
 DECODER_INPUT = ("~/embedding", f"{PERCEPTION_NODE}/embedding")
@@ -44,6 +52,11 @@ class GraphOptions:
     use_sim_time: bool | None = None
     lifecycle: bool = False  # the managed perception node (starts unconfigured)
     decoder: bool = True
+    world_model: bool = False  # the V-JEPA 2-AC world model node (surprise, plan_to_goal)
+    world_model_manifest: str = ""  # its world_model.yaml; empty: the file's model_path (empty: bundled)
+    world_model_camera: str = ""  # its camera; empty: the perception node's first camera
+    ee_state_topic: str = ""  # where its `ee_state` input comes from; empty: `ee_state` (relative)
+    executed_action_topic: str = ""  # where its `executed_action` input comes from; empty: `executed_action`
 
     def __post_init__(self):
         if self.params_file is not None and not Path(self.params_file).is_file():
@@ -82,8 +95,38 @@ def model_manifest_of(options: GraphOptions) -> str:
     return str(node_parameters(path, PERCEPTION_NODE).get("model_manifest", "")) if path.is_file() else ""
 
 
+def first_camera_of(options: GraphOptions) -> str:
+    """The topic the perception node's first camera subscribes (after the options' remap)."""
+    if options.camera_topics:
+        return options.camera_topics[0]
+    path = options.params_path
+    topics = node_parameters(path, PERCEPTION_NODE).get("camera_topics") if path.is_file() else None
+    first = topics[0] if topics else DEFAULT_CAMERA_TOPIC
+    return options.camera_topic if options.camera_topic and first == DEFAULT_CAMERA_TOPIC else first
+
+
+def world_model_spec(options: GraphOptions, common: dict) -> NodeSpec:
+    """The world model node: the options' model, the perception node's first camera, the robot's inputs."""
+    parameters = dict(common)
+    if options.world_model_manifest:
+        parameters["model_path"] = options.world_model_manifest
+    camera = options.world_model_camera or first_camera_of(options)
+    if camera.endswith("/compressed"):
+        raise ValueError(
+            f"world_model_camera: {camera} is compressed and the world model reads sensor_msgs/Image; "
+            "name a raw camera topic for it"
+        )
+    remaps = [(WORLD_MODEL_IMAGE, camera)]
+    remaps += [
+        (source, target)
+        for source, target in ((EE_STATE, options.ee_state_topic), (EXECUTED_ACTION, options.executed_action_topic))
+        if target and target != source
+    ]
+    return NodeSpec(WORLD_MODEL_EXECUTABLE, WORLD_MODEL_NODE, parameters, tuple(remaps))
+
+
 def node_graph(options: GraphOptions) -> tuple[NodeSpec, ...]:
-    """The nodes to start, perception first."""
+    """The nodes to start: perception first, then the decoder and the world model where chosen."""
     common = {} if options.use_sim_time is None else {"use_sim_time": bool(options.use_sim_time)}
     model = model_manifest_of(options)
     perception = dict(common)
@@ -105,6 +148,8 @@ def node_graph(options: GraphOptions) -> tuple[NodeSpec, ...]:
         if model:
             decoder["model_manifest"] = model
         nodes.append(NodeSpec(DECODER_EXECUTABLE, DECODER_NODE, decoder, (DECODER_INPUT,)))
+    if options.world_model:
+        nodes.append(world_model_spec(options, common))
     return tuple(nodes)
 
 
