@@ -48,18 +48,11 @@ def export_full_size(workdir: Path) -> Path:
 
     from vljepa_ros.export.open_vljepa import export_open_vljepa
     from vljepa_ros.torch_models.gemma3_text import GemmaYEncoder, gemma3_config_from_hf
-    from vljepa_ros.torch_models.open_vljepa import CAPTION_PAD_TOKEN, QUERY_PAD_TOKEN
 
-    from support.open_vljepa_fixture import GEMMA_CONFIG, word_level_tokenizer
+    from support.open_vljepa_fixture import GEMMA_CONFIG, write_stand_in_tokenizers
 
     workdir.mkdir(parents=True, exist_ok=True)
-    tokenizers = {"llama": workdir / "llama.json", "gemma": workdir / "gemma.json"}
-    word_level_tokenizer(
-        ["<|begin_of_text|>", "<|end_of_text|>", QUERY_PAD_TOKEN, "<unk>"], "<|begin_of_text|> $A"
-    ).save(str(tokenizers["llama"]))
-    word_level_tokenizer([CAPTION_PAD_TOKEN, "<eos>", "<bos>", "<unk>"], "<bos> $A <eos>").save(
-        str(tokenizers["gemma"])
-    )
+    tokenizers = write_stand_in_tokenizers(workdir)
     encoder, model = full_size_model(tokenizers)
     # A tiny Y-encoder (no clip runs it) keeps the export's peak memory within what a shared machine has.
     model = dataclasses.replace(model, y_encoder=GemmaYEncoder(gemma3_config_from_hf(GEMMA_CONFIG), 1536).eval())

@@ -43,7 +43,7 @@ from vljepa_ros.torch_models.open_vljepa import (
 from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
 from vljepa_ros.torch_models.vljepa_predictor import Llama3RopeScaling, VLJepaPredictor, VLJepaPredictorConfig
 
-from support.open_vljepa_fixture import word_level_tokenizer
+from support.open_vljepa_fixture import write_stand_in_tokenizers
 from support.polling import wait_until
 
 # google/embeddinggemma-300m's config.json (architecture fields).
@@ -211,14 +211,7 @@ def child_environment() -> dict[str, str]:
 def full_size_export(tmp_path_factory) -> FullSizeExport:
     """Export the full-size model once for every test of this module (it takes minutes and ~12 GB)."""
     root = tmp_path_factory.mktemp("open_vljepa_full_size")
-    # Word-level stand-ins for the Llama / Gemma tokenizer.json files (their ids fit both vocabularies).
-    tokenizers = {"llama": root / "llama.json", "gemma": root / "gemma.json"}
-    word_level_tokenizer(
-        ["<|begin_of_text|>", "<|end_of_text|>", QUERY_PAD_TOKEN, "<unk>"], "<|begin_of_text|> $A"
-    ).save(str(tokenizers["llama"]))
-    word_level_tokenizer([CAPTION_PAD_TOKEN, "<eos>", "<bos>", "<unk>"], "<bos> $A <eos>").save(
-        str(tokenizers["gemma"])
-    )
+    tokenizers = write_stand_in_tokenizers(root)
     encoder, model = full_size_model(tokenizers)
     out = root / "model"
     start = time.perf_counter()

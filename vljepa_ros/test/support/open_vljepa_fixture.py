@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 
+from vljepa_ros.torch_models.open_vljepa import CAPTION_PAD_TOKEN, QUERY_PAD_TOKEN
+
 VOCABULARY_TEXT = (
     "describe the video . what is happening in ? a red ball rolls to left right robot arm picks up small blue box "
     "from table and puts it on shelf person walks dog cat sits"
@@ -119,6 +121,16 @@ def word_level_tokenizer(specials: list[str], template: str) -> Tokenizer:
     )
     tokenizer.add_special_tokens(specials)
     return tokenizer
+
+
+def write_stand_in_tokenizers(folder: Path) -> dict[str, Path]:
+    """Word-level stand-ins for the Llama and Gemma tokenizer.json files (their ids fit both vocabularies)."""
+    paths = {"llama": folder / "llama.json", "gemma": folder / "gemma.json"}
+    word_level_tokenizer(
+        ["<|begin_of_text|>", "<|end_of_text|>", QUERY_PAD_TOKEN, "<unk>"], "<|begin_of_text|> $A"
+    ).save(str(paths["llama"]))
+    word_level_tokenizer([CAPTION_PAD_TOKEN, "<eos>", "<bos>", "<unk>"], "<bos> $A <eos>").save(str(paths["gemma"]))
+    return paths
 
 
 def write_hf_folder(folder: Path, config: dict, tokenizer: Tokenizer) -> Path:
