@@ -153,6 +153,84 @@ def test_first_change_heartbeat_and_rejections():
     assert err.value.reason == "stamp_backwards"
 
 
+def _glide(start, end, steps):
+    """Unit vectors gliding from `start` to `end` in `steps` equal steps (a scene change seen through clips)."""
+    return [_unit((1 - t) * start + t * end) for t in np.linspace(0.0, 1.0, steps + 1)[1:]]
+
+
+def test_the_settle_decode_catches_the_end_of_a_change_the_floor_let_pass():
+    e0, e1 = np.eye(4)[0], np.eye(4)[1]
+    # A move of ~1.41 in 8 steps, then still: the floor (0.8) fires mid-way, the rest of the glide stays under it.
+    stream = [e0] * 4 + _glide(e0, e1, 8) + [e1] * 6
+    results = {}
+    for still_step in (0.0, 0.01):
+        cfg = ChangeDetectorConfig(
+            trigger="margin", min_interval_s=0.0, drift_floor=0.8, still_step=still_step, still_count=2
+        )
+        trigger = DriftTrigger(cfg)
+        requests = []
+        for k, v in enumerate(stream):
+            request = trigger.update(k * NS // 4, v)
+            if request is not None:
+                requests.append((k, request))
+                trigger.note_decoded(Decoded("x", 1.0, certified_radius=0.01))
+        results[still_step] = requests
+    without = [(k, r.reason) for k, r in results[0.0]]
+    assert without[0] == (0, DecodeReason.FIRST)
+    assert [reason for _, reason in without[1:]] == [DecodeReason.CHANGE]  # once, mid-glide
+    mid_glide = without[1][0]
+    assert 4 <= mid_glide < 11
+    settled = [(k, r) for k, r in results[0.01] if r.reason == DecodeReason.CONFIRM]
+    assert len(settled) == 1  # one settle decode, when the stream has been still for 2 embeddings
+    k, request = settled[0]
+    assert k == 4 + 8 + 1  # the glide ends at index 11; index 12 is the first still step, 13 the second
+    assert request.publish_if_new
+    np.testing.assert_allclose(request.vector, e1, atol=1e-6)  # the settled state, not the blur
+
+
+def test_the_settle_decode_respects_its_floor_and_the_certified_radius():
+    e0, e1 = np.eye(4)[0], np.eye(4)[1]
+    stream = [e0] * 4 + _glide(e0, e1, 8) + [e1] * 6
+
+    def confirms(settle_floor, radius):
+        cfg = ChangeDetectorConfig(
+            trigger="margin", min_interval_s=0.0, drift_floor=0.8, still_step=0.01, settle_floor=settle_floor
+        )
+        trigger = DriftTrigger(cfg)
+        count = 0
+        for k, v in enumerate(stream):
+            request = trigger.update(k * NS // 4, v)
+            if request is not None:
+                count += request.reason == DecodeReason.CONFIRM
+                trigger.note_decoded(Decoded("x", 1.0, certified_radius=radius))
+        return count
+
+    assert confirms(0.0, 0.01) == 1
+    assert confirms(1.0, 0.01) == 0  # the rest of the glide is shorter than the settle floor
+    assert confirms(0.0, 1.0) == 0  # the caption is certified over the rest of the glide
+
+
+def test_a_settle_decode_that_repeats_the_caption_is_counted_not_published():
+    rng = np.random.default_rng(7)
+    decoder = CountingDecoder(_bank(rng))
+    cfg = ChangeDetectorConfig(trigger="margin", min_interval_s=0.0, drift_floor=0.3, still_step=0.002)
+    pipeline = DecodingPipeline(decoder, cfg)
+    vectors, here = [], _unit(rng.standard_normal(DIM))
+    for _ in range(60):  # scenes: a glide to a new state, then a still stretch
+        there = _unit(rng.standard_normal(DIM))
+        vectors += _glide(here, there, 6) + [_unit(there + 1e-4 * rng.standard_normal(DIM)) for _ in range(8)]
+        here = there
+    events = [pipeline.feed("cam", "cam", k * NS // 4, v) for k, v in enumerate(vectors)]
+    published = [e for e in events if e is not None]
+    stats = pipeline.statistics("cam")
+    assert stats.decodes == decoder.calls
+    assert any(e.reason == DecodeReason.CONFIRM for e in published)
+    assert stats.confirmed_silently > 0
+    assert stats.decodes == len(published) + stats.confirmed_silently
+    texts = [e.text for e in published]
+    assert all(a != b for a, b in zip(texts, texts[1:]))  # nothing published twice in a row
+
+
 def test_switching_trigger_restarts_detection_with_a_first_decode():
     rng = np.random.default_rng(6)
     pipeline = DecodingPipeline(_bank(rng), ChangeDetectorConfig())
@@ -172,6 +250,9 @@ def test_switching_trigger_restarts_detection_with_a_first_decode():
         ("drift_floor", -0.1),
         ("drift_floor", 2.5),
         ("drift_radius", float("nan")),
+        ("still_step", -0.01),
+        ("still_count", 0),
+        ("settle_floor", 3.0),
     ],
 )
 def test_bad_trigger_settings_are_refused_naming_the_parameter(name, value):

@@ -88,6 +88,9 @@ class ChangeDetectorConfig:
     trigger: str = "change"  # "change": this detector; "margin": the margin-certified drift trigger
     drift_floor: float = 0.0  # margin trigger: never decode within this distance of the last decoded embedding
     drift_radius: float = 0.0  # margin trigger: the radius for decoders that certify none (0: every embedding)
+    still_step: float = 0.0  # margin trigger: "still" below this step (1 - cos); 0: no settle decode
+    still_count: int = 2  # margin trigger: still embeddings in a row, after a move, before the settle decode
+    settle_floor: float = 0.0  # margin trigger: no settle decode within this distance of the last decode
 
     def __post_init__(self):
         _require_int("window", self.window, 1)
@@ -101,6 +104,9 @@ class ChangeDetectorConfig:
             raise ValueError(f"trigger must be one of {', '.join(TRIGGERS)}, got {self.trigger!r}")
         _require_float("drift_floor", self.drift_floor, 0.0, 2.0, low_open=False, high_open=False)
         _require_float("drift_radius", self.drift_radius, 0.0, 2.0, low_open=False, high_open=False)
+        _require_float("still_step", self.still_step, 0.0, 2.0, low_open=False, high_open=False)
+        _require_int("still_count", self.still_count, 1)
+        _require_float("settle_floor", self.settle_floor, 0.0, 2.0, low_open=False, high_open=False)
         if not isinstance(self.provisional, (bool, np.bool_)):
             raise ValueError(f"provisional must be true or false, got {self.provisional!r}")
         if 0.0 < self.max_interval_s < self.min_interval_s:

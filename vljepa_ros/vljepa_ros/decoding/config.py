@@ -25,6 +25,22 @@ def detector_config(values: dict) -> ChangeDetectorConfig:
         raise ConfigError(name, str(err)) from None
 
 
+def trigger_summary(cfg: ChangeDetectorConfig) -> str:
+    """One line naming the decode trigger and the settings it uses (for the node's start-up log)."""
+    interval = f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s"
+    if cfg.trigger == "margin":
+        settle = (
+            f"settle decode after {cfg.still_count} still (step < {cfg.still_step:g}), floor {cfg.settle_floor:g}"
+            if cfg.still_step > 0
+            else "no settle decode"
+        )
+        return f"trigger margin: window {cfg.window}, drift floor {cfg.drift_floor:g}, {settle}, {interval}"
+    return (
+        f"trigger change: window {cfg.window}, threshold {cfg.threshold:g}, settle {cfg.settle}, {interval}, "
+        f"provisional {cfg.provisional}, reconfirm {cfg.reconfirm_s:g} s"
+    )
+
+
 def detector_values_from_parameters(values: dict) -> dict:
     """The decoder node's detector parameters with the core defaults filled in (other parameters left out)."""
     merged = asdict(ChangeDetectorConfig())

@@ -10,8 +10,15 @@ decoding the current embedding would give, at fewer decoder calls. A decoder tha
 generative one) gets the fixed `drift_radius` instead. `drift_floor` (a radius never decoded within) and
 `min_interval_s` trade that exactness for fewer decodes; `max_interval_s` > 0 asks for a heartbeat.
 
-The trigger shares ChangeDetectorConfig (its `window`, `min_interval_s`, `max_interval_s`, `drift_floor` and
-`drift_radius` fields; the change detector's other fields are not used) and ChangeDetector's interface, so
+With a floor, a decode taken while the scene is still changing (the model's clips straddle the change) can hold
+a caption of the blur until the next big move. The settle decode (`still_step` > 0) closes that gap: once the
+stream, after moving, has stayed still (consecutive smoothed embeddings closer than `still_step` in cosine
+distance) for `still_count` embeddings, the settled embedding is decoded if it is out of the certified radius
+and at least `settle_floor` from the last decode, and published (REASON_CONFIRM) only if its text differs.
+
+The trigger shares ChangeDetectorConfig (its `window`, `min_interval_s`, `max_interval_s`, `drift_floor`,
+`drift_radius`, `still_step`, `still_count` and `settle_floor` fields; the change detector's other fields are
+not used) and ChangeDetector's interface, so
 the decoding pipeline runs either. Pure numpy; stamps are integer nanoseconds.
 """
 
@@ -33,11 +40,16 @@ from vljepa_ros.decoding.decoders import Decoded
 _NS_PER_S = 1_000_000_000
 
 
+def certified_or_fixed_radius(decoded: Decoded, config: ChangeDetectorConfig) -> float:
+    """The decoder's certified radius around a decoded embedding, or `drift_radius` when it gives none."""
+    radius = decoded.certified_radius if decoded.certified_radius is not None else config.drift_radius
+    return float(radius)
+
+
 def decode_radius(decoded: Decoded, config: ChangeDetectorConfig) -> float:
     """Distance the embedding may drift from a decoded one before the next decode: the decoder's certified
     radius (or `drift_radius` when it gives none), never below `drift_floor`."""
-    radius = decoded.certified_radius if decoded.certified_radius is not None else config.drift_radius
-    return max(float(radius), config.drift_floor)
+    return max(certified_or_fixed_radius(decoded, config), config.drift_floor)
 
 
 class DriftTrigger:
@@ -51,8 +63,12 @@ class DriftTrigger:
         self._last_stamp_ns: int | None = None
         self._anchor: np.ndarray | None = None  # the smoothed embedding last handed out for decoding
         self._pending: np.ndarray | None = None  # handed out, result not yet noted
-        self._radius = 0.0
+        self._radius = 0.0  # certified radius, at least drift_floor: a CHANGE decode beyond it
+        self._certified = 0.0  # certified radius alone: a settle decode beyond it (and settle_floor)
         self._last_decode_ns: int | None = None
+        self._previous: np.ndarray | None = None  # the smoothed embedding before this one
+        self._still = 0  # smoothed embeddings in a row that moved less than still_step
+        self._moved = False  # the stream moved since it was last still (or decoded still)
         self.last_score = 0.0  # distance of the newest smoothed embedding from the anchor
         self.transients = 0  # always 0: every drift out of the radius is decoded
 
@@ -85,6 +101,7 @@ class DriftTrigger:
         if norm < 1e-12:  # opposite embeddings cancelled out: nothing to compare until the next one
             return None
         smoothed /= norm
+        self._track_stillness(smoothed)
         if self._anchor is None:
             return self._request(DecodeReason.FIRST, stamp_ns, smoothed, 0.0)
         distance = float(np.linalg.norm(smoothed - self._anchor))
@@ -93,6 +110,10 @@ class DriftTrigger:
         cfg = self._config
         if distance >= self._radius and since_s >= cfg.min_interval_s:
             return self._request(DecodeReason.CHANGE, stamp_ns, smoothed, distance)
+        if self._moved and self._still >= cfg.still_count:
+            self._moved = False
+            if distance >= max(self._certified, cfg.settle_floor) and since_s >= cfg.min_interval_s:
+                return self._request(DecodeReason.CONFIRM, stamp_ns, smoothed, distance)
         if cfg.max_interval_s > 0 and since_s >= cfg.max_interval_s:
             return self._request(DecodeReason.HEARTBEAT, stamp_ns, smoothed, 0.0)
         return None
@@ -101,7 +122,19 @@ class DriftTrigger:
         """The result of the request handed out last: its radius bounds where the next decode is needed."""
         if self._pending is not None:
             self._anchor, self._pending = self._pending, None
-            self._radius = decode_radius(decoded, self._config)
+            self._certified = certified_or_fixed_radius(decoded, self._config)
+            self._radius = max(self._certified, self._config.drift_floor)
+            if self._still >= self._config.still_count:
+                self._moved = False  # decoded while still: this is the settled state
+
+    def _track_stillness(self, smoothed: np.ndarray) -> None:
+        """Count still embeddings (moved less than still_step from the previous one) and note any move."""
+        if self._previous is not None and self._config.still_step > 0:
+            if 1.0 - float(np.dot(smoothed, self._previous)) < self._config.still_step:
+                self._still += 1
+            else:
+                self._still, self._moved = 0, True
+        self._previous = smoothed
 
     def _request(self, reason: DecodeReason, stamp_ns: int, smoothed: np.ndarray, score: float) -> DecodeRequest:
         self._pending = smoothed
@@ -118,5 +151,5 @@ class DriftTrigger:
             num_embeddings=len(self._window),
             change_score=score,
             change_ns=first_ns,
-            publish_if_new=reason == DecodeReason.CHANGE,
+            publish_if_new=reason in (DecodeReason.CHANGE, DecodeReason.CONFIRM),
         )

@@ -50,7 +50,13 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
 from vljepa_ros.decoding.bank_choice import check_bank_fits, choose_bank
 from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
-from vljepa_ros.decoding.config import DETECTOR_FIELDS, StreamLimits, detector_config, positive_finite
+from vljepa_ros.decoding.config import (
+    DETECTOR_FIELDS,
+    StreamLimits,
+    detector_config,
+    positive_finite,
+    trigger_summary,
+)
 from vljepa_ros.decoding.decoder_core import (
     MAX_CAMERA_NAME_BYTES,
     REJECT_CAMERA_NAME,
@@ -175,6 +181,27 @@ _PARAMETERS = {
         True,
         {"floating_point_range": _float_range(0.0, 2.0)},
     ),
+    "still_step": (
+        _DEFAULTS.still_step,
+        "Margin trigger: the stream is still while consecutive (smoothed) embeddings move less than this "
+        "(1 - cosine); once still after a move, the settled embedding is decoded (REASON_CONFIRM, published only "
+        "if its text differs). 0: no settle decode.",
+        True,
+        {"floating_point_range": _float_range(0.0, 2.0)},
+    ),
+    "still_count": (
+        _DEFAULTS.still_count,
+        "Margin trigger: still embeddings in a row, after a move, before the settle decode.",
+        True,
+        {"integer_range": [IntegerRange(from_value=1, to_value=1000, step=1)]},
+    ),
+    "settle_floor": (
+        _DEFAULTS.settle_floor,
+        "Margin trigger: no settle decode within this distance of the last decoded embedding (nor within its "
+        "certified radius).",
+        True,
+        {"floating_point_range": _float_range(0.0, 2.0)},
+    ),
     "uniform_rate_hz": (1.0, "Uniform decoding rate the decode statistics compare against.", True, {}),
     "num_alternatives": (2, "Runner-up captions reported per decode.", False, {}),
     "query": (
@@ -291,10 +318,7 @@ class DecoderNode(Node):
         cfg = self.pipeline.config
         self.get_logger().info(
             f"listening on {self._subscription.topic_name}; bank {source} ({len(bank)} captions, dim {bank.dim}); "
-            f"trigger {cfg.trigger} (drift floor {cfg.drift_floor:g}); "
-            f"window {cfg.window}, threshold {cfg.threshold:g}, settle {cfg.settle}, "
-            f"min/max interval {cfg.min_interval_s:g}/{cfg.max_interval_s:g} s, provisional {cfg.provisional}, "
-            f"reconfirm {cfg.reconfirm_s:g} s; at most {p('max_streams')} "
+            f"{trigger_summary(cfg)}; at most {p('max_streams')} "
             f"streams, idle ones expire after {p('stream_expiry_s'):g} s"
         )
 

@@ -515,9 +515,17 @@ def evaluate(
         )
         if "change" in args.triggers
     ]
+    # The settle decode's count and floor matter only when it is on (still_step > 0).
+    settle_options = [{}] + [
+        {"still_step": e, "still_count": c, "settle_floor": f}
+        for e, c, f in itertools.product(args.still_steps, args.still_counts, args.settle_floors)
+        if e > 0
+    ]
     margin = [
-        ChangeDetectorConfig(trigger="margin", window=w, drift_floor=f, min_interval_s=m)
-        for w, f, m in itertools.product(args.margin_windows, args.drift_floors, args.margin_min_intervals)
+        ChangeDetectorConfig(trigger="margin", window=w, drift_floor=f, min_interval_s=m, **settle)
+        for w, f, m, settle in itertools.product(
+            args.margin_windows, args.drift_floors, args.margin_min_intervals, settle_options
+        )
         if "margin" in args.triggers
     ]
     log(
@@ -683,12 +691,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="evaluate_selective", description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, help="manifest.yaml (default: the bundled tinyworld model)")
     p.add_argument("--bank", type=Path, help="caption bank .npz (default: the model's captions bank)")
-    p.add_argument(
-        "--tune-seeds", type=_ints, default=[1001, 1002, 1003, 1004, 1005, 1006], help="streams to choose the point on"
-    )
-    p.add_argument(
-        "--test-seeds", type=_ints, default=[2001, 2002, 2003, 2004, 2005, 2006], help="held-out streams reported"
-    )
+    p.add_argument("--tune-seeds", type=_ints, default=list(range(1001, 1013)), help="streams to choose the point on")
+    p.add_argument("--test-seeds", type=_ints, default=list(range(2001, 2013)), help="held-out streams reported")
     p.add_argument("--duration", type=float, default=180.0, help="seconds per stream")
     p.add_argument("--fps", type=float, default=10.0, help="camera frame rate of the generated streams")
     p.add_argument("--stride", type=int, default=1, help="perception stride (one clip every N sampled frames)")
@@ -706,18 +710,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=["change", "margin"],
         help="decode triggers swept: change (the change detector), margin (the margin-certified drift trigger)",
     )
-    p.add_argument("--margin-windows", type=_ints, default=[1, 2], help="margin trigger: smoothing windows swept")
+    p.add_argument("--margin-windows", type=_ints, default=[1], help="margin trigger: smoothing windows swept")
     p.add_argument(
         "--drift-floors",
         type=_floats,
-        default=[0.0, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7],
+        default=[0.0, 0.45, 0.5, 0.55, 0.6, 0.63, 0.7, 0.77],
         help="margin trigger: drift_floor values swept (0: exact certificate)",
     )
     p.add_argument(
         "--margin-min-intervals",
         type=_floats,
-        default=[0.0, 0.5, 1.0, 1.5],
+        default=[0.0, 0.5, 1.0],
         help="margin trigger: min_interval_s values swept",
+    )
+    p.add_argument(
+        "--still-steps",
+        type=_floats,
+        default=[0.0, 0.002, 0.005, 0.01],
+        help="margin trigger: still_step values swept (0: no settle decode)",
+    )
+    p.add_argument("--still-counts", type=_ints, default=[1, 2, 3], help="margin trigger: still_count values swept")
+    p.add_argument(
+        "--settle-floors", type=_floats, default=[0.2, 0.3, 0.4], help="margin trigger: settle_floor values swept"
     )
     p.add_argument(
         "--min-intervals",
