@@ -105,7 +105,8 @@ def main(argv=None) -> int:
     else:
         stamps, vectors = synthetic_stream(bank, args.minutes, args.rate, args.noise, seed=0)
     config = ChangeDetectorConfig()
-    never = ChangeDetectorConfig(threshold=2.0, reconfirm_s=0.0)  # detector only: nothing after the first decode
+    # The change detector with an unreachable threshold: its per-embedding cost, nothing after the first decode.
+    never = ChangeDetectorConfig(trigger="change", threshold=2.0, reconfirm_s=0.0)
 
     detector_s, selective_s, uniform_s, decode_s = [], [], [], []
     for _ in range(args.repeats):  # interleaved so that load changes hit every variant alike

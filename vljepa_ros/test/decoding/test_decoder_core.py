@@ -18,7 +18,7 @@ from support.selective_streams import NS, load_bank, make_stream
 
 BANK = load_bank()
 CONFIG = ChangeDetectorConfig(
-    window=3, threshold=0.03, settle=2, min_interval_s=1.0, provisional=False, reconfirm_s=0.0
+    trigger="change", window=3, threshold=0.03, settle=2, min_interval_s=1.0, provisional=False, reconfirm_s=0.0
 )
 
 
@@ -95,7 +95,11 @@ def test_streams_are_bounded_and_idle_ones_expire():
 def test_provisional_decoding_captions_a_change_at_once_and_confirms_only_a_different_text():
     stream = make_stream(BANK, WALK, [10.0, 10.0, 10.0], noise=0.2, seed=4)
     settled = core()
-    provisional = core(ChangeDetectorConfig(window=3, threshold=0.03, settle=2, provisional=True, reconfirm_s=0.0))
+    provisional = core(
+        ChangeDetectorConfig(
+            trigger="change", window=3, threshold=0.03, settle=2, min_interval_s=1.0, provisional=True, reconfirm_s=0
+        )
+    )
     late = online_captions(settled, inputs(stream))
     early = online_captions(provisional, inputs(stream))
     assert [e.text for e in late] == [BANK.texts[i] for i in WALK]
@@ -116,7 +120,7 @@ def test_a_provisional_caption_of_a_transient_is_taken_back():
     # 3 s of another scene, shorter than window + settle: the detector sees it, then the stream comes back.
     stream = make_stream(BANK, [WALK[0], WALK[2], WALK[0]], [10.0, 1.5, 10.0], noise=0.1, seed=5, blend=1)
     config = ChangeDetectorConfig(
-        window=2, threshold=0.03, settle=6, min_interval_s=0.0, provisional=True, reconfirm_s=0
+        trigger="change", window=2, threshold=0.03, settle=6, min_interval_s=0.0, provisional=True, reconfirm_s=0
     )
     c = core(config)
     events = online_captions(c, inputs(stream))

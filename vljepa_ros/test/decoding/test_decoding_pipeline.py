@@ -15,8 +15,10 @@ BACK = ["a red cube and a yellow cube on the floor", "a red cube and a blue ball
 
 
 def plain_config(**kwargs) -> ChangeDetectorConfig:
-    """The detector without provisional decodes or second looks (the behaviour these tests describe)."""
-    return ChangeDetectorConfig(**{"provisional": False, "reconfirm_s": 0.0, **kwargs})
+    """The change detector without provisional decodes or second looks (the behaviour these tests describe)."""
+    return ChangeDetectorConfig(
+        **{"trigger": "change", "min_interval_s": 1.0, "provisional": False, "reconfirm_s": 0.0, **kwargs}
+    )
 
 
 CFG = plain_config(window=3, threshold=0.03, settle=2, min_interval_s=1.0)

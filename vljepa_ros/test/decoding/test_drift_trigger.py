@@ -12,6 +12,8 @@ from vljepa_ros.perception.config import ConfigError
 
 NS = 1_000_000_000
 DIM = 16
+# The margin trigger without floor or settle decode: the exact certificate.
+EXACT = {"trigger": "margin", "min_interval_s": 0.0, "drift_floor": 0.0, "still_step": 0.0}
 
 
 def _unit(v):
@@ -65,7 +67,7 @@ def test_the_caption_in_force_equals_decoding_every_embedding_with_fewer_calls(s
     rng = np.random.default_rng(seed)
     decoder = CountingDecoder(_bank(rng))
     vectors = _walk(rng, 600)
-    pipeline = DecodingPipeline(decoder, ChangeDetectorConfig(trigger="margin", min_interval_s=0.0))
+    pipeline = DecodingPipeline(decoder, ChangeDetectorConfig(**EXACT))
     shown = _caption_in_force(pipeline, vectors)
     every = [decoder.inner.decode(v).text for v in vectors]
     assert shown == every
@@ -119,10 +121,10 @@ def test_floor_and_min_interval_cut_decodes_and_the_uncertified_decoder_decodes_
     vectors = _walk(rng, 400)
     counts = {}
     for name, cfg, certify in (
-        ("exact", ChangeDetectorConfig(trigger="margin", min_interval_s=0.0), True),
-        ("floor", ChangeDetectorConfig(trigger="margin", min_interval_s=0.0, drift_floor=0.5), True),
-        ("interval", ChangeDetectorConfig(trigger="margin", min_interval_s=2.0), True),
-        ("uncertified", ChangeDetectorConfig(trigger="margin", min_interval_s=0.0), False),
+        ("exact", ChangeDetectorConfig(**EXACT), True),
+        ("floor", ChangeDetectorConfig(**{**EXACT, "drift_floor": 0.5}), True),
+        ("interval", ChangeDetectorConfig(**{**EXACT, "min_interval_s": 2.0}), True),
+        ("uncertified", ChangeDetectorConfig(**EXACT), False),
     ):
         decoder = CountingDecoder(bank, certify)
         _caption_in_force(DecodingPipeline(decoder, cfg), vectors)
@@ -133,7 +135,7 @@ def test_floor_and_min_interval_cut_decodes_and_the_uncertified_decoder_decodes_
 
 
 def test_first_change_heartbeat_and_rejections():
-    trigger = DriftTrigger(ChangeDetectorConfig(trigger="margin", min_interval_s=0.0, max_interval_s=1.0))
+    trigger = DriftTrigger(ChangeDetectorConfig(**{**EXACT, "max_interval_s": 1.0}))
     e = np.eye(4)[0]
     first = trigger.update(0, e)
     assert first.reason == DecodeReason.FIRST and not first.publish_if_new
@@ -213,7 +215,9 @@ def test_the_settle_decode_respects_its_floor_and_the_certified_radius():
 def test_a_settle_decode_that_repeats_the_caption_is_counted_not_published():
     rng = np.random.default_rng(7)
     decoder = CountingDecoder(_bank(rng))
-    cfg = ChangeDetectorConfig(trigger="margin", min_interval_s=0.0, drift_floor=0.3, still_step=0.002)
+    cfg = ChangeDetectorConfig(
+        trigger="margin", min_interval_s=0.0, drift_floor=0.3, still_step=0.002, settle_floor=0.0
+    )
     pipeline = DecodingPipeline(decoder, cfg)
     vectors, here = [], _unit(rng.standard_normal(DIM))
     for _ in range(60):  # scenes: a glide to a new state, then a still stretch
@@ -233,7 +237,7 @@ def test_a_settle_decode_that_repeats_the_caption_is_counted_not_published():
 
 def test_switching_trigger_restarts_detection_with_a_first_decode():
     rng = np.random.default_rng(6)
-    pipeline = DecodingPipeline(_bank(rng), ChangeDetectorConfig())
+    pipeline = DecodingPipeline(_bank(rng), ChangeDetectorConfig(trigger="change"))
     vectors = _walk(rng, 10)
     for k, v in enumerate(vectors[:5]):
         pipeline.feed("cam", "cam", k * NS, v)

@@ -14,7 +14,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile
 
 from vljepa_msgs.msg import Caption, DecodeStatistics, Embedding
-from vljepa_ros.decoding.change_detection import DecodeReason
+from vljepa_ros.decoding.change_detection import ChangeDetectorConfig, DecodeReason
 from vljepa_ros.decoding.config import detector_values_from_parameters
 from vljepa_ros.decoding.decoder_core import KIND_PREDICTED, online_captions
 from vljepa_ros.decoding.decoders import RetrievalDecoder
@@ -38,6 +38,7 @@ WALK = [
 ]
 PARAMS = dict(
     bank_path=str(BANK_PATH),
+    trigger="change",  # these tests describe the change detector; the margin test switches at runtime
     window=3,
     threshold=0.03,
     settle=2,
@@ -279,7 +280,7 @@ def test_the_margin_trigger_is_selected_at_runtime_and_publishes_only_new_text(r
         return None
 
     h.spin_until(lambda: (node_values() or {}).get("trigger") == "margin")
-    assert node_values()["drift_floor"] == "0"
+    assert node_values()["drift_floor"] == f"{ChangeDetectorConfig().drift_floor:g}"
 
 
 def test_model_version_change_restarts_the_stream(ros):

@@ -81,16 +81,16 @@ class ChangeDetectorConfig:
     threshold: float = 0.15  # change score (1 - cosine) that declares a change
     rearm_fraction: float = 1.0  # re-arm once the score < threshold * rearm_fraction (1.0: at the threshold)
     settle: int = 4  # embeddings to wait after a change before decoding the new segment (1 s at 4 Hz)
-    min_interval_s: float = 1.0  # no change decode sooner than this after the previous decode
+    min_interval_s: float = 0.5  # no change decode sooner than this after the previous decode
     max_interval_s: float = 0.0  # heartbeat decode after this long without one; 0 disables
     provisional: bool = True  # decode a change at once, then confirm (or correct) it after `settle`
     reconfirm_s: float = 2.0  # decode the grown segment again this long after its decode (CONFIRM); 0 disables
-    trigger: str = "change"  # "change": this detector; "margin": the margin-certified drift trigger
-    drift_floor: float = 0.0  # margin trigger: never decode within this distance of the last decoded embedding
+    trigger: str = "margin"  # "margin": the margin-certified drift trigger; "change": this detector
+    drift_floor: float = 0.55  # margin trigger: never decode within this distance of the last decoded embedding
     drift_radius: float = 0.0  # margin trigger: the radius for decoders that certify none (0: every embedding)
-    still_step: float = 0.0  # margin trigger: "still" below this step (1 - cos); 0: no settle decode
+    still_step: float = 0.01  # margin trigger: "still" below this step (1 - cos); 0: no settle decode
     still_count: int = 2  # margin trigger: still embeddings in a row, after a move, before the settle decode
-    settle_floor: float = 0.0  # margin trigger: no settle decode within this distance of the last decode
+    settle_floor: float = 0.3  # margin trigger: no settle decode within this distance of the last decode
 
     def __post_init__(self):
         _require_int("window", self.window, 1)

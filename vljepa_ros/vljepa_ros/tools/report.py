@@ -79,7 +79,8 @@ class CameraTimeline:
 def change_score_curve(
     stamps_ns: Sequence[int], vectors: np.ndarray, config: ChangeDetectorConfig | None = None
 ) -> np.ndarray:
-    """The online detector's change score after each embedding (NaN where a vector was rejected)."""
+    """The change detector's score after each embedding (NaN where a vector was rejected); a diagnostic of how
+    far the scene moved from its current segment, drawn whatever trigger the decoder node runs."""
     detector = ChangeDetector(config or ChangeDetectorConfig())
     scores = np.full(len(stamps_ns), np.nan)
     for i, (stamp, vector) in enumerate(zip(stamps_ns, vectors)):

@@ -501,6 +501,7 @@ def evaluate(
     # policy and hysteresis around the best coarse points.
     coarse = [
         ChangeDetectorConfig(
+            trigger="change",
             window=w,
             threshold=t,
             settle=s,
@@ -516,7 +517,7 @@ def evaluate(
         if "change" in args.triggers
     ]
     # The settle decode's count and floor matter only when it is on (still_step > 0).
-    settle_options = [{}] + [
+    settle_options = [{"still_step": 0.0}] + [
         {"still_step": e, "still_count": c, "settle_floor": f}
         for e, c, f in itertools.product(args.still_steps, args.still_counts, args.settle_floors)
         if e > 0
@@ -577,7 +578,7 @@ def evaluate(
         result = against_uniform(run(test, lambda s, cfg=cfg: selective_decodes(s, decoder, cfg)))
         per_trigger[trigger] = {"config": asdict(cfg), "tuning": best_point, "test": result}
     # The exact certificate (no floor, no interval): its captions are those of decoding every embedding.
-    exact_cfg = ChangeDetectorConfig(trigger="margin", min_interval_s=0.0)
+    exact_cfg = ChangeDetectorConfig(trigger="margin", min_interval_s=0.0, drift_floor=0.0, still_step=0.0)
     margin_exact = against_uniform(run(test, lambda s: selective_decodes(s, decoder, exact_cfg)))
     shipped_result = None
     if shipped is not None:
@@ -823,9 +824,11 @@ def main(argv: list[str] | None = None) -> int:
             f"uniform {args.uniform_rate:g} Hz": uniform_decodes(stream, decoder, args.uniform_rate, average=False),
             "selective (defaults)": selective_decodes(stream, decoder, ChangeDetectorConfig())[0],
         }
-        margin = report["test"]["best_per_trigger"].get("margin")
-        if margin is not None and margin["config"] != asdict(ChangeDetectorConfig()):
-            rows["margin trigger"] = selective_decodes(stream, decoder, ChangeDetectorConfig(**margin["config"]))[0]
+        for trigger, best in report["test"]["best_per_trigger"].items():
+            if best["config"] != asdict(ChangeDetectorConfig()):
+                rows[f"best {trigger} trigger"] = selective_decodes(
+                    stream, decoder, ChangeDetectorConfig(**best["config"])
+                )[0]
         timeline_png(stream, rows, args.figure)
         print(f"wrote {args.figure}")
     args.out.write_text(json.dumps(report, indent=1))
