@@ -4,6 +4,7 @@ import array
 import os
 import subprocess
 import time
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -295,9 +296,12 @@ def test_model_version_change_restarts_the_stream(ros):
     assert h.node._cameras.get("front").stream_resets == 1
 
 
-def test_the_node_and_replay_run_the_same_core_on_one_stream(ros):
+@pytest.mark.parametrize("detector", ["change detector", "shipped defaults"])
+def test_the_node_and_replay_run_the_same_core_on_one_stream(ros, detector):
     """One stream with a model change, a query change, a bad vector and a clock jump: the node over DDS and
-    replay's decoding path (replay_decoder_core fed through replay.embedding_input) give the same captions."""
+    replay's decoding path (replay_decoder_core fed through replay.embedding_input) give the same captions,
+    with this module's change-detector settings and with the node's shipped defaults (the margin trigger)."""
+    overrides = asdict(ChangeDetectorConfig()) if detector == "shipped defaults" else {}
     stream = make_stream(BANK, [idx(t) for t in WALK] * 2, [8.0, 8.0, 8.0, 8.0] * 2, noise=0.2, seed=21)
     n = len(stream.stamps_ns)
     plan = []  # (stamp, vector, model_version, query)
@@ -309,7 +313,7 @@ def test_the_node_and_replay_run_the_same_core_on_one_stream(ros):
         plan.append((int(stamp), vec, version, query))
         if k == n // 3:
             plan.append((int(stamp) + 1, np.full(vec.size, np.nan, np.float32), version, query))  # a bad vector
-    h = ros()
+    h = ros(**overrides)
     for stamp, vec, version, query in plan:
         before = h.node._embeddings_received
         h.pub.publish(embedding_msg(stamp, vec, version=version, query=query))
@@ -318,7 +322,7 @@ def test_the_node_and_replay_run_the_same_core_on_one_stream(ros):
     h.spin_until(lambda: len(h.captions) >= node_stats.decodes - node_stats.confirmed_silently)
 
     decoder = RetrievalDecoder(BANK, num_alternatives=2)
-    values = detector_values_from_parameters(PARAMS)
+    values = detector_values_from_parameters(dict(PARAMS, **overrides))
     core = replay_decoder_core(decoder, values, cameras=1, uniform_rate_hz=1.0)
     results = [
         EmbeddingResult("front", "front_optical", stamp, stamp - 2 * NS, 8, query, vec, None, "vljepa-test", version)
