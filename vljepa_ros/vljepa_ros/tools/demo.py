@@ -211,8 +211,9 @@ def wait_for_nodes(node, process: subprocess.Popen, timeout_s: float) -> bool:
 
 
 def answer_window_s(options: DemoOptions) -> float:
-    """How long after a true change its caption may come: clip fill + smoothing window + settle time + minimum
-    interval of the model and decoder parameters the nodes run with (report.decode_latency_bound_s)."""
+    """How long after a true change its caption may come: clip fill + smoothing window + the trigger's settle
+    wait + minimum interval of the model and decoder parameters the nodes run with
+    (report.decode_latency_bound_s)."""
     params_file = options.params_file or default_params_file()
     detector = ChangeDetectorConfig(**detector_values_from_parameters(node_parameters(params_file, "vljepa_decoder")))
     perception = node_parameters(params_file, "vljepa_perception")
@@ -385,7 +386,7 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
     if rows:
         _say(
             f"[demo] true changes vs captions (a caption answers a change if it comes within {window_s:.2f} s, "
-            "the clip + smoothing + settle time + min interval; the caption in effect at the end of that time "
+            "the clip + smoothing + settle wait + min interval; the caption in effect at the end of that time "
             "answers it):"
         )
         _say("         true change   caption    text")

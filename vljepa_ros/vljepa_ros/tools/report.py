@@ -96,10 +96,13 @@ def decode_latency_bound_s(clip_frames: int, frame_rate_hz: float, config: Chang
     """Latest a caption for a scene change can be expected, in seconds after the change.
 
     A clip of `clip_frames` samples must fill with the new state, then the smoothing window must fill, then
-    the detector waits `settle` embeddings before decoding (one embedding per sample at stride 1); a change
-    right after the previous decode also waits out `min_interval_s`.
+    the trigger waits before its last decode of the change (one embedding per sample at stride 1): the change
+    detector `settle` embeddings, the margin trigger's settle decode one step to see the stream still and
+    `still_count` still ones; a change right after the previous decode also waits out `min_interval_s`.
     """
-    return (clip_frames - 1 + config.window + config.settle) / frame_rate_hz + config.min_interval_s
+    settle_decode_wait = config.still_count + 1 if config.still_step > 0 else 0
+    wait = settle_decode_wait if config.trigger == "margin" else config.settle
+    return (clip_frames - 1 + config.window + wait) / frame_rate_hz + config.min_interval_s
 
 
 def nearest_truth_error_s(stamp_ns: int, truth: Sequence[TruthChange]) -> float | None:
