@@ -18,8 +18,8 @@ and at least `settle_floor` from the last decode, and published (REASON_CONFIRM)
 
 The trigger shares ChangeDetectorConfig (its `window`, `min_interval_s`, `max_interval_s`, `drift_floor`,
 `drift_radius`, `still_step`, `still_count` and `settle_floor` fields; the change detector's other fields are
-not used) and ChangeDetector's interface, so
-the decoding pipeline runs either. Pure numpy; stamps are integer nanoseconds.
+not used) and ChangeDetector's interface, so the decoding pipeline runs either. Pure numpy; stamps are integer
+nanoseconds.
 """
 
 from __future__ import annotations
