@@ -8,11 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from vljepa_ros.runtime.onnx_session import SessionConfig
 from vljepa_ros.tiny_world.push_world import random_state, render
 from vljepa_ros.training import evaluate_world_model as ev
 from vljepa_ros.training.push_data import bundled_encoder
+from vljepa_ros.training.train_world_model import (
+    TrainConfig,
+    fold_standardisation,
+    learning_rate,
+    standardisation,
+)
 from vljepa_ros.training.train_world_model import main as train_main
 from vljepa_ros.world_model.cem import CEMConfig
 from vljepa_ros.world_model.model import WorldModel, preprocess_image
@@ -40,6 +47,29 @@ def test_wrapped_encoder_equals_the_bundled_encoder_on_a_frame(trained):
     frame = render(random_state(np.random.default_rng(3)))
     wrapped = model.encode(preprocess_image(frame, model.manifest)[None])
     assert np.max(np.abs(wrapped - bundled_encoder().encode(frame[None]))) < 1e-5
+
+
+def test_folded_standardisation_gives_raw_inputs_the_trained_output():
+    torch.manual_seed(0)
+    x = torch.randn(50, 4, 7) * torch.tensor([0.05, 0.05, 0, 0, 0, 0, 0]) + torch.tensor([0.5, 0.3, 0, 0, 0, 0, 0])
+    mean, std = standardisation(x)
+    assert torch.equal(std[2:], torch.ones(5)) and torch.equal(mean[2:], torch.zeros(5))  # constant dims untouched
+    linear = torch.nn.Linear(7, 16)
+    trained = linear((x - mean) / std)
+    fold_standardisation(linear, mean, std)
+    assert torch.allclose(linear(x), trained, atol=1e-5)
+    assert not torch.allclose(linear((x - mean) / std), trained, atol=1e-3)
+
+
+def test_learning_rate_warms_up_and_anneals_by_steps_or_time():
+    config = TrainConfig(lr=1.0, train_steps=100, max_minutes=1.0, warmup_fraction=0.1)
+    assert learning_rate(config, 0, 0.0) == 0.0
+    assert learning_rate(config, 5, 0.0) == pytest.approx(0.5)
+    assert learning_rate(config, 10, 0.0) == pytest.approx(1.0)
+    assert learning_rate(config, 55, 0.0) == pytest.approx(0.5)
+    assert learning_rate(config, 100, 0.0) == pytest.approx(0.0)
+    assert learning_rate(config, 10, 33.0) == pytest.approx(0.5)  # the time cap is the nearer end
+    assert learning_rate(config, 10, 60.0) == pytest.approx(0.0)
 
 
 def test_roc_auc():

@@ -3,8 +3,15 @@
 The predictor (this project's VJepa2ACPredictor, small config) learns to predict the next step's layer-normed
 tokens from the steps so far, their actions and states: an L1 teacher-forcing loss over every step of a
 trajectory plus an L1 rollout loss on the second step predicted from its own first prediction (as V-JEPA 2-AC
-is trained). CPU only, a few minutes on two cores; the run stops at `--max-minutes` and says so. Exported with
-the bundled encoder wrapped as the world model's encoder:
+is trained). CPU only, minutes on two cores; the run stops at `--max-minutes` and says so, and the learning
+rate (warm-up, then cosine) reaches 0 by the step budget or the time cap, whichever comes first, so a capped run
+still anneals.
+
+Actions are deltas of at most 0.08 and states positions in [0, 1]: tiny inputs that Adam, moving a weight by
+about the learning rate per step, takes thousands of steps to amplify. The model trains on standardised actions
+and states (per-dim mean and std of the training data), and the standardisation is folded into the action and
+state encoders before export, so the exported graph keeps the released layout and takes raw 7-float inputs.
+Exported with the bundled encoder wrapped as the world model's encoder:
 
     train_world_model --out vljepa_ros/models/tinyworld_ac
 """
@@ -32,21 +39,46 @@ class TrainConfig:
     """Training run settings (the defaults made the shipped weights)."""
 
     seed: int = 0
-    trajectories: int = 1500
+    trajectories: int = 3000
     steps_per_trajectory: int = 4
-    train_steps: int = 2500
+    train_steps: int = 4000
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
     threads: int = 2
-    max_minutes: float = 10.0
+    max_minutes: float = 28.0
+    warmup_fraction: float = 0.05
     embed_dim: int = 128
-    depth: int = 3
+    depth: int = 4
     num_heads: int = 4
 
 
 def layer_normed(x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, (x.shape[-1],), eps=1e-6)
+
+
+def standardisation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dim mean and std over all but the last axis; a dim that never varies keeps mean 0 and std 1."""
+    flat = x.reshape(-1, x.shape[-1])
+    mean, std = flat.mean(0), flat.std(0)
+    varies = std > 1e-6
+    return torch.where(varies, mean, 0.0), torch.where(varies, std, 1.0)
+
+
+def fold_standardisation(linear: torch.nn.Linear, mean: torch.Tensor, std: torch.Tensor) -> None:
+    """Rewrite `linear` in place so that linear(x) equals what it computed on (x - mean) / std."""
+    with torch.no_grad():
+        linear.bias -= linear.weight @ (mean / std)
+        linear.weight /= std
+
+
+def learning_rate(config: TrainConfig, step: int, elapsed_s: float) -> float:
+    """Linear warm-up, then cosine to 0 by the step budget or the time cap, whichever comes first."""
+    progress = max(step / config.train_steps, elapsed_s / (config.max_minutes * 60))
+    warm_up = config.warmup_fraction
+    if progress < warm_up:
+        return config.lr * progress / warm_up
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - warm_up) / (1.0 - warm_up))))
 
 
 def losses(
@@ -86,29 +118,50 @@ def train(config: TrainConfig, log=print) -> tuple[VJepa2ACPredictor, dict]:
     )
     model = VJepa2ACPredictor(cfg)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, config.lr, total_steps=config.train_steps, pct_start=0.05)
-    tensors = [torch.from_numpy(x) for x in (data.tokens, data.actions, data.states)]
-    held = [torch.from_numpy(x) for x in (held_out.tokens, held_out.actions, held_out.states)]
+    tokens, actions, states = (torch.from_numpy(x) for x in (data.tokens, data.actions, data.states))
+    action_mean, action_std = standardisation(actions)
+    state_mean, state_std = standardisation(states)
+
+    def inputs(t, a, s):
+        return t, (a - action_mean) / action_std, (s - state_mean) / state_std
+
+    tensors = inputs(tokens, actions, states)
+    held = inputs(*(torch.from_numpy(x) for x in (held_out.tokens, held_out.actions, held_out.states)))
     generator = torch.Generator().manual_seed(config.seed)
     history, stopped_early, train_start = [], False, time.monotonic()
     for step in range(config.train_steps):
-        if time.monotonic() - train_start > config.max_minutes * 60:
+        elapsed = time.monotonic() - train_start
+        if elapsed > config.max_minutes * 60:
             stopped_early = True
             log(f"stopped at step {step}: --max-minutes {config.max_minutes} reached")
             break
+        for group in optimiser.param_groups:
+            group["lr"] = learning_rate(config, step, elapsed)
         index = torch.randint(0, config.trajectories, (config.batch_size,), generator=generator)
         teacher, rollout = losses(model, *(x[index] for x in tensors))
         optimiser.zero_grad()
         (teacher + rollout).backward()
         optimiser.step()
-        schedule.step()
         if step % 250 == 0 or step == config.train_steps - 1:
             model.eval()
             with torch.no_grad():
                 val = [float(v) for v in losses(model, *held)]
             model.train()
-            history.append({"step": step, "teacher": teacher.item(), "rollout": rollout.item(), "held_out": val})
-            log(f"step {step}: train {teacher.item():.4f}/{rollout.item():.4f}, held out {val[0]:.4f}/{val[1]:.4f}")
+            history.append(
+                {
+                    "step": step,
+                    "seconds": round(elapsed, 1),
+                    "teacher": teacher.item(),
+                    "rollout": rollout.item(),
+                    "held_out": val,
+                }
+            )
+            log(
+                f"step {step} ({elapsed:.0f} s): train {teacher.item():.4f}/{rollout.item():.4f}, "
+                f"held out {val[0]:.4f}/{val[1]:.4f}"
+            )
+    fold_standardisation(model.action_encoder, action_mean, action_std)
+    fold_standardisation(model.state_encoder, state_mean, state_std)
     summary = {
         "config": asdict(config),
         "predictor": asdict(cfg),
@@ -116,6 +169,13 @@ def train(config: TrainConfig, log=print) -> tuple[VJepa2ACPredictor, dict]:
         "data_seconds": round(data_s, 1),
         "train_seconds": round(time.monotonic() - train_start, 1),
         "stopped_early": stopped_early,
+        "input_standardisation": {
+            "action_mean": action_mean.tolist(),
+            "action_std": action_std.tolist(),
+            "state_mean": state_mean.tolist(),
+            "state_std": state_std.tolist(),
+        },
+        "steps_done": history[-1]["step"] + 1 if not stopped_early else step,
         "history": history,
         "machine": "2 CPU cores, shared with other sessions",
     }
