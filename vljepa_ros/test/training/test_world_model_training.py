@@ -88,6 +88,15 @@ def test_evaluation_pieces_run_on_a_trained_folder(trained):
         assert 1 <= episode["steps"] <= 2 and len(episode["visited"]) == episode["steps"] + 1
     surprise = ev.evaluate_surprise(model, config)
     assert surprise["transitions"] == 3 and 0.0 <= surprise["roc_auc"] <= 1.0
+    ranking = ev.evaluate_ranking(model, config)
+    assert ranking["pairs"] == 1 and ranking["candidates"] == 8
+    assert ranking["true_spread_over_actions"] > 0.0 and ranking["predicted_spread_over_actions"] >= 0.0
+    assert -1.0 <= ranking["spearman_predicted_vs_true_cost"] <= 1.0
+
+
+def test_spearman():
+    assert ev.spearman(np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0])) == pytest.approx(1.0)
+    assert ev.spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == pytest.approx(-1.0)
 
 
 def test_shipped_tiny_world_model_notices_teleports():

@@ -9,6 +9,11 @@ world's own state, at any step within the budget.
 Surprise: held-out transitions, each observed twice: as commanded, and with a box teleported at the same time.
 Score: the L1 distance between the predicted and observed tokens; ROC AUC of teleported vs commanded.
 
+Ranking (always; `--ranking-only` skips the rest): from each pair's start, the planners' candidate single actions
+ranked by predicted cost against their ranking by the cost of the frames they really lead to and by the true
+state error (Spearman, mean over pairs), and how far the candidates' predictions (and true next tokens) spread
+around their mean: a predictor that ignores the action has a spread near 0.
+
 `--demo PNG` draws the first CEM episode that reached its goal: start, each step, goal.
 """
 
@@ -104,9 +109,8 @@ def run_episode(model: WorldModel, start: PushState, goal: PushState, method: st
     }
 
 
-def evaluate_planning(
-    model: WorldModel, config: EvalConfig, methods=("cem", "greedy", "random"), log=print
-) -> tuple[dict, list]:
+def planning_pairs(config: EvalConfig) -> list[tuple[PushState, PushState]]:
+    """The held-out (start, goal) pairs: each goal `goal_steps` random push actions from its start."""
     rng = np.random.default_rng(config.seed)
     pairs = []
     while len(pairs) < config.pairs:
@@ -116,6 +120,54 @@ def evaluate_planning(
             goal = step(goal, delta)
         if not reached(start, goal, config.tolerance):  # a pair already solved at the start says nothing
             pairs.append((start, goal))
+    return pairs
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation (no ties expected: continuous costs)."""
+    return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
+
+
+def evaluate_ranking(model: WorldModel, config: EvalConfig) -> dict:
+    """How the predicted cost ranks one step's candidate actions from each pair's start, against the cost of the
+    frames they really lead to and against the true state error; and how far the action moves the prediction."""
+    rng = np.random.default_rng(config.seed + 3)
+    predicted_vs_true, predicted_vs_state, true_vs_state, spread_predicted, spread_true = [], [], [], [], []
+    for start, goal in planning_pairs(config):
+        goal_tokens = observe(model, goal)
+        candidates = np.zeros((config.cem.samples, 1, 7), np.float32)
+        candidates[:, 0, :2] = rng.uniform(-MAX_STEP, MAX_STEP, (config.cem.samples, 2))
+        after = [step(start, c[0]) for c in candidates]
+        true_tokens = model.encode(np.stack([preprocess_image(render(s), model.manifest) for s in after]))
+        context = Context(observe(model, start)[None], ac_state(start)[None], np.zeros((0, 7), np.float32))
+        predicted_tokens = model.rollout(
+            np.broadcast_to(context.tokens, (len(after), *context.tokens.shape)),
+            np.broadcast_to(context.states, (len(after), *context.states.shape)),
+            candidates,
+        )[:, 0]
+        predicted = token_distance(predicted_tokens, goal_tokens[None])
+        true = token_distance(true_tokens, goal_tokens[None])
+        state_error = np.array([np.linalg.norm(s.vector() - goal.vector()) for s in after])
+        predicted_vs_true.append(spearman(predicted, true))
+        predicted_vs_state.append(spearman(predicted, state_error))
+        true_vs_state.append(spearman(true, state_error))
+        spread_predicted.append(float(token_distance(predicted_tokens, predicted_tokens.mean(0, keepdims=True)).mean()))
+        spread_true.append(float(token_distance(true_tokens, true_tokens.mean(0, keepdims=True)).mean()))
+    return {
+        "spearman_predicted_vs_true_cost": float(np.mean(predicted_vs_true)),
+        "spearman_predicted_cost_vs_state_error": float(np.mean(predicted_vs_state)),
+        "spearman_true_cost_vs_state_error": float(np.mean(true_vs_state)),
+        "predicted_spread_over_actions": float(np.mean(spread_predicted)),
+        "true_spread_over_actions": float(np.mean(spread_true)),
+        "pairs": config.pairs,
+        "candidates": config.cem.samples,
+    }
+
+
+def evaluate_planning(
+    model: WorldModel, config: EvalConfig, methods=("cem", "greedy", "random"), log=print
+) -> tuple[dict, list]:
+    pairs = planning_pairs(config)
     starts = [max_body_error(s, g) for s, g in pairs]
     results, demo = {"start": {"mean_error": float(np.mean(starts))}}, []
     for method in methods:
@@ -183,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: cem, greedy, random, oracle_greedy (greedy on the true next frames)",
     )
     parser.add_argument("--skip-surprise", action="store_true")
+    parser.add_argument(
+        "--ranking-only",
+        action="store_true",
+        help="only rank one step's candidate actions per pair: predicted vs true cost (fast; no episodes)",
+    )
     args = parser.parse_args(argv)
     config = replace(
         defaults,
@@ -192,12 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = WorldModel.load(args.model, SessionConfig(providers=("cpu",), intra_op_threads=1))
     start = time.monotonic()
-    surprise = None if args.skip_surprise else evaluate_surprise(model, config)
+    ranking = evaluate_ranking(model, config)
+    print(f"ranking: {ranking}")
+    surprise = None if args.skip_surprise or args.ranking_only else evaluate_surprise(model, config)
     print(f"surprise: {surprise}")
-    planning, demo = evaluate_planning(model, config, tuple(args.methods.split(",")))
+    planning, demo = ({}, []) if args.ranking_only else evaluate_planning(model, config, tuple(args.methods.split(",")))
     result = {
         "model": model.manifest.model_id,
         "config": {**asdict(config), "cem": asdict(config.cem)},
+        "ranking": ranking,
         "planning": planning,
         "surprise": surprise,
         "seconds": round(time.monotonic() - start, 1),
