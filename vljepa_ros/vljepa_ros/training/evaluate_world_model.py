@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         default="cem,greedy,random",
         help="comma-separated: cem, greedy, random, oracle_greedy (greedy on the true next frames)",
     )
+    parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
     parser.add_argument("--skip-surprise", action="store_true")
     parser.add_argument(
         "--ranking-only",
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         transitions=args.transitions,
         cem=replace(PLANAR, samples=args.samples, iterations=args.iterations, topk=min(PLANAR.topk, args.samples)),
     )
-    model = WorldModel.load(args.model, SessionConfig(providers=("cpu",), intra_op_threads=1))
+    model = WorldModel.load(args.model, SessionConfig(providers=("cpu",), intra_op_threads=args.threads))
     start = time.monotonic()
     ranking = evaluate_ranking(model, config)
     print(f"ranking: {ranking}")
