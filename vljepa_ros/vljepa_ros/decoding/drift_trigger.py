@@ -123,7 +123,7 @@ class DriftTrigger:
         if self._pending is not None:
             self._anchor, self._pending = self._pending, None
             self._certified = certified_or_fixed_radius(decoded, self._config)
-            self._radius = max(self._certified, self._config.drift_floor)
+            self._radius = decode_radius(decoded, self._config)
             if self._still >= self._config.still_count:
                 self._moved = False  # decoded while still: this is the settled state
 
