@@ -175,7 +175,7 @@ def train(config: TrainConfig, log=print) -> tuple[VJepa2ACPredictor, dict]:
             "state_mean": state_mean.tolist(),
             "state_std": state_std.tolist(),
         },
-        "steps_done": history[-1]["step"] + 1 if not stopped_early else step,
+        "steps_done": step if stopped_early else config.train_steps,
         "history": history,
         "machine": "2 CPU cores, shared with other sessions",
     }
