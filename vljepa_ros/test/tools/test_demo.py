@@ -141,3 +141,14 @@ def test_a_change_is_answered_by_the_caption_in_effect_at_the_end_of_its_window(
         ("B", True, 10.5, 11.5),
         ("Y", False, 20.5, 21.5),
     ]
+
+
+def test_answer_window_refuses_a_bad_decoder_parameter_by_name(tmp_path):
+    from vljepa_ros.perception.config import ConfigError
+    from vljepa_ros.tools.demo import DemoOptions, answer_window_s
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"vljepa_decoder": {"ros__parameters": {"drift_floor": 3.0}}}))
+    with pytest.raises(ConfigError) as refused:
+        answer_window_s(DemoOptions(out_dir=tmp_path, params_file=params))
+    assert refused.value.parameter == "drift_floor"

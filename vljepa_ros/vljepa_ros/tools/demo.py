@@ -37,8 +37,7 @@ from vljepa_ros.bags import bag_io
 from vljepa_ros.bags.live_replay import LiveReplayConfig, LiveReplayer
 from vljepa_ros.bags.recorder import TopicRecorder
 from vljepa_ros.decoding.bank_choice import choose_bank
-from vljepa_ros.decoding.change_detection import ChangeDetectorConfig
-from vljepa_ros.decoding.config import detector_values_from_parameters
+from vljepa_ros.decoding.config import detector_config, detector_values_from_parameters
 from vljepa_ros.decoding.decoders import RetrievalDecoder
 from vljepa_ros.decoding.pipeline import decode_segments, uniform_decode_count
 from vljepa_ros.nodes.dds_transport import apply_transport_defaults
@@ -215,7 +214,7 @@ def answer_window_s(options: DemoOptions) -> float:
     wait + minimum interval of the model and decoder parameters the nodes run with
     (report.decode_latency_bound_s)."""
     params_file = options.params_file or default_params_file()
-    detector = ChangeDetectorConfig(**detector_values_from_parameters(node_parameters(params_file, "vljepa_decoder")))
+    detector = detector_config(detector_values_from_parameters(node_parameters(params_file, "vljepa_decoder")))
     perception = node_parameters(params_file, "vljepa_perception")
     clip = load_manifest(options.model or bundled_manifest_path(), check_files=False).clip
     return report.decode_latency_bound_s(clip.frames, perception.get("frame_rate_hz") or clip.frame_rate_hz, detector)
@@ -274,7 +273,7 @@ def write_demo_report(
 ) -> Path:
     """Timeline PNG + HTML from the recorded outputs, with offline Ward segments for comparison."""
     params = node_parameters(options.params_file or default_params_file(), "vljepa_decoder")
-    detector = ChangeDetectorConfig(**detector_values_from_parameters(params))
+    detector = detector_config(detector_values_from_parameters(params))
     bank_path = choose_bank(params.get("bank_path", ""), str(options.model or "")).path
     decoder = RetrievalDecoder(TextBank.load(bank_path))
     embeddings = [m for _, m in bag_io.read_messages(recorded, EMBEDDING_TOPIC) if m.kind == 1]
