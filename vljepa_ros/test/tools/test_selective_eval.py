@@ -19,6 +19,7 @@ from vljepa_ros.tools.selective_eval import (
     main,
     midpoint_annotations,
     nearest_accuracy,
+    paired_bootstrap,
     uniform_decodes,
 )
 
@@ -205,6 +206,22 @@ def test_sweep_picks_a_point_that_matches_uniform_quality_with_fewer_decodes():
     assert len(report["tuning"]["sweep"]) == 48  # provisional decoding off and on, reconfirm_s 0 and 2
 
 
+def test_paired_bootstrap_pools_by_annotations_and_brackets_the_difference():
+    weights = [10, 30, 20, 40]
+    same = paired_bootstrap([0.5, 0.7, 0.6, 0.9], [0.5, 0.7, 0.6, 0.9], weights, resamples=200)
+    assert same["difference"] == 0.0 and same["ci95"] == [0.0, 0.0] and same["streams"] == 4
+    # a is 0.1 better on every stream: pooled +0.1 whichever streams are drawn.
+    better = paired_bootstrap([0.6, 0.8, 0.7, 1.0], [0.5, 0.7, 0.6, 0.9], weights, resamples=200)
+    assert better["difference"] == pytest.approx(0.1) and better["ci95"] == pytest.approx([0.1, 0.1])
+    # Mixed signs: the pooled difference weights streams by their annotations, and the interval holds it.
+    mixed = paired_bootstrap([0.6, 0.6, 0.7, 0.9], [0.5, 0.7, 0.6, 0.95], weights, resamples=500)
+    assert mixed["difference"] == pytest.approx((10 * 0.1 - 30 * 0.1 + 20 * 0.1 - 40 * 0.05) / 100)
+    lo, hi = mixed["ci95"]
+    assert lo < 0.0 < hi and lo <= mixed["difference"] <= hi
+    with pytest.raises(ValueError, match="per-stream"):
+        paired_bootstrap([0.5], [0.5, 0.6], [1, 1])
+
+
 def test_main_refuses_a_missing_model(tmp_path, capsys):
     assert main(["--model", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "r.json")]) == 2
     assert "manifest" in capsys.readouterr().err
@@ -291,4 +308,8 @@ def test_command_runs_the_bundled_model_end_to_end(tmp_path):
     assert t["uniform_average"]["decodes"] == int(t["stream_seconds"]) + 1
     assert 1 <= t["selective"]["decodes"] < t["uniform_average"]["decodes"]
     assert t["selective"]["true_changes"] > 0
+    gap = t["selective"]["in_effect_vs_uniform"]  # one held-out stream: the interval is the difference itself
+    assert gap["streams"] == 1 and gap["ci95"] == pytest.approx([gap["difference"]] * 2)
+    bar = max(t["uniform_newest"]["in_effect_dense"], t["uniform_average"]["in_effect_dense"])
+    assert gap["difference"] == pytest.approx(t["selective"]["in_effect_dense"] - bar)
     assert list((tmp_path / "cache").glob("*.npz"))  # embeddings cached for the next sweep
