@@ -86,10 +86,10 @@ class ChangeDetectorConfig:
     provisional: bool = True  # decode a change at once, then confirm (or correct) it after `settle`
     reconfirm_s: float = 2.0  # decode the grown segment again this long after its decode (CONFIRM); 0 disables
     trigger: str = "margin"  # "margin": the margin-certified drift trigger; "change": this detector
-    drift_floor: float = 0.55  # margin trigger: never decode within this distance of the last decoded embedding
+    drift_floor: float = 0.5  # margin trigger: never decode within this distance of the last decoded embedding
     drift_radius: float = 0.0  # margin trigger: the radius for decoders that certify none (0: every embedding)
-    still_step: float = 0.01  # margin trigger: "still" below this step (1 - cos); 0: no settle decode
-    still_count: int = 2  # margin trigger: still embeddings in a row, after a move, before the settle decode
+    still_step: float = 0.002  # margin trigger: "still" below this step (1 - cos); 0: no settle decode
+    still_count: int = 1  # margin trigger: still embeddings in a row, after a move, before the settle decode
     settle_floor: float = 0.3  # margin trigger: no settle decode within this distance of the last decode
 
     def __post_init__(self):
