@@ -54,12 +54,13 @@ if [ "$(cat "$VENV/.vljepa-requirements" 2>/dev/null)" != "$req_hash" ]; then
   pip_install torch==2.13.0
   pip_install -r "$ros_list" -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/build.txt" \
     -r "$ROOT/requirements/dev.txt"
-  "$PY" "$ROOT/scripts/fix_ros_wheel_cmake.py"
   rm -f "$VENV/.vljepa-msgs"
   echo "$req_hash" > "$VENV/.vljepa-requirements"
 else
   log "Python packages up to date"
 fi
+# Every time (idempotent, 0.2 s): a venv set up before a fix was added gets it too.
+"$PY" "$ROOT/scripts/fix_ros_wheel_cmake.py" >/dev/null
 
 msgs_hash=$(cat "$ROOT"/vljepa_msgs/package.xml "$ROOT"/vljepa_msgs/CMakeLists.txt "$ROOT"/vljepa_msgs/msg/*.msg "$ROOT"/vljepa_msgs/action/*.action | sha256sum | cut -c1-16)
 if [ "$(cat "$VENV/.vljepa-msgs" 2>/dev/null)" != "$msgs_hash" ]; then

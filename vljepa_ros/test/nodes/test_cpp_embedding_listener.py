@@ -1,0 +1,204 @@
+"""A C++ consumer reads the perception node's embeddings: examples/embedding_listener_cpp, built with
+scripts/cpp_listener.sh against this distro's vljepa_msgs, receives over DDS exactly what an rclpy subscriber
+receives from the running node (every field, the vector bit for bit), and applies a consumer's checks (a shape
+that does not match the data is refused; a model_version change forgets the camera's previous vector).
+
+The node writes its Embedding messages as CDR bytes by hand (nodes/embedding_cdr.py); this is the check that the
+C++ type support, which planners use, reads those bytes as the same message.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rclpy
+
+from vljepa_msgs.msg import Embedding
+from vljepa_ros.nodes.spinning import NodeSpinner
+from vljepa_ros.tools.node_process import node_command
+
+from support.perception_fixtures import preferred_manifest
+from support.polling import wait_until
+
+pytestmark = pytest.mark.ros
+
+ROOT = Path(__file__).resolve().parents[3]
+LISTENER = ROOT / "scripts" / "cpp_listener.sh"
+PUBLISHER = Path(__file__).resolve().parents[1] / "support" / "camera_publisher_process.py"
+EMBEDDINGS = "/vljepa_perception/embedding"
+CAMERA_TOPIC = "/cpp_listener_test/image_raw"
+CAMERA = "cpp_listener_test"
+
+
+def fnv1a(data) -> str:
+    """The listener's hash of a float32 vector's bytes."""
+    value = 1469598103934665603
+    for byte in np.asarray(data, dtype=np.float32).tobytes():
+        value = ((value ^ byte) * 1099511628211) % (1 << 64)
+    return f"{value:016x}"
+
+
+def stamp_text(stamp) -> str:
+    return f"{stamp.sec}.{stamp.nanosec:09d}"
+
+
+def expected_line(msg: Embedding) -> dict:
+    """The fields the listener prints for `msg`, as an rclpy subscriber sees it."""
+    return {
+        "camera": msg.camera,
+        "stamp": stamp_text(msg.header.stamp),
+        "frame_id": msg.header.frame_id,
+        "kind": str(msg.kind),
+        "model_id": msg.model_id,
+        "model_version": msg.model_version,
+        "clip_start": stamp_text(msg.clip_start),
+        "num_frames": str(msg.num_frames),
+        "shape": "x".join(str(int(n)) for n in msg.shape),
+        "normalized": str(int(msg.normalized)),
+        "fnv1a": fnv1a(msg.data),
+        "query": msg.query,
+    }
+
+
+def parse(line: str) -> tuple[str, dict]:
+    """`word key=value ...` (the query, printed last, may hold spaces)."""
+    head, _, rest = line.partition(" ")
+    fields = {}
+    if " query=" in f" {rest}":
+        rest, _, query = f" {rest}".partition(" query=")
+        fields["query"] = query
+    for item in rest.split():
+        key, _, value = item.partition("=")
+        fields[key] = value
+    return head, fields
+
+
+class ListenerProcess:
+    """scripts/cpp_listener.sh in its own process (stderr to `log`), its output lines collected as they come."""
+
+    def __init__(self, log):
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen(
+            ["bash", str(LISTENER), "--topic", EMBEDDINGS, "--count", "0"],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env=dict(os.environ, VLJEPA_VENV=sys.prefix),
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            with self.lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def parsed(self, word: str) -> list[dict]:
+        with self.lock:
+            return [fields for head, fields in map(parse, self.lines) if head == word]
+
+    def stop(self) -> None:
+        """SIGTERM: the listener prints its summary line and exits."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait(timeout=20)
+        self.reader.join(timeout=5)
+
+
+@contextmanager
+def running_listener(log_path: Path):
+    """A ListenerProcess, stopped on the way out."""
+    with open(log_path, "w") as log:
+        listener = ListenerProcess(log)
+        try:
+            yield listener
+        finally:
+            listener.stop()
+
+
+def test_a_cpp_subscriber_reads_the_nodes_embeddings_as_rclpy_does(ros, tmp_path, tmp_path_factory):
+    manifest = preferred_manifest(tmp_path_factory)
+    with running_listener(tmp_path / "listener.log") as listener:
+        seen: dict[str, Embedding] = {}
+        monitor = rclpy.create_node("vljepa_cpp_listener_monitor")
+        monitor.create_subscription(
+            Embedding,
+            EMBEDDINGS,
+            lambda m: seen.setdefault(stamp_text(m.header.stamp), m) if m.camera == CAMERA else None,
+            100,
+        )
+        publisher = monitor.create_publisher(Embedding, EMBEDDINGS, 10)
+        spinner = NodeSpinner([monitor])
+        spinner.start()
+        node_log = tmp_path / "perception_node.log"
+        params = {
+            "model_manifest": str(manifest),
+            "providers": "[cpu]",
+            "camera_topics": f"[{CAMERA_TOPIC}]",
+            "camera_names": f"[{CAMERA}]",
+            "input_qos": "SENSOR_DATA",
+            "publish_visual_state": "false",
+        }
+        with open(node_log, "w") as log:
+            node = subprocess.Popen(node_command("vljepa_ros.nodes.perception_node", params), stdout=log, stderr=log)
+        try:
+            # The first run of the script compiles the listener (tens of seconds).
+            assert wait_until(lambda: listener.parsed("listening") or listener.process.poll() is not None, 240), (
+                tmp_path / "listener.log"
+            ).read_text()
+            assert listener.process.poll() is None, (tmp_path / "listener.log").read_text()
+            assert wait_until(lambda: publisher.get_subscription_count() >= 2, 60)  # the listener and the monitor
+            camera = subprocess.run(
+                [sys.executable, str(PUBLISHER), "--topic", CAMERA_TOPIC, "--frames", "120", "--rate", "30"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert camera.returncode == 0, camera.stderr[-3000:]
+            assert json.loads(camera.stdout.strip().splitlines()[-1])["matched"], node_log.read_text()[-3000:]
+            assert wait_until(lambda: len(seen) >= 3, 60), node_log.read_text()[-3000:]
+            wait_until(lambda: len(listener.parsed("embedding")) >= len(seen), 15)
+
+            # A consumer's checks, on messages the test writes to the same topic: a shape that does not match the
+            # data, then the same camera under a new model version.
+            vector = np.ones(4, np.float32) / 2.0
+            for version, shape in (("v1", [4]), ("v1", [5]), ("v1", [4]), ("v2", [4])):
+                msg = Embedding(camera="crafted", kind=Embedding.KIND_PREDICTED, model_id="m", model_version=version)
+                msg.shape, msg.normalized, msg.data = shape, True, vector.tolist()
+                publisher.publish(msg)
+                time.sleep(0.05)
+            assert wait_until(lambda: len(listener.parsed("model_changed")) == 1, 20), listener.lines[-10:]
+        finally:
+            node.terminate()
+            node.wait(timeout=20)
+            spinner.shutdown()
+            monitor.destroy_node()
+            listener.stop()
+
+    received = {f["stamp"]: f for f in listener.parsed("embedding") if f["camera"] == CAMERA}
+    assert len(seen) >= 3
+    assert set(received) == set(seen), f"C++ got {sorted(received)}, rclpy got {sorted(seen)}"
+    for stamp, msg in seen.items():
+        expected = expected_line(msg)
+        got = {key: received[stamp][key] for key in expected}
+        assert got == expected, f"stamp {stamp}: C++ {got} vs rclpy {expected}"
+        assert abs(float(received[stamp]["norm"]) - 1.0) < 1e-4 and msg.normalized
+    # Consecutive clips of one camera are compared by cosine: the first has nothing before it.
+    cosines = [f["cos_prev"] for f in sorted(received.values(), key=lambda f: float(f["stamp"]))]
+    assert cosines[0] == "none" and all(-1.0 <= float(c) <= 1.000001 for c in cosines[1:])
+
+    crafted = [f for f in listener.parsed("embedding") if f["camera"] == "crafted"]
+    assert [f["model_version"] for f in crafted] == ["v1", "v1", "v2"]
+    assert [f["cos_prev"] for f in crafted] == ["none", "1.000000", "none"]  # a new model forgets the old vector
+    assert [f["reason"] for f in listener.parsed("rejected")] == ["shape"]
+    assert listener.parsed("model_changed") == [{"camera": "crafted", "from": "v1", "to": "v2"}]
+    summary = listener.parsed("summary")
+    assert summary and summary[0]["rejected"] == "1" and int(summary[0]["accepted"]) == len(seen) + 3
