@@ -37,15 +37,20 @@ def main() -> int:
     matched = publisher.get_subscription_count() > 0
     time.sleep(1.0)  # the reader side matches this writer a moment after the writer matched the reader
     stamps = []
-    start = time.monotonic()
-    for index in range(args.frames):
-        delay = start + index / args.rate - time.monotonic()
+    period = 1.0 / args.rate
+    start = due = time.monotonic()
+    for _ in range(args.frames):
+        delay = due - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        captured = time.monotonic()
         stamp_ns = time.time_ns()  # a live camera stamps at capture
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
         publisher.publish(msg)
         stamps.append(stamp_ns)
+        # A camera that fell behind (a starved process) does not catch up in a burst: captures stay at least one
+        # period apart, so the stamps span the time the tests count clips over.
+        due = max(due + period, captured + period)
     elapsed = time.monotonic() - start
     print(json.dumps({"matched": matched, "sent": len(stamps), "publish_hz": len(stamps) / elapsed, "stamps": stamps}))
     sys.stdout.flush()
