@@ -116,6 +116,9 @@ public:
     std::uint64_t elements = msg.shape.empty() ? 0 : 1;
     for (auto extent : msg.shape) {
       elements *= extent;
+      if (elements > msg.data.size()) {
+        break;  // already too many (and a long hostile shape cannot wrap the product around)
+      }
     }
     if (msg.data.empty() || elements != msg.data.size()) {
       return "shape";
@@ -156,7 +159,9 @@ public:
     char cosine[32] = "none";
     if (state.previous.size() == msg.data.size() && norm > 0.0) {
       const double previous_norm = std::sqrt(dot(state.previous, state.previous));
-      std::snprintf(cosine, sizeof(cosine), "%.6f", dot(msg.data, state.previous) / (norm * previous_norm));
+      if (previous_norm > 0.0) {
+        std::snprintf(cosine, sizeof(cosine), "%.6f", dot(msg.data, state.previous) / (norm * previous_norm));
+      }
     }
     std::string shape;
     for (auto extent : msg.shape) {
