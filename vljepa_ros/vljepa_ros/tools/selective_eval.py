@@ -174,7 +174,7 @@ def paired_bootstrap(
         return float(np.sum((a[idx] - b[idx]) * w[idx]) / np.sum(w[idx]))
 
     rng = np.random.default_rng(seed)
-    draws = np.sort([pooled(rng.integers(0, a.size, a.size)) for _ in range(resamples)])
+    draws = [pooled(rng.integers(0, a.size, a.size)) for _ in range(resamples)]
     lo, hi = np.percentile(draws, [2.5, 97.5])
     return {
         "difference": pooled(np.arange(a.size)),
@@ -305,12 +305,11 @@ def score(
                 continue
             in_effect = in_effect_accuracy(decs, anns)
             sums[f"in_effect_{suffix}"] += in_effect * len(anns)
-            if suffix == "dense":
-                per_stream.append(in_effect)
-                per_stream_n.append(len(anns))
             sums[f"paper_nearest_{suffix}"] += nearest_accuracy(decs, anns) * len(anns)
             sums[f"cover_{suffix}"] += covering_accuracy(decs, anns) * len(anns)
             if suffix == "dense":
+                per_stream.append(in_effect)
+                per_stream_n.append(len(anns))
                 n_dense += len(anns)
             else:
                 n_mid += len(anns)
