@@ -1,5 +1,6 @@
 """open-vljepa at full size with random weights: export once, then one clip through the runtime, a short bag
-through `replay` and frames through the perception node, each in its own process.
+through `replay` and frames through the perception node, each in its own process, with the C++ example consumer
+(examples/embedding_listener_cpp) reading the node's full-size embeddings beside an rclpy subscriber.
 
 ViT-L 8x256 x-encoder, the predictor as open-vljepa keeps it (8 Llama-3.2-1B layers of 2048, vocab 128256,
 Llama-3 RoPE scaling, 64-token queries), EmbeddingGemma-300m's shape + a 1536-d projector. Checks the graphs
@@ -43,6 +44,7 @@ from vljepa_ros.torch_models.open_vljepa import (
 from vljepa_ros.torch_models.vjepa2_encoder import VJepa2Encoder, encoder_config
 from vljepa_ros.torch_models.vljepa_predictor import Llama3RopeScaling, VLJepaPredictor, VLJepaPredictorConfig
 
+from support.cpp_listener import expected_line, running_listener, stamp_text
 from support.open_vljepa_fixture import write_stand_in_tokenizers
 from support.polling import wait_until
 
@@ -296,7 +298,8 @@ def test_replay_runs_a_short_bag_through_the_full_size_model(full_size_export, t
 @pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.timeout(3600)
-def test_perception_node_publishes_an_embedding_from_the_full_size_model(full_size_export, ros):
+def test_perception_node_publishes_an_embedding_from_the_full_size_model(full_size_export, ros, tmp_path):
+    """... and a C++ consumer (examples/embedding_listener_cpp) reads the full-size vectors as rclpy does."""
     params = {
         "model_manifest": str(full_size_export.manifest),
         "providers": "[cpu]",
@@ -307,40 +310,50 @@ def test_perception_node_publishes_an_embedding_from_the_full_size_model(full_si
     }
     start = time.monotonic()
     watch = EmbeddingWatch(start)
-    process = subprocess.Popen(
-        node_command("vljepa_ros.nodes.perception_node", params),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=child_environment(),
-    )
-    output = StampedLines(process.stdout, start)
-    try:
-        ready = wait_until(lambda: watch.first_diagnostics_s is not None or process.poll() is not None, CHILD_TIMEOUT_S)
-        assert ready and process.poll() is None, output.tail()
-        rss_ready_mib = peak_rss_mib(process.pid)
-        camera_started_s = time.monotonic() - start
-        camera = subprocess.run(
-            [sys.executable, str(PUBLISHER), "--topic", CAMERA_TOPIC, "--frames", str(NODE_FRAMES), "--rate", "30"],
-            capture_output=True,
+    with running_listener(tmp_path / "cpp_listener.log") as listener:
+        process = subprocess.Popen(
+            node_command("vljepa_ros.nodes.perception_node", params),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
-            timeout=120,
             env=child_environment(),
         )
-        assert camera.returncode == 0, camera.stderr[-3000:]
-        sent = json.loads(camera.stdout.strip().splitlines()[-1])
-        assert sent["matched"] and sent["sent"] == NODE_FRAMES
-        arrived = wait_until(lambda: watch.embeddings or process.poll() is not None, CHILD_TIMEOUT_S)
-        peak_mib = peak_rss_mib(process.pid)
-        assert arrived and watch.embeddings, output.tail()
-    finally:
-        watch.close()
-        stop_process(process, timeout_s=60)
-        output.wait_closed()
+        output = StampedLines(process.stdout, start)
+        try:
+            ready = wait_until(
+                lambda: watch.first_diagnostics_s is not None or process.poll() is not None, CHILD_TIMEOUT_S
+            )
+            assert ready and process.poll() is None, output.tail()
+            rss_ready_mib = peak_rss_mib(process.pid)
+            assert wait_until(lambda: listener.parsed("listening") or listener.process.poll() is not None, 240)
+            camera_started_s = time.monotonic() - start
+            camera = subprocess.run(
+                [sys.executable, str(PUBLISHER), "--topic", CAMERA_TOPIC, "--frames", str(NODE_FRAMES), "--rate", "30"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                env=child_environment(),
+            )
+            assert camera.returncode == 0, camera.stderr[-3000:]
+            sent = json.loads(camera.stdout.strip().splitlines()[-1])
+            assert sent["matched"] and sent["sent"] == NODE_FRAMES
+            arrived = wait_until(lambda: watch.embeddings or process.poll() is not None, CHILD_TIMEOUT_S)
+            peak_mib = peak_rss_mib(process.pid)
+            assert arrived and watch.embeddings, output.tail()
+            wait_until(lambda: len(listener.parsed("embedding")) >= len(watch.embeddings), 30)
+        finally:
+            watch.close()
+            stop_process(process, timeout_s=60)
+            output.wait_closed()
     first_s, message = watch.embeddings[0]
     embedding_dim = load_manifest(full_size_export.manifest).embedding_dim
     assert message.model_id == "open-vljepa" and list(message.shape) == [embedding_dim]
     assert message.header.stamp.sec * 1_000_000_000 + message.header.stamp.nanosec in sent["stamps"]
+    in_cpp = {fields["stamp"]: fields for fields in listener.parsed("embedding")}
+    for _, msg in watch.embeddings:
+        expected = expected_line(msg)
+        got = in_cpp.get(stamp_text(msg.header.stamp), {})
+        assert {key: got.get(key) for key in expected} == expected, (tmp_path / "cpp_listener.log").read_text()
     print(
         json.dumps(
             {
