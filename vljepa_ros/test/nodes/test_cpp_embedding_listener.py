@@ -8,6 +8,7 @@ C++ type support, which planners use, reads those bytes as the same message.
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,8 +29,10 @@ from support.polling import wait_until
 pytestmark = pytest.mark.ros
 
 PUBLISHER = Path(__file__).resolve().parents[1] / "support" / "camera_publisher_process.py"
-CAMERA_TOPIC = "/cpp_listener_test/image_raw"
-CAMERA = "cpp_listener_test"
+# Names of this run only: another run on the host with the same domain id publishes on the same topic.
+CAMERA_TOPIC = f"/cpp_listener_test_{os.getpid()}/image_raw"
+CAMERA = f"cpp_listener_test_{os.getpid()}"
+CRAFTED = f"crafted_{os.getpid()}"
 
 
 def test_a_cpp_subscriber_reads_the_nodes_embeddings_as_rclpy_does(ros, tmp_path, tmp_path_factory):
@@ -73,17 +76,17 @@ def test_a_cpp_subscriber_reads_the_nodes_embeddings_as_rclpy_does(ros, tmp_path
             assert camera.returncode == 0, camera.stderr[-3000:]
             assert json.loads(camera.stdout.strip().splitlines()[-1])["matched"], node_log.read_text()[-3000:]
             assert wait_until(lambda: len(seen) >= 3, 60), node_log.read_text()[-3000:]
-            wait_until(lambda: len(listener.parsed("embedding")) >= len(seen), 15)
+            wait_until(lambda: len(mine(listener, "embedding", CAMERA)) >= len(seen), 15)
 
             # A consumer's checks, on messages the test writes to the same topic: a shape that does not match the
             # data, then the same camera under a new model version.
             vector = np.ones(4, np.float32) / 2.0
             for version, shape in (("v1", [4]), ("v1", [5]), ("v1", [4]), ("v2", [4])):
-                msg = Embedding(camera="crafted", kind=Embedding.KIND_PREDICTED, model_id="m", model_version=version)
+                msg = Embedding(camera=CRAFTED, kind=Embedding.KIND_PREDICTED, model_id="m", model_version=version)
                 msg.shape, msg.normalized, msg.data = shape, True, vector.tolist()
                 publisher.publish(msg)
                 time.sleep(0.05)
-            assert wait_until(lambda: len(listener.parsed("model_changed")) == 1, 20), listener.lines[-10:]
+            assert wait_until(lambda: mine(listener, "model_changed", CRAFTED), 20), listener.lines[-10:]
         finally:
             node.terminate()
             node.wait(timeout=20)
@@ -91,22 +94,31 @@ def test_a_cpp_subscriber_reads_the_nodes_embeddings_as_rclpy_does(ros, tmp_path
             monitor.destroy_node()
             listener.stop()
 
-    received = {f["stamp"]: f for f in listener.parsed("embedding") if f["camera"] == CAMERA}
-    assert len(seen) >= 3
-    assert set(received) == set(seen), f"C++ got {sorted(received)}, rclpy got {sorted(seen)}"
-    for stamp, msg in seen.items():
-        expected = expected_line(msg)
+    # The node's writer may match the listener a moment after the monitor: from the first embedding the listener
+    # got, it must have every one the monitor got, each the same.
+    received = {f["stamp"]: f for f in mine(listener, "embedding", CAMERA)}
+    assert received, (tmp_path / "listener.log").read_text()
+    first = min(received, key=float)
+    expected_stamps = {stamp for stamp in seen if float(stamp) >= float(first)}
+    assert len(expected_stamps) >= 3 and set(received) == expected_stamps, (sorted(received), sorted(seen))
+    for stamp in expected_stamps:
+        expected = expected_line(seen[stamp])
         got = {key: received[stamp][key] for key in expected}
         assert got == expected, f"stamp {stamp}: C++ {got} vs rclpy {expected}"
-        assert abs(float(received[stamp]["norm"]) - 1.0) < 1e-4 and msg.normalized
+        assert abs(float(received[stamp]["norm"]) - 1.0) < 1e-4 and seen[stamp].normalized
     # Consecutive clips of one camera are compared by cosine: the first has nothing before it.
     cosines = [f["cos_prev"] for f in sorted(received.values(), key=lambda f: float(f["stamp"]))]
     assert cosines[0] == "none" and all(-1.0 <= float(c) <= 1.000001 for c in cosines[1:])
 
-    crafted = [f for f in listener.parsed("embedding") if f["camera"] == "crafted"]
+    crafted = mine(listener, "embedding", CRAFTED)
     assert [f["model_version"] for f in crafted] == ["v1", "v1", "v2"]
     assert [f["cos_prev"] for f in crafted] == ["none", "1.000000", "none"]  # a new model forgets the old vector
-    assert [f["reason"] for f in listener.parsed("rejected")] == ["shape"]
-    assert listener.parsed("model_changed") == [{"camera": "crafted", "from": "v1", "to": "v2"}]
+    assert [f["reason"] for f in mine(listener, "rejected", CRAFTED)] == ["shape"]
+    assert mine(listener, "model_changed", CRAFTED) == [{"camera": CRAFTED, "from": "v1", "to": "v2"}]
     summary = listener.parsed("summary")
-    assert summary and summary[0]["rejected"] == "1" and int(summary[0]["accepted"]) == len(seen) + 3
+    assert summary and int(summary[0]["rejected"]) >= 1 and int(summary[0]["accepted"]) >= len(received) + 3
+
+
+def mine(listener, word: str, camera: str) -> list[dict]:
+    """The listener's `word` lines about `camera`."""
+    return [fields for fields in listener.parsed(word) if fields.get("camera") == camera]
