@@ -107,11 +107,14 @@ def ac_state(state: PushState) -> np.ndarray:
     return out
 
 
+def max_body_error(state: PushState, goal: PushState) -> float:
+    """The largest distance of a body (agent or box) from its goal position."""
+    return float(np.linalg.norm(state.vector().reshape(-1, 2) - goal.vector().reshape(-1, 2), axis=1).max())
+
+
 def reached(state: PushState, goal: PushState, tolerance: float) -> bool:
     """Every body (agent and boxes) within `tolerance` of its goal position."""
-    return bool(
-        np.max(np.linalg.norm(state.vector().reshape(-1, 2) - goal.vector().reshape(-1, 2), axis=1)) <= tolerance
-    )
+    return max_body_error(state, goal) <= tolerance
 
 
 def random_push_actions(state: PushState, steps: int, rng: np.random.Generator) -> np.ndarray:

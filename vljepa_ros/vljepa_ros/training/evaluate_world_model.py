@@ -35,6 +35,7 @@ from vljepa_ros.tiny_world.push_world import (
     PushState,
     ac_action,
     ac_state,
+    max_body_error,
     random_push_actions,
     random_state,
     reached,
@@ -62,19 +63,26 @@ class EvalConfig:
     cem: CEMConfig = PLANAR
 
 
+def observe_all(model: WorldModel, states) -> np.ndarray:
+    """The encoder's tokens of each state's rendered frame, in one batch."""
+    return model.encode(np.stack([preprocess_image(render(state), model.manifest) for state in states]))
+
+
 def observe(model: WorldModel, state: PushState) -> np.ndarray:
-    return model.encode(preprocess_image(render(state), model.manifest)[None])[0]
+    return observe_all(model, [state])[0]
+
+
+def random_single_actions(rng, samples: int) -> np.ndarray:
+    """(samples, 1, 7) one-step action sequences with uniform pushes in the first two dims, zeros elsewhere."""
+    candidates = np.zeros((samples, 1, 7), np.float32)
+    candidates[:, 0, :2] = rng.uniform(-MAX_STEP, MAX_STEP, (samples, 2))
+    return candidates
 
 
 def roc_auc(negatives: np.ndarray, positives: np.ndarray) -> float:
     """Probability that a positive scores above a negative (ties count half)."""
     wins = (positives[:, None] > negatives[None, :]).mean() + 0.5 * (positives[:, None] == negatives[None, :]).mean()
     return float(wins)
-
-
-def max_body_error(state: PushState, goal: PushState) -> float:
-    """The largest distance of a body (agent or box) from its goal position."""
-    return float(np.linalg.norm(state.vector().reshape(-1, 2) - goal.vector().reshape(-1, 2), axis=1).max())
 
 
 def run_episode(model: WorldModel, start: PushState, goal: PushState, method: str, config: EvalConfig, rng) -> dict:
@@ -87,12 +95,10 @@ def run_episode(model: WorldModel, start: PushState, goal: PushState, method: st
             delta = rng.uniform(-MAX_STEP, MAX_STEP, 2)
         elif method == "oracle_greedy":  # the true next frames scored: what the cost allows a perfect predictor
             candidates = rng.uniform(-MAX_STEP, MAX_STEP, (config.cem.samples, 2))
-            frames = [preprocess_image(render(step(state, c)), model.manifest) for c in candidates]
-            costs = token_distance(model.encode(np.stack(frames)), goal_tokens[None])
+            costs = token_distance(observe_all(model, [step(state, c) for c in candidates]), goal_tokens[None])
             delta = candidates[int(np.argmin(costs))]
         elif method == "greedy":
-            candidates = np.zeros((config.cem.samples, 1, 7), np.float32)
-            candidates[:, 0, :2] = rng.uniform(-MAX_STEP, MAX_STEP, (config.cem.samples, 2))
+            candidates = random_single_actions(rng, config.cem.samples)
             costs = rollout_cost(model, context, goal_tokens, config.cem.max_batch)(candidates)
             delta = candidates[int(np.argmin(costs)), 0, :2]
         else:
@@ -135,10 +141,9 @@ def evaluate_ranking(model: WorldModel, config: EvalConfig) -> dict:
     predicted_vs_true, predicted_vs_state, true_vs_state, spread_predicted, spread_true = [], [], [], [], []
     for start, goal in planning_pairs(config):
         goal_tokens = observe(model, goal)
-        candidates = np.zeros((config.cem.samples, 1, 7), np.float32)
-        candidates[:, 0, :2] = rng.uniform(-MAX_STEP, MAX_STEP, (config.cem.samples, 2))
+        candidates = random_single_actions(rng, config.cem.samples)
         after = [step(start, c[0]) for c in candidates]
-        true_tokens = model.encode(np.stack([preprocess_image(render(s), model.manifest) for s in after]))
+        true_tokens = observe_all(model, after)
         context = Context(observe(model, start)[None], ac_state(start)[None], np.zeros((0, 7), np.float32))
         predicted_tokens = model.rollout(
             np.broadcast_to(context.tokens, (len(after), *context.tokens.shape)),
