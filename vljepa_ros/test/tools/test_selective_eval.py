@@ -16,6 +16,8 @@ from vljepa_ros.tools.selective_eval import (
     evaluate,
     event_metrics,
     in_effect_accuracy,
+    in_effect_by_protocol,
+    in_effect_time_fraction,
     main,
     midpoint_annotations,
     nearest_accuracy,
@@ -53,6 +55,44 @@ def test_in_effect_accuracy_uses_the_latest_decode_before_the_annotation():
     decodes = [Decode(0, "A", FIRST, 0), Decode(10 * NS, "B", CHANGE, 10 * NS)]
     annotations = [Annotation(-NS, "A"), Annotation(2 * NS, "A"), Annotation(9 * NS, "B"), Annotation(12 * NS, "B")]
     assert in_effect_accuracy(decodes, annotations) == 0.5
+
+
+def test_in_effect_time_fraction_integrates_what_a_subscriber_holds():
+    truth = truth_for(["A", "B", "C"], [0, 10, 20, 30])
+    # Nothing before 2 s, then A (right to 10 s), B from 12 s (right to 20 s, then C is due), C from 25 s.
+    decodes = [
+        Decode(2 * NS, "A", FIRST, 0),
+        Decode(12 * NS, "B", CHANGE, 10 * NS),
+        Decode(25 * NS, "C", CHANGE, 20 * NS),
+    ]
+    assert in_effect_time_fraction(decodes, truth, 0, 30 * NS) == pytest.approx((8 + 8 + 5) / 30)
+    # A decode stamped before the span is in effect from the span's start.
+    early = [Decode(-NS, "A", FIRST, -NS)]
+    assert in_effect_time_fraction(early, truth, 0, 30 * NS) == pytest.approx(10 / 30)
+    assert in_effect_time_fraction([], truth, 0, 30 * NS) == 0.0
+    assert np.isnan(in_effect_time_fraction(decodes, truth, 5 * NS, 5 * NS))
+
+
+def test_annotations_on_uniform_ticks_never_see_it_stale_but_the_time_fraction_does():
+    # Uniform 1 Hz decodes of a stream whose caption flips at 10.5 s: at annotations on its own ticks it is
+    # right every time; a subscriber holds the old caption from 10.5 s to 11 s (0.5 s of 20 s).
+    truth = truth_for(["A", "B"], [0, 10.5, 20])
+    ticks = [Decode(k * NS, "A" if k < 10.5 else "B", FIRST, k * NS) for k in range(21)]
+    on_ticks = dense_annotations(truth, 0, 20 * NS, 1.0)
+    assert in_effect_accuracy(ticks, on_ticks) == 1.0
+    assert in_effect_time_fraction(ticks, truth, 0, 20 * NS) == pytest.approx(19.5 / 20)
+    # The same decodes at annotations moved off the ticks: the one at 10.5 s or 10.75 s sees the stale caption.
+    stream = EvalStream(0, np.arange(21, dtype=np.int64) * NS, np.zeros((21, 2), np.float32), truth)
+    protocols = in_effect_by_protocol([stream], [ticks])
+    assert protocols["every 1 s on uniform 1 Hz's ticks"] == {"in_effect": 1.0, "annotations": 21}
+    assert protocols["every 1 s, 0.25 s after the ticks"]["in_effect"] == 1.0
+    assert protocols["every 1 s, 0.5 s after the ticks"]["in_effect"] == pytest.approx(19 / 20)
+    assert protocols["every 1 s, 0.75 s after the ticks"]["in_effect"] == pytest.approx(19 / 20)
+    assert protocols["every 0.5 s outside the action windows"] == {"in_effect": 40 / 41, "annotations": 41}
+    # An action window leaves its annotations out: 10 s - 11 s holds three of them, one wrong.
+    stream.truth["events"] = [{"start_ns": 10 * NS, "end_ns": 11 * NS}]
+    outside = in_effect_by_protocol([stream], [ticks])["every 0.5 s outside the action windows"]
+    assert outside == {"in_effect": 1.0, "annotations": 39}
 
 
 def test_covering_accuracy_scores_each_annotation_by_the_segment_it_falls_in():
@@ -190,16 +230,18 @@ def test_sweep_picks_a_point_that_matches_uniform_quality_with_fewer_decodes():
     )
     report = evaluate(tune, test, RetrievalDecoder(bank), args, log=lambda _: None)
     t = report["test"]
-    # No model lag here (the embeddings change at the change), so uniform 1 Hz shows each change within 0.5 s
-    # and no selective point reaches its in-effect 1.0: the chosen one is the best in effect with enough recall.
+    # No model lag here (the embeddings change at the change), so uniform 1 Hz shows each change within a second
+    # and no selective point reaches its in-effect 0.98: the chosen one is the best in effect with enough recall.
     sweep, chosen = report["tuning"]["sweep"], report["tuning"]["chosen"]
     eligible = [r for r in sweep if r["event_recall"] >= 0.9 and r["reduction_factor"] >= 3.0]
-    assert chosen["in_effect_dense"] == max(r["in_effect_dense"] for r in eligible)
+    assert chosen["in_effect_time"] == max(r["in_effect_time"] for r in eligible)
     assert t["selective"]["in_effect_dense"] >= 0.9 and t["selective"]["cover_dense"] >= 0.95
     assert t["uniform_newest"]["latency_p50_s"] <= t["selective"]["latency_p50_s"] <= 1.5
     assert t["selective"]["reduction_factor"] >= 3.0
     assert t["selective"]["event_recall_correct_text"] == 1.0 and t["selective"]["spurious_change_decodes"] == 0
-    assert t["selective"]["decodes"] == 4
+    # Chosen on the time in effect: a provisional decode at each change and its confirmation, one caption each.
+    assert t["selective"]["captions"] == 4 and t["selective"]["decodes"] == 7
+    assert report["tuning"]["chosen"]["config"]["provisional"] is True
     assert t["uniform_average"]["decodes"] == int((test[0].stamps_ns[-1] - test[0].stamps_ns[0]) // NS) + 1
     assert t["ward_ground_truth_segment_count"]["decodes"] == 4
     assert report["tuning"]["chosen"]["config"]["threshold"] == 0.03  # 0.01 is under the noise, 0.3 over the changes
@@ -230,7 +272,7 @@ def test_main_refuses_a_missing_model(tmp_path, capsys):
 def test_choose_needs_quality_and_recall_then_prefers_fewer_decodes():
     def point(quality, recall, reduction):
         return {
-            "in_effect_dense": quality,
+            "in_effect_time": quality,
             "event_recall": recall,
             "reduction_factor": reduction,
             "event_recall_correct_text": recall,
@@ -248,7 +290,7 @@ def test_choose_needs_quality_and_recall_then_prefers_fewer_decodes():
 def test_choose_with_a_target_reduction_prefers_quality_among_points_that_reach_it():
     def point(quality, recall, reduction):
         return {
-            "in_effect_dense": quality,
+            "in_effect_time": quality,
             "event_recall": recall,
             "reduction_factor": reduction,
             "event_recall_correct_text": recall,
@@ -310,6 +352,9 @@ def test_command_runs_the_bundled_model_end_to_end(tmp_path):
     assert t["selective"]["true_changes"] > 0
     gap = t["selective"]["in_effect_vs_uniform"]  # one held-out stream: the interval is the difference itself
     assert gap["streams"] == 1 and gap["ci95"] == pytest.approx([gap["difference"]] * 2)
-    bar = max(t["uniform_newest"]["in_effect_dense"], t["uniform_average"]["in_effect_dense"])
-    assert gap["difference"] == pytest.approx(t["selective"]["in_effect_dense"] - bar)
+    bar = max(t["uniform_newest"]["in_effect_time"], t["uniform_average"]["in_effect_time"])
+    assert gap["difference"] == pytest.approx(t["selective"]["in_effect_time"] - bar)
+    ticks = t["selective"]["in_effect_at_uniform_ticks_vs_uniform"]  # labelled beside it, on the same uniform
+    uniform = max((t["uniform_newest"], t["uniform_average"]), key=lambda r: r["in_effect_time"])
+    assert ticks["difference"] == pytest.approx(t["selective"]["in_effect_dense"] - uniform["in_effect_dense"])
     assert list((tmp_path / "cache").glob("*.npz"))  # embeddings cached for the next sweep
