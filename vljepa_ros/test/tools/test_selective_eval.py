@@ -84,10 +84,10 @@ def test_annotations_on_uniform_ticks_never_see_it_stale_but_the_time_fraction_d
     # The same decodes at annotations moved off the ticks: the one at 10.5 s or 10.75 s sees the stale caption.
     stream = EvalStream(0, np.arange(21, dtype=np.int64) * NS, np.zeros((21, 2), np.float32), truth)
     protocols = in_effect_by_protocol([stream], [ticks])
-    assert protocols["every 1 s on uniform 1 Hz's ticks"] == {"in_effect": 1.0, "annotations": 21}
-    assert protocols["every 1 s, 0.25 s after the ticks"]["in_effect"] == 1.0
-    assert protocols["every 1 s, 0.5 s after the ticks"]["in_effect"] == pytest.approx(19 / 20)
-    assert protocols["every 1 s, 0.75 s after the ticks"]["in_effect"] == pytest.approx(19 / 20)
+    assert protocols["every 1 s from the first embedding"] == {"in_effect": 1.0, "annotations": 21}
+    assert protocols["every 1 s from the first embedding + 0.25 s"]["in_effect"] == 1.0
+    assert protocols["every 1 s from the first embedding + 0.5 s"]["in_effect"] == pytest.approx(19 / 20)
+    assert protocols["every 1 s from the first embedding + 0.75 s"]["in_effect"] == pytest.approx(19 / 20)
     assert protocols["every 0.5 s outside the action windows"] == {"in_effect": 40 / 41, "annotations": 41}
     # An action window leaves its annotations out: 10 s - 11 s holds three of them, one wrong.
     stream.truth["events"] = [{"start_ns": 10 * NS, "end_ns": 11 * NS}]
