@@ -46,6 +46,7 @@ def test_demo_runs_the_nodes_and_reports(tmp_path, tmp_path_factory):
     # Captions are printed as they are published, with the ground-truth comparison after the run.
     assert re.search(r"\[caption\] t=\s*[\d.]+ s  camera: \".+\"  \(first", out)
     assert "true changes vs captions" in out and "selective vs" in out
+    assert re.search(r"caption in effect was right \d+% of the \d+ s with embeddings; uniform 1 Hz .*: \d+%", out)
 
     recorded = tmp_path / "run" / "outputs_bag"
     assert f"output bag: {recorded}" in out
@@ -152,3 +153,36 @@ def test_answer_window_refuses_a_bad_decoder_parameter_by_name(tmp_path):
     with pytest.raises(ConfigError) as refused:
         answer_window_s(DemoOptions(out_dir=tmp_path, params_file=params))
     assert refused.value.parameter == "drift_floor"
+
+
+def test_in_effect_shares_scores_the_live_captions_and_uniform_decoding_over_time():
+    from vljepa_msgs.msg import Caption, Embedding
+    from vljepa_ros.decoding.decoders import RetrievalDecoder
+    from vljepa_ros.runtime.bundled_model import bundled_manifest_path
+    from vljepa_ros.runtime.manifest import load_manifest
+    from vljepa_ros.runtime.text_bank import TextBank
+    from vljepa_ros.tools.demo import in_effect_shares
+
+    bank = TextBank.load(load_manifest(bundled_manifest_path(), check_files=False).banks["captions"])
+    a, b = bank.texts[0], bank.texts[1]
+
+    def stamped(msg, t_s):
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(int(round(t_s * 1e9)), 1_000_000_000)
+        return msg
+
+    # The scene turns from A to B at 5.5 s and the embeddings follow at 5.75 s (every 0.25 s over 10 s).
+    embeddings = [
+        stamped(Embedding(kind=1, data=bank.embeddings[0 if k * 0.25 < 5.75 else 1].tolist()), k * 0.25)
+        for k in range(41)
+    ]
+    truth = {"segments": [{"start_ns": 0, "end_ns": 5_500_000_000, "caption": a}]}
+    truth["segments"].append({"start_ns": 5_500_000_000, "end_ns": 10_000_000_000, "caption": b})
+    captions = [
+        stamped(Caption(text=b, reason=Caption.REASON_CHANGE), 5.75),
+        stamped(Caption(text=a, reason=Caption.REASON_FIRST), 0.0),  # arrival order is not stamp order
+    ]
+    shares = in_effect_shares(truth, captions, embeddings, RetrievalDecoder(bank))
+    # Live: stale from 5.5 s to 5.75 s. Uniform 1 Hz: its 6 s tick is the first to see B.
+    assert shares["selective_live"] == pytest.approx(9.75 / 10)
+    assert shares["uniform_1hz"] == pytest.approx(9.5 / 10)
+    assert shares["seconds"] == pytest.approx(10.0)

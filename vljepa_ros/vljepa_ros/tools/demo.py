@@ -50,6 +50,7 @@ from vljepa_ros.tools import report
 from vljepa_ros.tools.ground_truth import load_truth, truth_changes
 from vljepa_ros.tools.node_process import stop_process
 from vljepa_ros.tools.params_file import default_params_file, node_parameters
+from vljepa_ros.tools.selective_eval import Decode, EvalStream, in_effect_time_fraction, uniform_decodes
 
 CAMERA_TOPIC = "/camera/image_raw"
 CAMERA = "camera"
@@ -268,15 +269,43 @@ def silent_events_quiet(truth: dict | None, captions: Sequence, window_s: float)
     return result
 
 
+def node_decoder(options: DemoOptions) -> RetrievalDecoder:
+    """The retrieval decoder over the caption bank the decoder node runs with."""
+    params = node_parameters(options.params_file or default_params_file(), "vljepa_decoder")
+    return RetrievalDecoder(TextBank.load(choose_bank(params.get("bank_path", ""), str(options.model or "")).path))
+
+
+def described_embeddings(recorded: Path) -> list:
+    """The recorded "describe the scene" embeddings (kind 1), the ones the decoder captions."""
+    return [m for _, m in bag_io.read_messages(recorded, EMBEDDING_TOPIC) if m.kind == 1]
+
+
+def in_effect_shares(truth: dict, captions: Sequence, embeddings: Sequence, decoder: RetrievalDecoder) -> dict:
+    """Fraction of the time, over the span with embeddings, that the caption in effect is the true one: the
+    captions as the subscriber held them (by their stamps) and uniform 1 Hz decoding of the same embeddings."""
+    stamps = np.asarray([bag_io.stamp_to_ns(m.header.stamp) for m in embeddings], dtype=np.int64)
+    vectors = np.stack([np.asarray(m.data, np.float32) for m in embeddings])
+    first, last = int(stamps[0]), int(stamps[-1])
+    live = sorted(
+        (Decode(bag_io.stamp_to_ns(c.header.stamp), c.text, int(c.reason), 0) for c in captions),
+        key=lambda d: d.stamp_ns,
+    )
+    uniform = uniform_decodes(EvalStream(0, stamps, vectors, truth), decoder, 1.0, average=False)
+    return {
+        "selective_live": in_effect_time_fraction(live, truth, first, last),
+        "uniform_1hz": in_effect_time_fraction(uniform, truth, first, last),
+        "seconds": (last - first) / 1e9,
+    }
+
+
 def write_demo_report(
     out_dir: Path, recorded: Path, bag: Path, truth: dict | None, options: DemoOptions, summary: dict
 ) -> Path:
     """Timeline PNG + HTML from the recorded outputs, with offline Ward segments for comparison."""
     params = node_parameters(options.params_file or default_params_file(), "vljepa_decoder")
     detector = detector_config(detector_values_from_parameters(params))
-    bank_path = choose_bank(params.get("bank_path", ""), str(options.model or "")).path
-    decoder = RetrievalDecoder(TextBank.load(bank_path))
-    embeddings = [m for _, m in bag_io.read_messages(recorded, EMBEDDING_TOPIC) if m.kind == 1]
+    decoder = node_decoder(options)
+    embeddings = described_embeddings(recorded)
     online = len(bag_io.read_messages(recorded, CAPTION_TOPIC))
     segments = {}
     if embeddings:
@@ -419,6 +448,15 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
             f"[demo] decodes: {decodes} selective vs {uniform} for uniform 1 Hz decoding "
             f"({uniform / max(1, decodes):.1f}x fewer; {len(captions)} captions published)"
         )
+        embeddings = described_embeddings(recorded)
+        if embeddings:
+            shares = in_effect_shares(truth, captions, embeddings, node_decoder(options))
+            outcome["in_effect_time"] = shares
+            _say(
+                f"[demo] the caption in effect was right {shares['selective_live']:.0%} of the "
+                f"{shares['seconds']:.0f} s with embeddings; uniform 1 Hz decoding of the same embeddings: "
+                f"{shares['uniform_1hz']:.0%}"
+            )
     report_path = write_demo_report(run_dir, recorded, bag, truth, options, outcome)
     _say(f"[demo] output bag: {recorded}  (ros2 bag info {recorded})")
     _say(f"[demo] report:     {report_path}")
