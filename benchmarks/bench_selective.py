@@ -1,6 +1,6 @@
 """Decoder-side compute of selective vs uniform decoding, measured side by side in one run (JSON out).
 
-Selective decoding runs the change detector on every embedding and decodes rarely; uniform decoding decodes
+Selective decoding runs its trigger on every embedding and decodes rarely; uniform decoding decodes
 every tick. Which is cheaper depends on the decoder: this measures, on the same embedding stream,
 - the detector's cost per embedding (DecodingPipeline.feed without a decode),
 - the retrieval decoder's cost per decode over the caption bank,
@@ -17,6 +17,7 @@ Usage: .venv/bin/python benchmarks/bench_selective.py [--bank captions.npz] [--m
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -105,8 +106,12 @@ def main(argv=None) -> int:
     else:
         stamps, vectors = synthetic_stream(bank, args.minutes, args.rate, args.noise, seed=0)
     config = ChangeDetectorConfig()
-    # The change detector with an unreachable threshold: its per-embedding cost, nothing after the first decode.
-    never = ChangeDetectorConfig(trigger="change", threshold=2.0, reconfirm_s=0.0)
+    # The shipped trigger with floors (or a threshold) that unit embeddings do not reach: its per-embedding
+    # cost, nothing decoded after the first embedding.
+    if config.trigger == "margin":
+        never = dataclasses.replace(config, drift_floor=2.0, settle_floor=2.0)
+    else:
+        never = dataclasses.replace(config, threshold=2.0, reconfirm_s=0.0)
 
     detector_s, selective_s, uniform_s, decode_s = [], [], [], []
     for _ in range(args.repeats):  # interleaved so that load changes hit every variant alike
@@ -130,7 +135,7 @@ def main(argv=None) -> int:
         "stream_seconds": stream_s,
         "embeddings": int(len(stamps)),
         "embedding_rate_hz": embeddings_per_s,
-        "config": config.__dict__,
+        "config": dataclasses.asdict(config),
         "uniform_rate_hz": args.uniform_rate,
         "uniform_decodes": uniform_decodes,
         "selective_decodes": selective_decodes,
