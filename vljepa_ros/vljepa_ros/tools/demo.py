@@ -299,13 +299,19 @@ def in_effect_shares(truth: dict, captions: Sequence, embeddings: Sequence, deco
 
 
 def write_demo_report(
-    out_dir: Path, recorded: Path, bag: Path, truth: dict | None, options: DemoOptions, summary: dict
+    out_dir: Path,
+    recorded: Path,
+    bag: Path,
+    truth: dict | None,
+    options: DemoOptions,
+    summary: dict,
+    embeddings: Sequence,
+    decoder: RetrievalDecoder,
 ) -> Path:
-    """Timeline PNG + HTML from the recorded outputs, with offline Ward segments for comparison."""
+    """Timeline PNG + HTML from the recorded outputs (`embeddings`: their described embeddings, decoded by
+    `decoder` into offline Ward segments for comparison)."""
     params = node_parameters(options.params_file or default_params_file(), "vljepa_decoder")
     detector = detector_config(detector_values_from_parameters(params))
-    decoder = node_decoder(options)
-    embeddings = described_embeddings(recorded)
     online = len(bag_io.read_messages(recorded, CAPTION_TOPIC))
     segments = {}
     if embeddings:
@@ -409,6 +415,7 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
         f"transitions, {counts.get(CAPTION_TOPIC, 0)} captions" + (f" from {frames} frames" if frames else "")
     )
     window_s = answer_window_s(options)
+    embeddings, decoder = described_embeddings(recorded), node_decoder(options)  # read once: shares and report
     rows = match_changes(truth, captions, window_s)
     outcome = {"recorded": counts, "answer_window_s": round(window_s, 3), "changes": rows}
     if rows:
@@ -448,16 +455,15 @@ def summarize(options, bag, truth, recorded, counts, printer, run_dir) -> int:
             f"[demo] decodes: {decodes} selective vs {uniform} for uniform 1 Hz decoding "
             f"({uniform / max(1, decodes):.1f}x fewer; {len(captions)} captions published)"
         )
-        embeddings = described_embeddings(recorded)
         if embeddings:
-            shares = in_effect_shares(truth, captions, embeddings, node_decoder(options))
+            shares = in_effect_shares(truth, captions, embeddings, decoder)
             outcome["in_effect_time"] = shares
             _say(
                 f"[demo] the caption in effect was right {shares['selective_live']:.0%} of the "
                 f"{shares['seconds']:.0f} s with embeddings; uniform 1 Hz decoding of the same embeddings: "
                 f"{shares['uniform_1hz']:.0%}"
             )
-    report_path = write_demo_report(run_dir, recorded, bag, truth, options, outcome)
+    report_path = write_demo_report(run_dir, recorded, bag, truth, options, outcome, embeddings, decoder)
     _say(f"[demo] output bag: {recorded}  (ros2 bag info {recorded})")
     _say(f"[demo] report:     {report_path}")
     _say(f"[demo] timeline:   {report_path.parent / ('timeline_' + CAMERA + '.png')}")

@@ -664,12 +664,16 @@ def evaluate(
         return against_uniform(score(test, decodes, args.annotation_period, args.tolerance, [len(d) for d in decodes]))
 
     test_results: dict[ChangeDetectorConfig, dict] = {}
+    test_decodes: dict[ChangeDetectorConfig, list[list[Decode]]] = {}
 
     def on_test(cfg: ChangeDetectorConfig) -> dict:
-        """The selective decoder at `cfg` on the test streams; a point chosen twice (the chosen one is usually
-        its trigger's best and the shipped defaults too) is run once."""
+        """The selective decoder at `cfg` on the test streams, scored (its captions kept in test_decodes); a point
+        chosen twice (the chosen one is usually its trigger's best and the shipped defaults too) is run once."""
         if cfg not in test_results:
-            test_results[cfg] = against_uniform(run(test, lambda s: selective_decodes(s, decoder, cfg)))
+            pairs = [selective_decodes(s, decoder, cfg) for s in test]
+            test_decodes[cfg] = [p[0] for p in pairs]
+            result = score(test, test_decodes[cfg], args.annotation_period, args.tolerance, [p[1] for p in pairs])
+            test_results[cfg] = against_uniform(result)
         return test_results[cfg]
 
     selective = on_test(chosen_cfg)
@@ -699,7 +703,7 @@ def evaluate(
     protocols = {f"uniform {args.uniform_rate:g} Hz, newest": in_effect_by_protocol(test, uniform_newest_decodes)}
     for name, cfg in (("selective (chosen)", chosen_cfg), ("selective (shipped defaults)", shipped)):
         if cfg is not None:
-            protocols[name] = in_effect_by_protocol(test, [selective_decodes(s, decoder, cfg)[0] for s in test])
+            protocols[name] = in_effect_by_protocol(test, test_decodes[cfg])
     equal_budget_rate = args.uniform_rate * selective["decodes"] / uniform_n
     budget_single, budget_avg = uniform_pair(test, equal_budget_rate)
     ward = {}
